@@ -1,0 +1,34 @@
+# qpi-kit: two commands on a fresh machine.
+#   make reproduce   create .venv, install the kit, run the main job at the CPU profile
+#   make test        same environment, run the whole test suite
+# Variables: PROFILE (quick), RUN_DIR (runs/$(PROFILE)), PYTHON (python3),
+#            TORCH_SPEC (torch==2.13.0: a CPU build here; on a CUDA machine use e.g. TORCH_SPEC=torch)
+PYTHON ?= python3
+VENV ?= .venv
+PROFILE ?= quick
+RUN_DIR ?= runs/$(PROFILE)
+TORCH_SPEC ?= torch==2.13.0
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: reproduce test benchmark clean-venv
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $(STAMP)
+
+reproduce: $(STAMP)
+	$(BIN)/qpi reproduce --profile $(PROFILE) --run-dir $(RUN_DIR)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+benchmark: $(STAMP)
+	$(BIN)/python benchmarks/bench_simulate.py
+
+clean-venv:
+	rm -rf $(VENV)

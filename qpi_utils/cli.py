@@ -1,0 +1,122 @@
+"""The ``qpi`` command line: every step of the kit, each reading one profile.
+
+Run ``qpi --help`` or ``qpi COMMAND --help``. All commands take ``--profile`` (smoke, quick,
+paper; default ``$QPI_PROFILE`` or quick) and ``--set section.key=value`` overrides, and write
+under ``--run-dir`` (default ``runs/<profile>``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from .config import PROFILE_NAMES, ProfileError, default_profile_name, get_profile
+from .data import DatasetError
+
+__all__ = ["main", "build_parser"]
+
+
+def _common(p: argparse.ArgumentParser, run_dir: bool = True) -> None:
+    p.add_argument("--profile", default=None, choices=PROFILE_NAMES,
+                   help="size profile: smoke (CI, seconds), quick (2-core CPU, <30 min for the chain), "
+                        "paper (GPU, the paper's sizes); default $QPI_PROFILE or quick")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override one profile value, e.g. --set simulation.n_kernels=20 (repeatable)")
+    if run_dir:
+        p.add_argument("--run-dir", type=Path, default=None,
+                       help="directory for every artefact of this run (default runs/<profile>)")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def _run_dir(args) -> Path:
+    return Path(args.run_dir) if args.run_dir else Path("runs") / args.profile_obj.name
+
+
+def cmd_profile(args) -> int:
+    print(args.profile_obj.to_json())
+    return 0
+
+
+def cmd_simulate(args) -> int:
+    from .data import save_dataset
+    from .simulate import simulate_dataset
+
+    prof = args.profile_obj
+    out = Path(args.out) if args.out else _run_dir(args) / "data"
+    t0 = time.perf_counter()
+    ds = simulate_dataset(prof.simulation, profile=prof.name, progress=not args.no_progress)
+    elapsed = time.perf_counter() - t0
+    save_dataset(ds, out)
+    s = prof.simulation
+    print(f"wrote {out}: {s.n_kernels} kernels x {s.n_observations} observations "
+          f"({s.n_kernels * s.n_observations / elapsed:.0f} observations/s, {elapsed:.1f} s); "
+          f"content hash {ds.meta['content_hash'][:16]}")
+    return 0
+
+
+def cmd_reproduce(args) -> int:
+    """The main job: simulate, then every later step of the chain, into one run directory."""
+    from .data import save_dataset
+    from .plots import plot_dataset_examples, save_figure
+    from .simulate import simulate_dataset
+
+    prof = args.profile_obj
+    run = _run_dir(args)
+    t0 = time.perf_counter()
+    ds = simulate_dataset(prof.simulation, profile=prof.name, progress=not args.no_progress)
+    save_dataset(ds, run / "data")
+    fig_dir = Path(args.figures_dir) if args.figures_dir else run / "figures"
+    save_figure(plot_dataset_examples(ds), fig_dir / "dataset_examples.png")
+    print(f"simulated {ds.n_kernels} x {ds.n_observations} into {run / 'data'} "
+          f"({time.perf_counter() - t0:.1f} s); figure in {fig_dir}")
+    return 0
+
+
+COMMANDS = {
+    "profile": (cmd_profile, "print a profile's full configuration as JSON", False),
+    "simulate": (cmd_simulate, "simulate kernels and observations and write the dataset", True),
+    "reproduce": (cmd_reproduce, "run the whole chain at a profile into --run-dir", True),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="qpi",
+        description="qpi-kit: simulate QPI data, train the kernel VAE and the alignment encoder, "
+                    "evaluate, and reproduce the whole notebook chain.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (func, help_text, has_run_dir) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        _common(p, run_dir=has_run_dir)
+        if name == "simulate":
+            p.add_argument("--out", type=Path, default=None,
+                           help="dataset directory to write (default <run-dir>/data); replaced atomically")
+        for extra in EXTRA_ARGS.get(name, ()):
+            extra(p)
+        p.set_defaults(func=func)
+    return parser
+
+
+EXTRA_ARGS: dict = {
+    "reproduce": [lambda p: p.add_argument("--figures-dir", type=Path, default=None,
+                                           help="where figures go (default <run-dir>/figures)")],
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        args.profile_obj = get_profile(args.profile or default_profile_name(), args.overrides)
+        return int(args.func(args) or 0)
+    except (ProfileError, DatasetError, FileNotFoundError) as exc:
+        print(f"qpi {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
