@@ -15,6 +15,8 @@ from pathlib import Path
 
 from .config import PROFILE_NAMES, ProfileError, default_profile_name, get_profile
 from .data import DatasetError
+from .models import ModelConfigError
+from .train import TrainingError
 
 __all__ = ["main", "build_parser"]
 
@@ -57,27 +59,74 @@ def cmd_simulate(args) -> int:
     return 0
 
 
+def _train(step: str):
+    def run(args) -> int:
+        from . import train
+
+        fn = {"kernel_vae": train.train_kernel_vae, "alignment": train.train_alignment,
+              "one_step": train.train_one_step}[step]
+        summary = fn(args.profile_obj, _run_dir(args), progress=not args.no_progress, restart=args.restart)
+        print(json.dumps(summary, indent=2))
+        return 0
+
+    return run
+
+
+def cmd_evaluate(args) -> int:
+    from .evaluate import evaluate, markdown_table
+
+    results = Path(args.results_dir) if args.results_dir else _run_dir(args) / "results"
+    rows = evaluate(args.profile_obj, _run_dir(args), results, progress=not args.no_progress)
+    print(markdown_table(rows))
+    print(f"wrote {results}/table.csv, table.md, per_sample.csv, provenance.json")
+    return 0
+
+
 def cmd_reproduce(args) -> int:
-    """The main job: simulate, then every later step of the chain, into one run directory."""
-    from .data import save_dataset
+    """The main job: simulate, train the three networks, evaluate, into one run directory."""
+    from . import train
+    from .data import load_dataset, save_dataset
+    from .evaluate import evaluate, markdown_table
     from .plots import plot_dataset_examples, save_figure
     from .simulate import simulate_dataset
 
     prof = args.profile_obj
     run = _run_dir(args)
+    progress = not args.no_progress
+    times = {}
     t0 = time.perf_counter()
-    ds = simulate_dataset(prof.simulation, profile=prof.name, progress=not args.no_progress)
-    save_dataset(ds, run / "data")
+    data_dir = run / "data"
+    if (data_dir / "meta.json").is_file() and load_dataset(data_dir).meta.get("simulation") == \
+            {k: (list(v) if isinstance(v, tuple) else v) for k, v in prof.simulation.__dict__.items()}:
+        print(f"dataset {data_dir} already matches profile {prof.name}; not simulated again")
+        ds = load_dataset(data_dir)
+    else:
+        ds = simulate_dataset(prof.simulation, profile=prof.name, progress=progress)
+        save_dataset(ds, data_dir)
+    times["simulate"] = time.perf_counter() - t0
     fig_dir = Path(args.figures_dir) if args.figures_dir else run / "figures"
     save_figure(plot_dataset_examples(ds), fig_dir / "dataset_examples.png")
-    print(f"simulated {ds.n_kernels} x {ds.n_observations} into {run / 'data'} "
-          f"({time.perf_counter() - t0:.1f} s); figure in {fig_dir}")
+    for step, fn in (("kernel_vae", train.train_kernel_vae), ("alignment", train.train_alignment),
+                     ("one_step", train.train_one_step)):
+        t0 = time.perf_counter()
+        fn(prof, run, progress=progress, restart=args.restart)
+        times[step] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    results = Path(args.results_dir) if args.results_dir else run / "results"
+    rows = evaluate(prof, run, results, progress=progress)
+    times["evaluate"] = time.perf_counter() - t0
+    print(markdown_table(rows))
+    print("wall time (s): " + ", ".join(f"{k} {v:.1f}" for k, v in times.items()))
     return 0
 
 
 COMMANDS = {
     "profile": (cmd_profile, "print a profile's full configuration as JSON", False),
     "simulate": (cmd_simulate, "simulate kernels and observations and write the dataset", True),
+    "train-kernel-vae": (_train("kernel_vae"), "step 1: train the kernel VAE (MSE + alpha sym + beta KL)", True),
+    "train-alignment": (_train("alignment"), "step 2: train the observation encoder to the frozen kernel latents", True),
+    "train-one-step": (_train("one_step"), "baseline: train (Y, M) -> kernel directly", True),
+    "evaluate": (cmd_evaluate, "ID/OOD table (MAE, MSE, RMSE on [0,1] and [-1,1]) with provenance", True),
     "reproduce": (cmd_reproduce, "run the whole chain at a profile into --run-dir", True),
 }
 
@@ -101,8 +150,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_restart = lambda p: p.add_argument("--restart", action="store_true",
+                                    help="ignore checkpoints and trained models in the run directory")
+_results = lambda p: p.add_argument("--results-dir", type=Path, default=None,
+                                    help="where tables go (default <run-dir>/results)")
 EXTRA_ARGS: dict = {
-    "reproduce": [lambda p: p.add_argument("--figures-dir", type=Path, default=None,
+    "train-kernel-vae": [_restart],
+    "train-alignment": [_restart],
+    "train-one-step": [_restart],
+    "evaluate": [_results],
+    "reproduce": [_restart, _results,
+                  lambda p: p.add_argument("--figures-dir", type=Path, default=None,
                                            help="where figures go (default <run-dir>/figures)")],
 }
 
@@ -113,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.profile_obj = get_profile(args.profile or default_profile_name(), args.overrides)
         return int(args.func(args) or 0)
-    except (ProfileError, DatasetError, FileNotFoundError) as exc:
+    except (ProfileError, DatasetError, FileNotFoundError, TrainingError, ModelConfigError) as exc:
         print(f"qpi {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

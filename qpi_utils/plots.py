@@ -9,7 +9,7 @@ import numpy as np
 
 from .simulate import SYMMETRY_NAMES, SYMMETRY_ORDERS
 
-__all__ = ["save_figure", "fourier_magnitude", "plot_dataset_examples"]
+__all__ = ["save_figure", "fourier_magnitude", "plot_dataset_examples", "plot_history"]
 
 
 def _plt():
@@ -60,5 +60,21 @@ def plot_dataset_examples(ds, observation: int = 0):
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])
+    fig.tight_layout()
+    return fig
+
+
+def plot_history(rows: list[dict], title: str = ""):
+    """Per-epoch train and test loss (log scale) from a training log."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    epochs = [r["epoch"] for r in rows]
+    ax.plot(epochs, [float(r["train_loss"]) for r in rows], label="train", marker=".")
+    ax.plot(epochs, [float(r["test_loss"]) for r in rows], label="test", marker=".")
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.set_title(title)
+    ax.legend()
     fig.tight_layout()
     return fig

@@ -1,0 +1,91 @@
+"""Losses of the two-step method (all on the model's [-1, 1] image scale, batch-averaged).
+
+* :func:`reconstruction_loss` -- MSE between reconstruction and kernel.
+* :func:`kl_loss` -- KL(q(z|x) || N(0, I)), summed over latent dimensions (weight beta).
+* :func:`symmetric_loss` -- rotate the reconstruction about the scatterer by each symmetry angle
+  of its kernel's class and compare the central window with the kernel (weight alpha).
+* :func:`alignment_loss` -- step 2: MSE of latent means + MSE of latent log-variances.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .simulate import KERNEL_ORIGIN, SYMMETRY_ORDERS, symmetry_angles
+
+__all__ = ["reconstruction_loss", "kl_loss", "symmetric_loss", "alignment_loss", "rotate_about",
+           "angle_table", "WINDOW"]
+
+WINDOW = 40  # side of the central window compared by the symmetric loss (the authors' 40x40)
+_MAX_ANGLES = max(len(symmetry_angles(n)) for n in SYMMETRY_ORDERS)
+
+
+def reconstruction_loss(reconstruction: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    return F.mse_loss(reconstruction, kernel)
+
+
+def kl_loss(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """Mean over the batch of 0.5 * sum(mean^2 + var - 1 - logvar) over the latent."""
+    return 0.5 * (mean.pow(2) + logvar.exp() - 1.0 - logvar).flatten(1).sum(1).mean()
+
+
+def angle_table(symmetry: torch.Tensor | np.ndarray | list) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B,) symmetry orders -> angles (B, A) in rad and a (B, A) validity mask, A = 5 (6-fold)."""
+    sym = torch.as_tensor(symmetry).long().cpu()
+    lookup = torch.zeros(7, _MAX_ANGLES, dtype=torch.float64)
+    valid = torch.zeros(7, _MAX_ANGLES, dtype=torch.bool)
+    for n in SYMMETRY_ORDERS:
+        a = torch.as_tensor(symmetry_angles(n))
+        lookup[n, : len(a)] = a
+        valid[n, : len(a)] = True
+    if ((sym < 0) | (sym > 6)).any() or not all(int(s) in SYMMETRY_ORDERS for s in sym.unique()):
+        raise ValueError(f"symmetry orders must be in {SYMMETRY_ORDERS}, got {sym.unique().tolist()}")
+    return lookup[sym], valid[sym]
+
+
+def rotate_about(images: torch.Tensor, angles: torch.Tensor, origin: float = KERNEL_ORIGIN) -> torch.Tensor:
+    """Rotate each image (N, C, H, W) by its angle (N,) in rad about pixel (origin, origin),
+    bilinear, zeros outside (``affine_grid``/``grid_sample``, differentiable)."""
+    n, _, h, w = images.shape
+    if h != w:
+        raise ValueError(f"rotate_about needs square images, got {h}x{w}")
+    c = (2.0 * origin + 1.0) / w - 1.0  # pixel centre -> normalised coordinate (align_corners=False)
+    cos, sin = torch.cos(angles), torch.sin(angles)
+    theta = torch.zeros(n, 2, 3, dtype=images.dtype, device=images.device)
+    theta[:, 0, 0], theta[:, 0, 1] = cos, -sin
+    theta[:, 1, 0], theta[:, 1, 1] = sin, cos
+    theta[:, 0, 2] = c - (cos * c - sin * c)
+    theta[:, 1, 2] = c - (sin * c + cos * c)
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def symmetric_loss(reconstruction: torch.Tensor, kernel: torch.Tensor, symmetry, window: int = WINDOW,
+                   origin: int = KERNEL_ORIGIN) -> torch.Tensor:
+    """Mean over the batch and over each sample's symmetry angles of
+    MSE(rotate(reconstruction, angle)[window], kernel[window]).
+
+    reconstruction, kernel: (B, 1, 64, 64); symmetry: (B,) orders (0 = isotropic: four generic
+    angles). One batched ``grid_sample`` for all (sample, angle) pairs.
+    """
+    b = reconstruction.shape[0]
+    angles, valid = angle_table(symmetry)
+    angles = angles.to(reconstruction.device, reconstruction.dtype)
+    valid = valid.to(reconstruction.device)
+    a = angles.shape[1]
+    rotated = rotate_about(reconstruction.repeat_interleave(a, dim=0), angles.reshape(-1), origin)
+    lo = origin - window // 2
+    sl = slice(lo, lo + window)
+    diff = rotated[..., sl, sl].reshape(b, a, -1) - kernel[..., sl, sl].reshape(b, 1, -1)
+    per_angle = diff.pow(2).mean(-1)  # (B, A)
+    return (per_angle * valid).sum() / valid.sum().clamp(min=1)
+
+
+def alignment_loss(mean: torch.Tensor, logvar: torch.Tensor, target_mean: torch.Tensor,
+                   target_logvar: torch.Tensor) -> torch.Tensor:
+    """Step 2: MSE(mean, target_mean) + MSE(logvar, target_logvar)."""
+    return F.mse_loss(mean, target_mean) + F.mse_loss(logvar, target_logvar)

@@ -1,0 +1,201 @@
+"""Networks: diffusers ``AutoencoderKL`` throughout.
+
+* kernel VAE (step 1): ``AutoencoderKL`` with 1 channel in and out; latent 4x8x8 at 64x64.
+* observation encoder (step 2): the same encoder with 2 input channels (Y, M) and no decoder.
+* one-step baseline: an ``AutoencoderKL`` with 2 channels in, 1 out, trained (Y, M) -> A.
+
+Images enter the networks on the [-1, 1] scale (``to_model_scale``) as Stable Diffusion VAEs
+expect, and come out on it (``from_model_scale`` maps back to [0, 1]).
+
+``architecture="sdxl"`` builds the SDXL-VAE (83.7 M parameters) and initialises it from the
+pretrained ``madebyollin/sdxl-vae-fp16-fix`` when the weights can be loaded. Its RGB input and
+output convolutions are adapted by combining the pretrained filters: a grey image g fed as
+(g, g, g) gives sum_c W_c * g, so the 1-channel input filter is the sum over the RGB filters
+(both Y and M channels of the observation encoder get it, so (Y, M) is seen as the grey image
+Y + M); the 1-channel output is the mean of the three RGB outputs. When the weights cannot be
+had (no network: diffusers raises ``OSError``) the model is initialised at random, a warning
+says so, and ``pretrained`` is False in the :class:`ModelInfo` that every result records.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from .config import ModelConfig
+
+__all__ = [
+    "ModelInfo",
+    "ModelConfigError",
+    "autoencoder_config",
+    "build_kernel_vae",
+    "build_one_step",
+    "ObservationEncoder",
+    "build_observation_encoder",
+    "adapt_rgb_autoencoder",
+    "latent_shape",
+    "to_model_scale",
+    "from_model_scale",
+    "count_parameters",
+]
+
+log = logging.getLogger(__name__)
+
+
+class ModelConfigError(ValueError):
+    """A model or checkpoint does not fit the requested configuration."""
+
+
+@dataclass
+class ModelInfo:
+    """What every result produced by a model records about it."""
+
+    architecture: str
+    pretrained: bool
+    source: str  # Hugging Face id / path the weights came from, or "random init (...)"
+    parameters: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def to_model_scale(x: torch.Tensor) -> torch.Tensor:
+    """[0, 1] images -> [-1, 1] (what the VAE sees)."""
+    return x * 2.0 - 1.0
+
+
+def from_model_scale(x: torch.Tensor) -> torch.Tensor:
+    return (x + 1.0) * 0.5
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def autoencoder_config(cfg: ModelConfig, in_channels: int, out_channels: int) -> dict:
+    """Keyword arguments for ``diffusers.AutoencoderKL`` (4 blocks: 64x64 -> 8x8 latent)."""
+    n = len(cfg.block_out_channels)
+    return dict(
+        in_channels=in_channels,
+        out_channels=out_channels,
+        down_block_types=("DownEncoderBlock2D",) * n,
+        up_block_types=("UpDecoderBlock2D",) * n,
+        block_out_channels=tuple(cfg.block_out_channels),
+        layers_per_block=cfg.layers_per_block,
+        latent_channels=cfg.latent_channels,
+        norm_num_groups=cfg.norm_num_groups,
+        sample_size=64,
+    )
+
+
+@torch.no_grad()
+def adapt_rgb_autoencoder(rgb_vae, cfg: ModelConfig, in_channels: int, out_channels: int):
+    """A new ``AutoencoderKL`` with ``in_channels``/``out_channels`` whose weights are those of
+    the 3-channel ``rgb_vae``, with the first and last convolutions combined from the RGB
+    filters (see the module docstring) rather than re-initialised."""
+    from diffusers import AutoencoderKL
+
+    if rgb_vae.config.in_channels != 3 or rgb_vae.config.out_channels != 3:
+        raise ModelConfigError(f"expected an RGB autoencoder, got in={rgb_vae.config.in_channels}, "
+                               f"out={rgb_vae.config.out_channels}")
+    model = AutoencoderKL(**autoencoder_config(cfg, in_channels, out_channels))
+    state = rgb_vae.state_dict()
+    w_in = state["encoder.conv_in.weight"]  # (C, 3, 3, 3)
+    state["encoder.conv_in.weight"] = w_in.sum(dim=1, keepdim=True).repeat(1, in_channels, 1, 1)
+    w_out, b_out = state["decoder.conv_out.weight"], state["decoder.conv_out.bias"]  # (3, C, 3, 3), (3,)
+    state["decoder.conv_out.weight"] = w_out.mean(dim=0, keepdim=True).repeat(out_channels, 1, 1, 1)
+    state["decoder.conv_out.bias"] = b_out.mean().repeat(out_channels)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise ModelConfigError(f"pretrained weights do not fit the architecture: missing {missing[:5]}, "
+                               f"unexpected {unexpected[:5]}")
+    return model
+
+
+def _autoencoder(cfg: ModelConfig, in_channels: int, out_channels: int):
+    """(model, ModelInfo): pretrained and adapted when possible, else random with a warning."""
+    from diffusers import AutoencoderKL
+
+    if cfg.pretrained:
+        try:
+            rgb = AutoencoderKL.from_pretrained(cfg.pretrained)
+        except OSError as exc:  # no network, no cache, or no such repository
+            msg = (f"could not load pretrained weights {cfg.pretrained!r} ({str(exc).splitlines()[0][:160]}); "
+                   "falling back to RANDOM initialisation: results will record pretrained=false")
+            warnings.warn(msg, RuntimeWarning, stacklevel=3)
+            log.warning(msg)
+        else:
+            model = adapt_rgb_autoencoder(rgb, cfg, in_channels, out_channels)
+            return model, ModelInfo(cfg.architecture, True, cfg.pretrained, count_parameters(model))
+        source = f"random init (pretrained {cfg.pretrained} unavailable)"
+    else:
+        source = "random init"
+    with torch.random.fork_rng(devices=[]):  # same start weights for a profile, RNG untouched
+        torch.manual_seed(0)
+        model = AutoencoderKL(**autoencoder_config(cfg, in_channels, out_channels))
+    return model, ModelInfo(cfg.architecture, False, source, count_parameters(model))
+
+
+def build_kernel_vae(cfg: ModelConfig):
+    """Step 1: 1 channel in, 1 out. Returns (AutoencoderKL, ModelInfo)."""
+    return _autoencoder(cfg, 1, 1)
+
+
+def build_one_step(cfg: ModelConfig):
+    """The one-step baseline: (Y, M) in, kernel out. Returns (AutoencoderKL, ModelInfo)."""
+    return _autoencoder(cfg, 2, 1)
+
+
+class ObservationEncoder(nn.Module):
+    """Step 2: the kernel encoder's structure with 2 input channels; outputs the latent
+    distribution's mean and log-variance, each (B, 4, 8, 8)."""
+
+    def __init__(self, cfg: ModelConfig, in_channels: int = 2):
+        super().__init__()
+        from diffusers import AutoencoderKL
+
+        vae = AutoencoderKL(**autoencoder_config(cfg, in_channels, 1))
+        self.encoder, self.quant_conv = vae.encoder, vae.quant_conv
+        self.in_channels = in_channels
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if x.shape[1] != self.in_channels:
+            raise ModelConfigError(f"observation encoder expects {self.in_channels} channels (Y, M), got {x.shape[1]}")
+        moments = self.encoder(x)
+        if self.quant_conv is not None:
+            moments = self.quant_conv(moments)
+        mean, logvar = torch.chunk(moments, 2, dim=1)
+        return mean, torch.clamp(logvar, -30.0, 20.0)  # the clamp diffusers applies
+
+
+@torch.no_grad()
+def build_observation_encoder(cfg: ModelConfig, kernel_vae=None, kernel_info: ModelInfo | None = None):
+    """Step 2's encoder. Initialised from the trained kernel encoder when given (it already maps
+    kernels into the latent space; the Y channel takes the kernel encoder's input filter, the M
+    channel starts at zero), otherwise at random. Returns (ObservationEncoder, ModelInfo)."""
+    enc = ObservationEncoder(cfg)
+    if kernel_vae is None:
+        return enc, ModelInfo(cfg.architecture, False, "random init", count_parameters(enc))
+    state = {k[len("encoder."):]: v for k, v in kernel_vae.state_dict().items() if k.startswith("encoder.")}
+    w = state["conv_in.weight"]
+    if w.shape[1] != 1:
+        raise ModelConfigError(f"kernel encoder must have 1 input channel, has {w.shape[1]}")
+    state["conv_in.weight"] = torch.cat([w, torch.zeros_like(w)], dim=1)
+    enc.encoder.load_state_dict(state)
+    if enc.quant_conv is not None and kernel_vae.quant_conv is not None:
+        enc.quant_conv.load_state_dict(kernel_vae.quant_conv.state_dict())
+    pretrained = bool(kernel_info.pretrained) if kernel_info else False
+    return enc, ModelInfo(cfg.architecture, pretrained, "kernel encoder of step 1", count_parameters(enc))
+
+
+@torch.no_grad()
+def latent_shape(encoder_fn, in_channels: int, device="cpu") -> tuple[int, ...]:
+    """Shape (C, H, W) of the latent mean for one 64x64 input with ``in_channels`` channels."""
+    x = torch.zeros(1, in_channels, 64, 64, device=device)
+    out = encoder_fn(x)
+    mean = out[0] if isinstance(out, tuple) else out.latent_dist.mean
+    return tuple(mean.shape[1:])

@@ -1,0 +1,435 @@
+"""Training: step 1 (kernel VAE), step 2 (latent alignment), and the one-step baseline.
+
+All three share :func:`_fit`: Adam + StepLR + gradient clipping, Hugging Face ``accelerate``
+for device placement, mixed precision on GPU (fp16 by default there; plain fp32 on CPU) and
+multi-GPU via ``accelerate launch``; a checkpoint after every epoch; per-epoch train and test
+loss in ``<run>/logs/<step>.csv`` and drawn in ``<run>/figures/<step>_loss.png``.
+
+Resuming: an interrupted run continues from its last checkpoint and ends with the same weights
+as an uninterrupted one, because the data order and the VAE's sampling noise are re-seeded from
+(seed, epoch) at every epoch rather than carried over. A checkpoint made with another profile or
+configuration is refused before training starts.
+
+Artefacts under the run directory: ``models/<step>.pt`` (weights + configuration + ModelInfo),
+``checkpoints/<step>.pt``, ``logs/<step>.csv``, ``figures/<step>_loss.png``.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import logging
+import os
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .config import Profile, TrainConfig
+from .data import (KernelDataset, ObservationDataset, QPIDataset, Splits, check_splits, load_dataset,
+                   make_splits)
+from .losses import alignment_loss, kl_loss, reconstruction_loss, symmetric_loss
+from .models import (ModelConfigError, ModelInfo, ObservationEncoder, autoencoder_config,
+                     build_kernel_vae, build_observation_encoder, build_one_step, latent_shape,
+                     to_model_scale)
+
+__all__ = [
+    "STEPS",
+    "TrainingError",
+    "dataset_and_splits",
+    "train_kernel_vae",
+    "train_alignment",
+    "train_one_step",
+    "load_trained",
+    "resolve_mixed_precision",
+]
+
+log = logging.getLogger(__name__)
+STEPS = ("kernel_vae", "alignment", "one_step")
+_TEST_CAP = 512  # observations used for the per-epoch test loss (monitoring only)
+
+
+class TrainingError(RuntimeError):
+    """Training cannot start or continue; the message says why and what to do."""
+
+
+# ------------------------------------------------------------------------------------------
+# helpers
+
+
+def resolve_mixed_precision(setting: str) -> str:
+    """``auto`` -> fp16 on CUDA (why the fp16-fix VAE exists), ``no`` elsewhere."""
+    if setting == "auto":
+        return "fp16" if torch.cuda.is_available() else "no"
+    if setting in ("fp16", "bf16") and not torch.cuda.is_available():
+        log.warning("mixed precision %s requested without a GPU: training in fp32", setting)
+        return "no"
+    return setting
+
+
+def dataset_and_splits(profile: Profile, run_dir: Path) -> tuple[QPIDataset, Splits]:
+    data_dir = Path(run_dir) / "data"
+    if not (data_dir / "meta.json").is_file():
+        raise TrainingError(f"no dataset in {data_dir}: run `qpi simulate --profile {profile.name} "
+                            f"--run-dir {run_dir}` (or notebook 01) first")
+    ds = load_dataset(data_dir)
+    s = profile.simulation
+    splits = make_splits(ds.symmetry, ds.n_observations, s.ood_fraction, s.id_test_fraction, s.split_seed)
+    check_splits(splits)
+    return ds, splits
+
+
+def _fingerprint(profile: Profile, step: str, ds: QPIDataset) -> dict:
+    """What a checkpoint must match to be resumed or used: profile, model, step config, data."""
+    return {
+        "profile": profile.name,
+        "model": asdict(profile.model),
+        "train": asdict(getattr(profile, step)),
+        "dataset_hash": ds.meta.get("content_hash"),
+        "split_seed": profile.simulation.split_seed,
+    }
+
+
+def _digest(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _atomic_torch_save(obj, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _write_history(rows: list[dict], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    keys = list(rows[0]) if rows else ["epoch"]
+    with open(tmp, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=keys)
+        w.writeheader()
+        w.writerows(rows)
+    os.replace(tmp, path)
+
+
+class EpochShuffle(torch.utils.data.Sampler):
+    """A fresh permutation per epoch drawn from (seed, epoch): resumable and reproducible."""
+
+    def __init__(self, n: int, seed: int, max_samples: int | None = None):
+        self.n, self.seed, self.max_samples, self.epoch = n, seed, max_samples, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        perm = torch.randperm(self.n, generator=g)
+        return iter(perm[: self.max_samples].tolist() if self.max_samples else perm.tolist())
+
+    def __len__(self) -> int:
+        return min(self.n, self.max_samples) if self.max_samples else self.n
+
+
+def load_trained(path: Path, expect_step: str | None = None, fingerprint: dict | None = None) -> dict:
+    """Load ``models/<step>.pt``; check it is the right step and (optionally) configuration."""
+    path = Path(path)
+    if not path.is_file():
+        step = expect_step or path.stem
+        cmd = {"kernel_vae": "train-kernel-vae", "alignment": "train-alignment",
+               "one_step": "train-one-step"}.get(step, step)
+        raise TrainingError(f"{path} not found: run `qpi {cmd}` (or its notebook) first")
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    if expect_step and blob.get("step") != expect_step:
+        raise ModelConfigError(f"{path} holds step {blob.get('step')!r}, expected {expect_step!r}")
+    if fingerprint is not None:
+        _check_fingerprint(blob.get("fingerprint", {}), fingerprint, path)
+    return blob
+
+
+def _check_fingerprint(found: dict, expected: dict, path: Path) -> None:
+    if found == expected:
+        return
+    diffs = [k for k in sorted(set(found) | set(expected)) if found.get(k) != expected.get(k)]
+    hint = ""
+    if "profile" in diffs:
+        hint = f" (made with profile {found.get('profile')!r}, this run uses {expected.get('profile')!r})"
+    raise ModelConfigError(f"{path} was made with a different configuration{hint}: {', '.join(diffs)} differ. "
+                           "Use another --run-dir, or --restart to train afresh.")
+
+
+def _plot_history(rows: list[dict], path: Path, title: str) -> None:
+    from .plots import plot_history, save_figure
+
+    import matplotlib.pyplot as plt
+
+    fig = plot_history(rows, title)
+    save_figure(fig, path)
+    plt.close(fig)
+
+
+# ------------------------------------------------------------------------------------------
+# the shared loop
+
+
+def _fit(*, step: str, model: torch.nn.Module, train_set, test_set, loss_fn: Callable, tcfg: TrainConfig,
+         run_dir: Path, fingerprint: dict, info: ModelInfo, extra: dict | None = None, progress: bool = True,
+         restart: bool = False, stop_after: int | None = None) -> dict:
+    """Train ``model`` (the trainable module) with ``loss_fn(model, batch) -> (loss, parts)``.
+
+    ``stop_after``: stop after this many epochs in this call, as if interrupted (the checkpoint
+    is kept and the next call resumes). Returns a summary dict (also stored in the model file).
+    """
+    from accelerate import Accelerator
+    from tqdm.auto import tqdm
+
+    run_dir = Path(run_dir)
+    model_path = run_dir / "models" / f"{step}.pt"
+    ckpt_path = run_dir / "checkpoints" / f"{step}.pt"
+    log_path = run_dir / "logs" / f"{step}.csv"
+
+    if model_path.is_file() and not restart:
+        blob = load_trained(model_path, step, fingerprint)
+        model.load_state_dict(blob["state_dict"])
+        print(f"{step}: already trained ({model_path}); use --restart to train again")
+        return blob["summary"]
+
+    accelerator = Accelerator(mixed_precision=resolve_mixed_precision(tcfg.mixed_precision))
+    sampler = EpochShuffle(len(train_set), tcfg.seed, tcfg.max_train_samples)
+    loader = torch.utils.data.DataLoader(train_set, batch_size=tcfg.batch_size, sampler=sampler, num_workers=0)
+    test_loader = torch.utils.data.DataLoader(test_set, batch_size=max(tcfg.batch_size, 32), shuffle=False)
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=tcfg.lr)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=tcfg.lr_step_size, gamma=tcfg.lr_gamma)
+
+    start_epoch, history, elapsed = 0, [], 0.0
+    if ckpt_path.is_file() and not restart:
+        ck = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        _check_fingerprint(ck.get("fingerprint", {}), fingerprint, ckpt_path)
+        model.load_state_dict(ck["state_dict"])
+        optimizer.load_state_dict(ck["optimizer"])
+        scheduler.load_state_dict(ck["scheduler"])
+        start_epoch, history, elapsed = ck["epoch"], ck["history"], ck["elapsed"]
+        print(f"{step}: resuming from epoch {start_epoch} of {tcfg.epochs} ({ckpt_path})")
+    model, optimizer, loader, test_loader, scheduler = accelerator.prepare(
+        model, optimizer, loader, test_loader, scheduler)
+
+    def to_device(batch):
+        return {k: (v.to(accelerator.device) if torch.is_tensor(v) else v) for k, v in batch.items()}
+
+    done_now = 0
+    for epoch in range(start_epoch, tcfg.epochs):
+        t0 = time.perf_counter()
+        sampler.set_epoch(epoch)
+        torch.manual_seed(tcfg.seed * 1_000_003 + epoch)  # the VAE's sampling noise, per epoch
+        model.train()
+        sums: dict[str, float] = {}
+        count = 0
+        bar = tqdm(loader, desc=f"{step} epoch {epoch + 1}/{tcfg.epochs}", disable=not progress, leave=False)
+        for batch in bar:
+            batch = to_device(batch)
+            with accelerator.autocast():
+                loss, parts = loss_fn(model, batch)
+            optimizer.zero_grad(set_to_none=True)
+            accelerator.backward(loss)
+            if accelerator.sync_gradients:
+                accelerator.clip_grad_norm_(model.parameters(), tcfg.grad_clip)
+            optimizer.step()
+            n = len(batch["kernel"])
+            count += n
+            for k, v in {"loss": loss.detach(), **parts}.items():
+                sums[k] = sums.get(k, 0.0) + float(v) * n
+            bar.set_postfix(loss=f"{float(loss.detach()):.4g}")
+        lr = optimizer.param_groups[0]["lr"]
+        scheduler.step()
+        model.eval()
+        test_sum, test_n = 0.0, 0
+        with torch.no_grad():
+            torch.manual_seed(tcfg.seed)  # same noise for the test loss every epoch
+            for batch in test_loader:
+                batch = to_device(batch)
+                with accelerator.autocast():
+                    loss, _ = loss_fn(model, batch)
+                test_sum += float(loss) * len(batch["kernel"])
+                test_n += len(batch["kernel"])
+        seconds = time.perf_counter() - t0
+        elapsed += seconds
+        row = {"epoch": epoch + 1, **{f"train_{k}": v / max(count, 1) for k, v in sums.items()},
+               "test_loss": test_sum / max(test_n, 1), "lr": lr, "seconds": round(seconds, 3)}
+        history.append(row)
+        if accelerator.is_main_process:
+            _atomic_torch_save({"step": step, "fingerprint": fingerprint, "epoch": epoch + 1,
+                                "state_dict": accelerator.unwrap_model(model).state_dict(),
+                                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                                "history": history, "elapsed": elapsed}, ckpt_path)
+            _write_history(history, log_path)
+        if progress:
+            print(f"{step} epoch {epoch + 1}/{tcfg.epochs}: train {row['train_loss']:.5f}  "
+                  f"test {row['test_loss']:.5f}  ({seconds:.1f} s)")
+        done_now += 1
+        if stop_after is not None and done_now >= stop_after and epoch + 1 < tcfg.epochs:
+            return {"interrupted_after_epoch": epoch + 1}
+
+    summary = {"step": step, "epochs": tcfg.epochs, "wall_seconds": round(elapsed, 2),
+               "train_samples_per_second": round(sum(len(sampler) for _ in history) / max(elapsed, 1e-9), 2),
+               "final_train_loss": history[-1]["train_loss"], "final_test_loss": history[-1]["test_loss"],
+               "model_info": info.to_dict(), "mixed_precision": accelerator.mixed_precision,
+               "device": str(accelerator.device), **(extra or {})}
+    if accelerator.is_main_process:
+        unwrapped = accelerator.unwrap_model(model)
+        _atomic_torch_save({"step": step, "fingerprint": fingerprint, "summary": summary,
+                            "state_dict": unwrapped.state_dict(), "history": history}, model_path)
+        _plot_history(history, run_dir / "figures" / f"{step}_loss.png", step)
+    return summary
+
+
+# ------------------------------------------------------------------------------------------
+# step 1
+
+
+def _kernel_vae_loss(tcfg: TrainConfig):
+    def loss_fn(vae, batch):
+        x = to_model_scale(batch["kernel"])
+        posterior = vae.encode(x).latent_dist
+        rec = vae.decode(posterior.sample()).sample
+        mse = reconstruction_loss(rec, x)
+        sym = symmetric_loss(rec, x, batch["symmetry"]) if tcfg.alpha > 0 else torch.zeros((), device=x.device)
+        kl = kl_loss(posterior.mean, posterior.logvar)
+        return mse + tcfg.alpha * sym + tcfg.beta * kl, {"mse": mse.detach(), "sym": sym.detach(), "kl": kl.detach()}
+
+    return loss_fn
+
+
+def train_kernel_vae(profile: Profile, run_dir: str | Path, progress: bool = True, restart: bool = False,
+                     stop_after: int | None = None) -> dict:
+    """Step 1: fine-tune the kernel VAE on the training kernels only (MSE + alpha sym + beta KL).
+
+    The per-epoch test loss is on the OOD kernels, for monitoring only: nothing is selected on it.
+    """
+    run_dir = Path(run_dir)
+    ds, splits = dataset_and_splits(profile, run_dir)
+    vae, info = build_kernel_vae(profile.model)
+    tcfg = profile.kernel_vae
+    return _fit(step="kernel_vae", model=vae, train_set=KernelDataset(ds, splits.train_kernels),
+                test_set=KernelDataset(ds, splits.ood_kernels), loss_fn=_kernel_vae_loss(tcfg), tcfg=tcfg,
+                run_dir=run_dir, fingerprint=_fingerprint(profile, "kernel_vae", ds), info=info,
+                progress=progress, restart=restart, stop_after=stop_after)
+
+
+def load_kernel_vae(profile: Profile, run_dir: Path, ds: QPIDataset):
+    """The trained step-1 VAE (eval mode, frozen) and its ModelInfo."""
+    from diffusers import AutoencoderKL
+
+    blob = load_trained(Path(run_dir) / "models" / "kernel_vae.pt", "kernel_vae",
+                        _fingerprint(profile, "kernel_vae", ds))
+    vae = AutoencoderKL(**autoencoder_config(profile.model, 1, 1))
+    vae.load_state_dict(blob["state_dict"])
+    vae.eval().requires_grad_(False)
+    return vae, ModelInfo(**blob["summary"]["model_info"])
+
+
+# ------------------------------------------------------------------------------------------
+# step 2
+
+
+@torch.no_grad()
+def kernel_latents(vae, ds: QPIDataset, batch_size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+    """The frozen kernel encoder's latent mean and log-variance of every kernel, (K, 4, 8, 8) each."""
+    means, logvars = [], []
+    for start in range(0, ds.n_kernels, batch_size):
+        x = torch.from_numpy(np.array(ds.kernels[start:start + batch_size], dtype=np.float32))[:, None]
+        post = vae.encode(to_model_scale(x)).latent_dist
+        means.append(post.mean)
+        logvars.append(post.logvar)
+    return torch.cat(means), torch.cat(logvars)
+
+
+class _AlignmentData(torch.utils.data.Dataset):
+    """Observation pairs plus their kernel's precomputed target latent."""
+
+    def __init__(self, ds, pairs, target_mean, target_logvar):
+        self.obs = ObservationDataset(ds, pairs)
+        self.mean, self.logvar = target_mean, target_logvar
+
+    def __len__(self):
+        return len(self.obs)
+
+    def __getitem__(self, i):
+        item = self.obs[i]
+        k = item["kernel_id"]
+        return {**item, "target_mean": self.mean[k], "target_logvar": self.logvar[k]}
+
+
+def _alignment_loss(encoder, batch):
+    mean, logvar = encoder(to_model_scale(batch["observation"]))
+    loss = alignment_loss(mean, logvar, batch["target_mean"], batch["target_logvar"])
+    return loss, {}
+
+
+def train_alignment(profile: Profile, run_dir: str | Path, progress: bool = True, restart: bool = False,
+                    stop_after: int | None = None) -> dict:
+    """Step 2: train the observation encoder so that its latent distribution for (Y, M) matches
+    the frozen kernel encoder's for the true kernel. The decoder is never run while training."""
+    run_dir = Path(run_dir)
+    ds, splits = dataset_and_splits(profile, run_dir)
+    vae, kernel_info = load_kernel_vae(profile, run_dir, ds)
+    encoder, info = build_observation_encoder(profile.model, vae, kernel_info)
+    k_shape = latent_shape(lambda x: vae.encode(x), 1)
+    o_shape = latent_shape(encoder, 2)
+    if k_shape != o_shape:
+        raise ModelConfigError(f"latent shapes differ: kernel encoder {k_shape}, observation encoder {o_shape}")
+    t_mean, t_logvar = kernel_latents(vae, ds)
+    test_pairs = splits.id_test[:_TEST_CAP]
+    fp = {**_fingerprint(profile, "alignment", ds), "kernel_vae": _digest(_fingerprint(profile, "kernel_vae", ds))}
+    return _fit(step="alignment", model=encoder,
+                train_set=_AlignmentData(ds, splits.train, t_mean, t_logvar),
+                test_set=_AlignmentData(ds, test_pairs, t_mean, t_logvar), loss_fn=_alignment_loss,
+                tcfg=profile.alignment, run_dir=run_dir, fingerprint=fp, info=info,
+                extra={"latent_shape": list(k_shape)}, progress=progress, restart=restart, stop_after=stop_after)
+
+
+def load_observation_encoder(profile: Profile, run_dir: Path, ds: QPIDataset):
+    fp = {**_fingerprint(profile, "alignment", ds), "kernel_vae": _digest(_fingerprint(profile, "kernel_vae", ds))}
+    blob = load_trained(Path(run_dir) / "models" / "alignment.pt", "alignment", fp)
+    enc = ObservationEncoder(profile.model)
+    enc.load_state_dict(blob["state_dict"])
+    return enc.eval().requires_grad_(False), ModelInfo(**blob["summary"]["model_info"])
+
+
+# ------------------------------------------------------------------------------------------
+# one-step baseline
+
+
+def _one_step_loss(tcfg: TrainConfig):
+    def loss_fn(model, batch):
+        posterior = model.encode(to_model_scale(batch["observation"])).latent_dist
+        pred = model.decode(posterior.sample()).sample
+        mse = reconstruction_loss(pred, to_model_scale(batch["kernel"]))
+        kl = kl_loss(posterior.mean, posterior.logvar)
+        return mse + tcfg.beta * kl, {"mse": mse.detach(), "kl": kl.detach()}
+
+    return loss_fn
+
+
+def train_one_step(profile: Profile, run_dir: str | Path, progress: bool = True, restart: bool = False,
+                   stop_after: int | None = None) -> dict:
+    """The baseline: the same VAE family with 2 channels in, trained (Y, M) -> kernel directly."""
+    run_dir = Path(run_dir)
+    ds, splits = dataset_and_splits(profile, run_dir)
+    model, info = build_one_step(profile.model)
+    tcfg = profile.one_step
+    return _fit(step="one_step", model=model, train_set=ObservationDataset(ds, splits.train),
+                test_set=ObservationDataset(ds, splits.id_test[:_TEST_CAP]), loss_fn=_one_step_loss(tcfg),
+                tcfg=tcfg, run_dir=run_dir, fingerprint=_fingerprint(profile, "one_step", ds), info=info,
+                progress=progress, restart=restart, stop_after=stop_after)
+
+
+def load_one_step(profile: Profile, run_dir: Path, ds: QPIDataset):
+    from diffusers import AutoencoderKL
+
+    blob = load_trained(Path(run_dir) / "models" / "one_step.pt", "one_step", _fingerprint(profile, "one_step", ds))
+    model = AutoencoderKL(**autoencoder_config(profile.model, 2, 1))
+    model.load_state_dict(blob["state_dict"])
+    return model.eval().requires_grad_(False), ModelInfo(**blob["summary"]["model_info"])
