@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from .config import PROFILE_NAMES, ProfileError, default_profile_name, get_profile
+from .config import PROFILE_NAMES, ProfileError, default_profile_name, get_profile, resolve_run_dir
 from .data import DatasetError
 from .models import ModelConfigError
 from .train import TrainingError
@@ -34,7 +34,7 @@ def _common(p: argparse.ArgumentParser, run_dir: bool = True) -> None:
 
 
 def _run_dir(args) -> Path:
-    return Path(args.run_dir) if args.run_dir else Path("runs") / args.profile_obj.name
+    return resolve_run_dir(args.profile_obj.name, args.run_dir)
 
 
 def cmd_profile(args) -> int:
@@ -83,40 +83,22 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_reproduce(args) -> int:
-    """The main job: simulate, train the three networks, evaluate, into one run directory."""
-    from . import train
-    from .data import load_dataset, save_dataset
-    from .evaluate import evaluate, markdown_table
-    from .plots import plot_dataset_examples, save_figure
-    from .simulate import simulate_dataset
+    """The main job: the numbered notebooks in order (papermill), figures and tables collected."""
+    from .chain import ChainError, run_chain
 
-    prof = args.profile_obj
-    run = _run_dir(args)
-    progress = not args.no_progress
-    times = {}
+    if args.overrides:
+        print("qpi reproduce: error: --set is not supported for the notebook chain; the notebooks read the "
+              "profile as defined in qpi_utils/config.py", file=sys.stderr)
+        return 2
     t0 = time.perf_counter()
-    data_dir = run / "data"
-    if (data_dir / "meta.json").is_file() and load_dataset(data_dir).meta.get("simulation") == \
-            {k: (list(v) if isinstance(v, tuple) else v) for k, v in prof.simulation.__dict__.items()}:
-        print(f"dataset {data_dir} already matches profile {prof.name}; not simulated again")
-        ds = load_dataset(data_dir)
-    else:
-        ds = simulate_dataset(prof.simulation, profile=prof.name, progress=progress)
-        save_dataset(ds, data_dir)
-    times["simulate"] = time.perf_counter() - t0
-    fig_dir = Path(args.figures_dir) if args.figures_dir else run / "figures"
-    save_figure(plot_dataset_examples(ds), fig_dir / "dataset_examples.png")
-    for step, fn in (("kernel_vae", train.train_kernel_vae), ("alignment", train.train_alignment),
-                     ("one_step", train.train_one_step)):
-        t0 = time.perf_counter()
-        fn(prof, run, progress=progress, restart=args.restart)
-        times[step] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    results = Path(args.results_dir) if args.results_dir else run / "results"
-    rows = evaluate(prof, run, results, progress=progress)
-    times["evaluate"] = time.perf_counter() - t0
-    print(markdown_table(rows))
-    print("wall time (s): " + ", ".join(f"{k} {v:.1f}" for k, v in times.items()))
+    try:
+        times = run_chain(args.profile_obj.name, _run_dir(args), args.figures_dir, args.results_dir,
+                          args.notebooks_dir, update_notebooks=args.update_notebooks, progress=not args.no_progress)
+    except ChainError as exc:
+        print(f"qpi reproduce: error: {exc}", file=sys.stderr)
+        return 1
+    print("notebook wall times (s): " + ", ".join(f"{k} {v:.0f}" for k, v in times.items()))
+    print(f"chain done in {time.perf_counter() - t0:.0f} s")
     return 0
 
 
@@ -127,7 +109,8 @@ COMMANDS = {
     "train-alignment": (_train("alignment"), "step 2: train the observation encoder to the frozen kernel latents", True),
     "train-one-step": (_train("one_step"), "baseline: train (Y, M) -> kernel directly", True),
     "evaluate": (cmd_evaluate, "ID/OOD table (MAE, MSE, RMSE on [0,1] and [-1,1]) with provenance", True),
-    "reproduce": (cmd_reproduce, "run the whole chain at a profile into --run-dir", True),
+    "reproduce": (cmd_reproduce, "run the numbered notebooks in order (papermill) into --run-dir, collect "
+                                 "figures into figures/<profile> and tables into results/<profile>", True),
 }
 
 
@@ -159,9 +142,14 @@ EXTRA_ARGS: dict = {
     "train-alignment": [_restart],
     "train-one-step": [_restart],
     "evaluate": [_results],
-    "reproduce": [_restart, _results,
+    "reproduce": [_results,
                   lambda p: p.add_argument("--figures-dir", type=Path, default=None,
-                                           help="where figures go (default <run-dir>/figures)")],
+                                           help="where the chain's figures are collected (default figures/<profile>)"),
+                  lambda p: p.add_argument("--notebooks-dir", type=Path, default=None,
+                                           help="where the numbered notebooks are (default <checkout>/notebooks)"),
+                  lambda p: p.add_argument("--update-notebooks", action="store_true",
+                                           help="write the executed notebooks back over the sources (regenerates "
+                                                "the committed outputs)")],
 }
 
 

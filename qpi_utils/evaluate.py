@@ -21,6 +21,7 @@ import os
 import platform
 import subprocess
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -32,7 +33,8 @@ from .data import ObservationDataset, QPIDataset, Splits
 from .models import from_model_scale, to_model_scale
 
 __all__ = ["errors", "predict_two_step", "predict_one_step", "predict_dataset", "evaluate", "TABLE_COLUMNS",
-           "PAPER_TABLE1", "provenance", "write_table"]
+           "PAPER_TABLE1", "provenance", "write_table", "TrainedModels", "load_models", "example_predictions",
+           "two_step_diagnostics", "latent_embeddings"]
 
 TABLE_COLUMNS = ("setting", "method", "n", "mae", "mse", "rmse", "mae_pm1", "mse_pm1", "rmse_pm1", "pretrained")
 # The paper's Table 1 (RMSE only as quoted in our issue tracker; scale as the authors report).
@@ -142,34 +144,59 @@ def markdown_table(rows: list[dict], with_paper: bool = True) -> str:
     return "\n".join(lines) + "\n"
 
 
-def evaluate(profile: Profile, run_dir: str | Path, results_dir: str | Path | None = None,
-             progress: bool = True) -> list[dict]:
-    """Evaluate every trained method on the ID and OOD test sets and write, under ``results_dir``
-    (default ``<run_dir>/results``): ``table.csv``, ``table.md``, ``per_sample.csv`` and
-    ``provenance.json``. Returns the table rows."""
-    from .train import (dataset_and_splits, load_kernel_vae, load_observation_encoder, load_one_step)
+@dataclass
+class TrainedModels:
+    """Everything a trained run holds, loaded once (eval mode, frozen, on ``device``)."""
+
+    ds: QPIDataset
+    splits: Splits
+    kernel_vae: torch.nn.Module
+    observation_encoder: torch.nn.Module
+    one_step: torch.nn.Module
+    infos: dict
+    device: str
+
+    def methods(self) -> dict:
+        """name -> (predict function on (B, 2, 64, 64) [0,1] tensors, pretrained flag)."""
+        mean_kernel = np.asarray(self.ds.kernels[self.splits.train_kernels], np.float64).mean(0)
+        mk = torch.from_numpy(mean_kernel).float()
+        return {
+            "mean_kernel": (lambda x: mk.to(x.device).expand(len(x), 1, 64, 64), False),
+            "one_step": (lambda x: predict_one_step(self.one_step, x), self.infos["one_step"].pretrained),
+            "two_step": (lambda x: predict_two_step(self.observation_encoder, self.kernel_vae, x),
+                         self.infos["kernel_vae"].pretrained),
+        }
+
+
+def load_models(profile: Profile, run_dir: str | Path) -> TrainedModels:
+    """Load the dataset, splits and the three trained networks of a run directory."""
+    from .train import dataset_and_splits, load_kernel_vae, load_observation_encoder, load_one_step
 
     run_dir = Path(run_dir)
-    results_dir = Path(results_dir) if results_dir else run_dir / "results"
     ds, splits = dataset_and_splits(profile, run_dir)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     vae, vae_info = load_kernel_vae(profile, run_dir, ds)
     encoder, enc_info = load_observation_encoder(profile, run_dir, ds)
     one, one_info = load_one_step(profile, run_dir, ds)
-    vae, encoder, one = vae.to(device), encoder.to(device), one.to(device)
-    mean_kernel = np.asarray(ds.kernels[splits.train_kernels], np.float64).mean(0)
+    return TrainedModels(ds, splits, vae.to(device), encoder.to(device), one.to(device),
+                         {"kernel_vae": vae_info, "observation_encoder": enc_info, "one_step": one_info}, device)
 
-    methods = {
-        "mean_kernel": (lambda x: torch.from_numpy(mean_kernel).float().expand(len(x), 1, 64, 64), False),
-        "one_step": (lambda x: predict_one_step(one, x), one_info.pretrained),
-        "two_step": (lambda x: predict_two_step(encoder, vae, x), vae_info.pretrained),
-    }
+
+def evaluate(profile: Profile, run_dir: str | Path, results_dir: str | Path | None = None,
+             progress: bool = True, models: TrainedModels | None = None) -> list[dict]:
+    """Evaluate every trained method on the ID and OOD test sets and write, under ``results_dir``
+    (default ``<run_dir>/results``): ``table.csv``, ``table.md``, ``per_sample.csv``,
+    ``diagnostics.json`` and ``provenance.json``. Returns the table rows."""
+    run_dir = Path(run_dir)
+    results_dir = Path(results_dir) if results_dir else run_dir / "results"
+    m = models or load_models(profile, run_dir)
+    ds, splits = m.ds, m.splits
     rows, per_sample, timings = [], [], {}
     for setting, pairs in (("ID", splits.id_test), ("OOD", splits.ood_test)):
         target = np.asarray(ds.kernels)[pairs[:, 0]]
-        for method, (fn, pretrained) in methods.items():
+        for method, (fn, pretrained) in m.methods().items():
             t0 = time.perf_counter()
-            pred = predict_dataset(fn, ds, pairs, device=device, progress=progress, desc=f"{setting} {method}")
+            pred = predict_dataset(fn, ds, pairs, device=m.device, progress=progress, desc=f"{setting} {method}")
             timings[f"{setting}/{method}"] = round(time.perf_counter() - t0, 2)
             e = errors(pred, target)
             rows.append({"setting": setting, "method": method, "n": len(pairs),
@@ -177,7 +204,7 @@ def evaluate(profile: Profile, run_dir: str | Path, results_dir: str | Path | No
             for i, (k, o) in enumerate(pairs):
                 per_sample.append({"setting": setting, "method": method, "kernel": int(k), "observation": int(o),
                                    "symmetry": int(ds.symmetry[k]), "n_scatterers": int(ds.n_scatterers[k, o]),
-                                   **{m: float(e[m][i]) for m in ("mae", "mse", "rmse")}})
+                                   **{name: float(e[name][i]) for name in ("mae", "mse", "rmse")}})
     write_table(rows, results_dir / "table.csv")
     _write_atomic(results_dir / "table.md", markdown_table(rows))
     import io
@@ -187,13 +214,108 @@ def evaluate(profile: Profile, run_dir: str | Path, results_dir: str | Path | No
     w.writeheader()
     w.writerows(per_sample)
     _write_atomic(results_dir / "per_sample.csv", buf.getvalue())
+    diagnostics = two_step_diagnostics(m)
+    _write_atomic(results_dir / "diagnostics.json", json.dumps(diagnostics, indent=2))
     summaries = {}
     for step in ("kernel_vae", "alignment", "one_step"):
         blob = torch.load(run_dir / "models" / f"{step}.pt", map_location="cpu", weights_only=True)
         summaries[step] = blob["summary"]
     prov = provenance(profile, ds, {"training": summaries, "inference_seconds": timings,
-                                    "pretrained": {"kernel_vae": vae_info.pretrained,
-                                                   "observation_encoder": enc_info.pretrained,
-                                                   "one_step": one_info.pretrained}})
+                                    "pretrained": {k: v.pretrained for k, v in m.infos.items()}})
     _write_atomic(results_dir / "provenance.json", json.dumps(prov, indent=2, default=str))
     return rows
+
+
+def _stack_pairs(ds: QPIDataset, pairs: np.ndarray) -> torch.Tensor:
+    y = np.stack([np.asarray(ds.observations[k, o], np.float32) for k, o in pairs])
+    m = np.stack([np.asarray(ds.activation_maps[k, o], np.float32) for k, o in pairs])
+    return torch.from_numpy(np.stack([y, m], axis=1))
+
+
+@torch.no_grad()
+def example_predictions(models: TrainedModels, setting: str = "OOD", n: int = 4, seed: int = 0) -> dict:
+    """A few test observations with their true kernels and every method's prediction."""
+    pairs = models.splits.pairs({"ID": "id_test", "OOD": "ood_test"}[setting])
+    pick = pairs[np.random.default_rng(seed).choice(len(pairs), size=min(n, len(pairs)), replace=False)]
+    x = _stack_pairs(models.ds, pick)
+    preds = {name: fn(x.to(models.device)).float().cpu().numpy()[:, 0]
+             for name, (fn, _) in models.methods().items() if name != "mean_kernel"}
+    truth = np.asarray(models.ds.kernels)[pick[:, 0]]
+    from .simulate import SYMMETRY_NAMES
+
+    titles = [f"kernel {k} ({SYMMETRY_NAMES[int(models.ds.symmetry[k])]}), {int(models.ds.n_scatterers[k, o])} defects"
+              for k, o in pick]
+    return {"pairs": pick, "observations": x.numpy(), "truth": truth, "predictions": preds, "titles": titles}
+
+
+@torch.no_grad()
+def two_step_diagnostics(models: TrainedModels, n_pairs: int = 400) -> dict:
+    """Where the two-step error comes from.
+
+    * ``vae_ceiling_rmse``: RMSE of the frozen kernel VAE decoding the kernel's own latent mean:
+      the best the two-step method can do if step 2 were perfect.
+    * ``latent``: scale of the kernel latents (std of the means across kernels, log-variances).
+    * ``alignment_mse``: step 2's remaining error on test observations, split into the part on
+      the means (what inference uses) and on the log-variances (trained, but unused at
+      inference), and the mean part relative to the variance of the target means.
+    """
+    from .train import kernel_latents
+
+    ds, sp = models.ds, models.splits
+    vae, enc = models.kernel_vae, models.observation_encoder
+    k_mean, k_logvar = kernel_latents(vae.cpu(), ds)
+    vae.to(models.device)
+    rec = from_model_scale(vae.decode(k_mean.to(models.device)).sample).float().cpu().numpy()[:, 0]
+    kernels = np.asarray(ds.kernels)
+    out = {"vae_ceiling_rmse": {
+        "train_kernels": float(errors(rec[sp.train_kernels], kernels[sp.train_kernels])["rmse"].mean()),
+        "ood_kernels": float(errors(rec[sp.ood_kernels], kernels[sp.ood_kernels])["rmse"].mean())},
+        "latent": {"mean_std_across_kernels": float(k_mean.std(0).mean()), "mean_abs": float(k_mean.abs().mean()),
+                   "logvar_mean": float(k_logvar.mean()), "logvar_std": float(k_logvar.std())},
+        "alignment_mse": {}}
+    for setting, pairs in (("ID", sp.id_test), ("OOD", sp.ood_test)):
+        pick = pairs[np.random.default_rng(0).permutation(len(pairs))[:n_pairs]]
+        mean, logvar = enc(to_model_scale(_stack_pairs(ds, pick)).to(models.device))
+        t_mean, t_logvar = k_mean[pick[:, 0]], k_logvar[pick[:, 0]]
+        mse_mean = float(((mean.float().cpu() - t_mean) ** 2).mean())
+        out["alignment_mse"][setting] = {
+            "mean": mse_mean, "logvar": float(((logvar.float().cpu() - t_logvar) ** 2).mean()),
+            "mean_relative_to_target_variance": mse_mean / float(t_mean.var())}
+    return out
+
+
+@torch.no_grad()
+def latent_embeddings(models: TrainedModels, per_kernel: int = 4, seed: int = 0, perplexity: float = 30.0) -> dict:
+    """t-SNE (scikit-learn) of (a) the step-1 latent means of every kernel and (b) the aligned
+    step-2 latent means of ``per_kernel`` test observations of every kernel (ID and OOD).
+
+    Returns {"kernels": {...}, "observations": {...}}, each with ``embedding`` (N, 2),
+    ``symmetry``, ``kernel_id`` and ``ood`` (bool) arrays.
+    """
+    from sklearn.manifold import TSNE
+    from .train import kernel_latents
+
+    ds, sp = models.ds, models.splits
+    k_mean, _ = kernel_latents(models.kernel_vae.cpu(), ds)
+    models.kernel_vae.to(models.device)
+    ood_k = np.isin(np.arange(ds.n_kernels), sp.ood_kernels)
+    rng = np.random.default_rng(seed)
+    pairs = []
+    for name in ("id_test", "ood_test"):
+        p = sp.pairs(name)
+        for k in np.unique(p[:, 0]):
+            rows = p[p[:, 0] == k]
+            pairs.append(rows[rng.permutation(len(rows))[:per_kernel]])
+    pairs = np.concatenate(pairs)
+    o_mean, _ = models.observation_encoder(to_model_scale(_stack_pairs(ds, pairs)).to(models.device))
+
+    def embed(x: np.ndarray) -> np.ndarray:
+        perp = min(perplexity, max(2.0, (len(x) - 1) / 3))
+        return TSNE(n_components=2, perplexity=perp, init="pca", random_state=seed).fit_transform(x)
+
+    return {
+        "kernels": {"embedding": embed(k_mean.reshape(ds.n_kernels, -1).numpy()), "symmetry": ds.symmetry,
+                    "kernel_id": np.arange(ds.n_kernels), "ood": ood_k},
+        "observations": {"embedding": embed(o_mean.float().cpu().reshape(len(pairs), -1).numpy()),
+                         "symmetry": ds.symmetry[pairs[:, 0]], "kernel_id": pairs[:, 0], "ood": ood_k[pairs[:, 0]]},
+    }

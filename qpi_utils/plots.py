@@ -9,7 +9,8 @@ import numpy as np
 
 from .simulate import SYMMETRY_NAMES, SYMMETRY_ORDERS
 
-__all__ = ["save_figure", "fourier_magnitude", "plot_dataset_examples", "plot_history"]
+__all__ = ["save_figure", "fourier_magnitude", "plot_dataset_examples", "plot_history", "plot_predictions",
+           "plot_tsne", "plot_kernel_reconstructions", "plot_error_vs_defects"]
 
 
 def _plt():
@@ -76,5 +77,109 @@ def plot_history(rows: list[dict], title: str = ""):
     ax.set_ylabel("loss")
     ax.set_title(title)
     ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def plot_predictions(observations: np.ndarray, truth: np.ndarray, predictions: dict, titles: list[str] | None = None):
+    """Rows: examples. Columns: observation Y (defects as dots), true kernel, each method.
+
+    observations: (N, 2, 64, 64) (Y, M); truth: (N, 64, 64); predictions: name -> (N, 64, 64).
+    The RMSE of each prediction on [0, 1] is written in its panel.
+    """
+    plt = _plt()
+    n = len(truth)
+    cols = 2 + len(predictions)
+    fig, axes = plt.subplots(n, cols, figsize=(2.3 * cols, 2.3 * n), squeeze=False)
+    for i in range(n):
+        axes[i, 0].imshow(observations[i, 0], cmap="RdBu_r")
+        ys, xs = np.nonzero(observations[i, 1])
+        axes[i, 0].scatter(xs, ys, s=3, c="k")
+        axes[i, 0].set_xlim(-0.5, 63.5)
+        axes[i, 0].set_ylim(63.5, -0.5)
+        axes[i, 1].imshow(truth[i], cmap="RdBu_r", vmin=0, vmax=1)
+        for j, (name, pred) in enumerate(predictions.items()):
+            axes[i, 2 + j].imshow(pred[i], cmap="RdBu_r", vmin=0, vmax=1)
+            rmse = float(np.sqrt(np.mean((np.asarray(pred[i], np.float64) - truth[i]) ** 2)))
+            axes[i, 2 + j].text(2, 60, f"RMSE {rmse:.3f}", fontsize=8, color="k",
+                                bbox=dict(facecolor="white", alpha=0.7, lw=0))
+            if i == 0:
+                axes[i, 2 + j].set_title(name)
+        if i == 0:
+            axes[i, 0].set_title("observation Y, M")
+            axes[i, 1].set_title("true kernel")
+        if titles:
+            axes[i, 0].set_ylabel(titles[i], fontsize=8)
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    return fig
+
+
+def plot_tsne(embedding: np.ndarray, symmetry: np.ndarray, kernel_id: np.ndarray, title: str,
+              marker_split: np.ndarray | None = None):
+    """Two panels of the same 2-D embedding: coloured by symmetry class and by kernel.
+
+    marker_split: optional boolean (N,), True for OOD points (drawn as crosses)."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.6))
+    ood = np.zeros(len(embedding), bool) if marker_split is None else np.asarray(marker_split, bool)
+    for order in SYMMETRY_ORDERS:
+        for flag, marker in ((False, "o"), (True, "x")):
+            sel = (symmetry == order) & (ood == flag)
+            if sel.any():
+                axes[0].scatter(embedding[sel, 0], embedding[sel, 1], s=12, marker=marker,
+                                label=f"{SYMMETRY_NAMES[order]}{' (OOD)' if flag else ''}")
+    axes[0].legend(fontsize=7, markerscale=1.5, loc="best")
+    axes[0].set_title(f"{title}: by symmetry class")
+    axes[1].scatter(embedding[:, 0], embedding[:, 1], c=kernel_id, cmap="tab20", s=12)
+    axes[1].set_title(f"{title}: by kernel")
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    return fig
+
+
+def plot_kernel_reconstructions(kernels: np.ndarray, reconstructions: np.ndarray, labels: list[str]):
+    """Top row the kernels, bottom row the VAE's reconstructions."""
+    plt = _plt()
+    n = len(kernels)
+    fig, axes = plt.subplots(2, n, figsize=(2.2 * n, 4.6), squeeze=False)
+    for i in range(n):
+        axes[0, i].imshow(kernels[i], cmap="RdBu_r", vmin=0, vmax=1)
+        axes[0, i].set_title(labels[i], fontsize=8)
+        axes[1, i].imshow(reconstructions[i], cmap="RdBu_r", vmin=0, vmax=1)
+        rmse = float(np.sqrt(np.mean((reconstructions[i] - kernels[i]) ** 2)))
+        axes[1, i].set_title(f"VAE, RMSE {rmse:.3f}", fontsize=8)
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    return fig
+
+
+def plot_error_vs_defects(per_sample_csv, bins=(1, 10, 25, 50, 75, 101)):
+    """Mean RMSE per method against the number of labelled defects, ID and OOD panels."""
+    import csv
+
+    plt = _plt()
+    with open(per_sample_csv) as fh:
+        rows = list(csv.DictReader(fh))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
+    centres = [(a + b - 1) / 2 for a, b in zip(bins[:-1], bins[1:])]
+    for ax, setting in zip(axes, ("ID", "OOD")):
+        for method in dict.fromkeys(r["method"] for r in rows):
+            sel = [r for r in rows if r["setting"] == setting and r["method"] == method]
+            n = np.array([int(r["n_scatterers"]) for r in sel])
+            e = np.array([float(r["rmse"]) for r in sel])
+            means = [e[(n >= a) & (n < b)].mean() if ((n >= a) & (n < b)).any() else np.nan
+                     for a, b in zip(bins[:-1], bins[1:])]
+            ax.plot(centres, means, marker="o", label=method)
+        ax.set_title(setting)
+        ax.set_xlabel("defects in the image")
+    axes[0].set_ylabel("RMSE [0,1]")
+    axes[1].legend()
     fig.tight_layout()
     return fig

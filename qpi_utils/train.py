@@ -74,8 +74,8 @@ def resolve_mixed_precision(setting: str) -> str:
 def dataset_and_splits(profile: Profile, run_dir: Path) -> tuple[QPIDataset, Splits]:
     data_dir = Path(run_dir) / "data"
     if not (data_dir / "meta.json").is_file():
-        raise TrainingError(f"no dataset in {data_dir}: run `qpi simulate --profile {profile.name} "
-                            f"--run-dir {run_dir}` (or notebook 01) first")
+        raise TrainingError(f"no dataset in {data_dir}: run notebook 01_simulate.ipynb, or `qpi simulate "
+                            f"--profile {profile.name} --run-dir {run_dir}`, first")
     ds = load_dataset(data_dir)
     s = profile.simulation
     splits = make_splits(ds.symmetry, ds.n_observations, s.ood_fraction, s.id_test_fraction, s.split_seed)
@@ -139,9 +139,9 @@ def load_trained(path: Path, expect_step: str | None = None, fingerprint: dict |
     path = Path(path)
     if not path.is_file():
         step = expect_step or path.stem
-        cmd = {"kernel_vae": "train-kernel-vae", "alignment": "train-alignment",
-               "one_step": "train-one-step"}.get(step, step)
-        raise TrainingError(f"{path} not found: run `qpi {cmd}` (or its notebook) first")
+        cmd, nb = {"kernel_vae": ("train-kernel-vae", "02_kernel_vae"), "alignment": ("train-alignment", "03_alignment"),
+                   "one_step": ("train-one-step", "04_one_step")}.get(step, (step, "?"))
+        raise TrainingError(f"{path} not found: run notebook {nb}.ipynb, or `qpi {cmd}`, first")
     blob = torch.load(path, map_location="cpu", weights_only=True)
     if expect_step and blob.get("step") != expect_step:
         raise ModelConfigError(f"{path} holds step {blob.get('step')!r}, expected {expect_step!r}")

@@ -1,0 +1,66 @@
+import numpy as np
+import pytest
+import torch
+
+from qpi_utils.losses import alignment_loss, angle_table, kl_loss, rotate_about, symmetric_loss
+from qpi_utils.simulate import KernelParams, kernel_image
+
+
+def _kernel(n, **kw):
+    p = dict(symmetry=n, frequency=0.08, decay=6.0, orientation=0.0, phase=0.5)
+    p.update(kw)
+    return torch.tensor(kernel_image(KernelParams(**p)), dtype=torch.float32)[None, None]
+
+
+def test_rotation_by_90_degrees_is_exact_about_the_scatterer():
+    x = torch.rand(1, 1, 64, 64)
+    r = rotate_about(x, torch.tensor([np.pi / 2]))
+    # pixel (32 + dy, 32 + dx) comes from a 90-degree turn about pixel (32, 32)
+    sub, rsub = x[0, 0, 1:, 1:], r[0, 0, 1:, 1:]
+    assert torch.allclose(rsub, torch.rot90(sub, 1, dims=(0, 1)), atol=1e-5) or \
+        torch.allclose(rsub, torch.rot90(sub, -1, dims=(0, 1)), atol=1e-5)
+
+
+@pytest.mark.parametrize("n", [0, 2, 3, 4, 6])
+def test_symmetric_loss_vanishes_for_a_symmetric_reconstruction_equal_to_the_kernel(n):
+    k = _kernel(n)
+    loss = symmetric_loss(k, k, [n]).item()
+    if n in (2, 4):
+        assert loss < 1e-10  # pixel-exact rotations
+    else:
+        assert loss < 1e-4  # bilinear interpolation only
+    wrong = {0: 2, 2: 4, 3: 6, 4: 3, 6: 4}[n]  # claim a symmetry the kernel does not have
+    if n != 0:
+        assert symmetric_loss(k, k, [wrong]).item() > 20 * loss + 1e-3
+
+
+def test_symmetric_loss_penalises_a_broken_symmetry_and_is_differentiable():
+    k = _kernel(4)
+    broken = (k + 0.3 * torch.roll(k, 5, dims=-1)).requires_grad_(True)
+    loss = symmetric_loss(broken, k, [4])
+    assert loss.item() > 1e-3
+    loss.backward()
+    assert broken.grad is not None and broken.grad.abs().sum() > 0
+
+
+def test_symmetric_loss_is_batched_over_classes():
+    ks = [_kernel(n, phase=0.3 * n) for n in (0, 2, 3, 4, 6)]
+    batch = torch.cat(ks)
+    noisy = batch + 0.05 * torch.randn_like(batch)
+    sym = torch.tensor([0, 2, 3, 4, 6])
+    together = symmetric_loss(noisy, batch, sym)
+    _, valid = angle_table(sym)
+    counts = valid.sum(1).double()
+    single = torch.stack([symmetric_loss(noisy[i:i + 1], batch[i:i + 1], sym[i:i + 1]) for i in range(5)]).double()
+    assert torch.allclose(together.double(), (single * counts).sum() / counts.sum(), rtol=1e-5)
+    with pytest.raises(ValueError, match="symmetry orders must be in"):
+        symmetric_loss(noisy[:1], batch[:1], [5])
+
+
+def test_kl_and_alignment_losses():
+    z = torch.zeros(3, 4, 8, 8)
+    assert kl_loss(z, z).item() == 0.0
+    assert kl_loss(z + 1, z).item() == pytest.approx(0.5 * 256)
+    m, lv = torch.randn(3, 4, 8, 8), torch.randn(3, 4, 8, 8)
+    assert alignment_loss(m, lv, m, lv).item() == 0.0
+    assert alignment_loss(m + 1, lv, m, lv).item() == pytest.approx(1.0)

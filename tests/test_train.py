@@ -1,0 +1,92 @@
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from qpi_utils.config import get_profile
+from qpi_utils.data import save_dataset
+from qpi_utils.models import ModelConfigError
+from qpi_utils.train import (TrainingError, load_trained, train_alignment, train_kernel_vae, train_one_step)
+
+
+@pytest.fixture
+def run_dir(tmp_path, tiny_dataset):
+    save_dataset(tiny_dataset, tmp_path / "data")
+    return tmp_path
+
+
+def _state(path):
+    return torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+
+
+def test_three_trainings_run_end_to_end_on_smoke(run_dir, smoke_profile):
+    s1 = train_kernel_vae(smoke_profile, run_dir, progress=False)
+    s2 = train_alignment(smoke_profile, run_dir, progress=False)
+    s3 = train_one_step(smoke_profile, run_dir, progress=False)
+    for step, s in (("kernel_vae", s1), ("alignment", s2), ("one_step", s3)):
+        assert (run_dir / "models" / f"{step}.pt").is_file()
+        assert (run_dir / "logs" / f"{step}.csv").read_text().count("\n") == smoke_profile.kernel_vae.epochs + 1
+        assert (run_dir / "figures" / f"{step}_loss.png").stat().st_size > 1000
+        assert s["model_info"]["pretrained"] is False
+    assert s2["latent_shape"] == [4, 8, 8]
+    # a second call finds the trained model and does not train again
+    again = train_kernel_vae(smoke_profile, run_dir, progress=False)
+    assert again == s1
+
+
+def test_kernel_vae_loss_goes_down(run_dir):
+    prof = get_profile("smoke", {"kernel_vae.epochs": 12, "kernel_vae.lr_step_size": 100})
+    train_kernel_vae(prof, run_dir, progress=False)
+    import csv
+
+    rows = list(csv.DictReader(open(run_dir / "logs" / "kernel_vae.csv")))
+    first, last = float(rows[0]["train_loss"]), float(rows[-1]["train_loss"])
+    assert last < 0.6 * first
+
+
+def test_interrupted_training_resumes_to_the_same_weights(run_dir, tmp_path_factory, tiny_dataset, smoke_profile):
+    prof = get_profile("smoke", {"one_step.epochs": 3})
+    straight = tmp_path_factory.mktemp("straight")
+    save_dataset(tiny_dataset, straight / "data")
+    train_one_step(prof, straight, progress=False)
+
+    out = train_one_step(prof, run_dir, progress=False, stop_after=1)
+    assert out == {"interrupted_after_epoch": 1}
+    assert not (run_dir / "models" / "one_step.pt").exists()
+    assert (run_dir / "checkpoints" / "one_step.pt").is_file()
+    train_one_step(prof, run_dir, progress=False)
+    a, b = _state(straight / "models" / "one_step.pt"), _state(run_dir / "models" / "one_step.pt")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    hist_a = load_trained(straight / "models" / "one_step.pt")["history"]
+    hist_b = load_trained(run_dir / "models" / "one_step.pt")["history"]
+    assert [r["train_loss"] for r in hist_a] == [r["train_loss"] for r in hist_b]
+
+
+def test_checkpoint_from_another_profile_is_refused(run_dir, smoke_profile):
+    train_kernel_vae(smoke_profile, run_dir, progress=False, stop_after=1)
+    other = get_profile("smoke", {"kernel_vae.lr": 5e-4})
+    with pytest.raises(ModelConfigError, match="different configuration.*train"):
+        train_kernel_vae(other, run_dir, progress=False)
+    renamed = get_profile("quick", {"simulation.n_kernels": 10, "simulation.n_observations": 8,
+                                    "simulation.max_scatterers": 30})
+    with pytest.raises(ModelConfigError, match="made with profile 'smoke'"):
+        train_kernel_vae(renamed, run_dir, progress=False)
+
+
+def test_steps_in_the_wrong_order_fail_before_training(run_dir, smoke_profile, tmp_path_factory):
+    with pytest.raises(TrainingError, match="qpi train-kernel-vae"):
+        train_alignment(smoke_profile, run_dir, progress=False)
+    empty = tmp_path_factory.mktemp("empty")
+    with pytest.raises(TrainingError, match="qpi simulate"):
+        train_kernel_vae(smoke_profile, empty, progress=False)
+    assert not (run_dir / "checkpoints" / "alignment.pt").exists()
+
+
+def test_latent_mismatch_between_steps_is_refused(run_dir, smoke_profile):
+    train_kernel_vae(smoke_profile, run_dir, progress=False)
+    changed = get_profile("smoke", {"model.block_out_channels": [8, 16, 16, 32]})
+    with pytest.raises(ModelConfigError, match="different configuration"):
+        train_alignment(changed, run_dir, progress=False)
