@@ -10,6 +10,11 @@ RUN_DIR ?= runs/$(PROFILE)
 TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Real STM files: a ../shared/data folder beside the checkout (as in CI) is used offline when it
+# exists; otherwise qpi_utils.realdata downloads them (checksummed) into the user cache.
+ifneq ($(wildcard ../shared/data/FeSe_topography.sxm),)
+export QPI_DATA_DIR ?= $(abspath ../shared/data)
+endif
 
 .PHONY: reproduce test benchmark clean-venv
 
@@ -29,6 +34,7 @@ test: $(STAMP)
 
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/bench_simulate.py
+	$(BIN)/python benchmarks/bench_train.py --profile $(PROFILE)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -1,6 +1,6 @@
 """The notebook chain: run every numbered notebook in order with papermill.
 
-``qpi reproduce --profile P`` executes ``notebooks/01_*.ipynb`` ... ``07_*.ipynb`` into
+``qpi reproduce --profile P`` executes ``notebooks/01_*.ipynb`` ... ``08_*.ipynb`` into
 ``<run>/notebooks/`` (executed copies kept), each with the same ``PROFILE`` and absolute
 ``RUN_DIR``; then copies the figures the notebooks wrote (``<run>/figures``) to
 ``figures/<profile>/`` and the tables (``<run>/results``) to ``results/<profile>/``. It stops at
@@ -19,8 +19,8 @@ from .config import project_root
 
 __all__ = ["NOTEBOOKS", "ChainError", "notebook_paths", "run_chain"]
 
-NOTEBOOKS = ("01_simulate", "02_kernel_vae", "03_alignment", "04_one_step", "05_results", "06_tsne",
-             "07_real_data")
+NOTEBOOKS = ("01_simulate", "02_kernel_vae", "03_alignment", "04_one_step", "05_results", "06_robustness",
+             "07_tsne", "08_real_data")
 
 
 CELL_TIMEOUT = int(os.environ.get("QPI_CELL_TIMEOUT", 4 * 3600))  # s; a hung cell fails instead of blocking CI
@@ -97,5 +97,7 @@ def run_chain(profile_name: str, run_dir: str | os.PathLike, figures_dir: str | 
             _strip_injected(src)
     _copy_tree_files(run_dir / "figures", figures_dir, "*.png")
     _copy_tree_files(run_dir / "results", results_dir, "*")
-    (results_dir / "chain_times.json").write_text(json.dumps(times, indent=2) + "\n")
+    times_file = results_dir / "chain_times.json"  # merged, so a partial re-run keeps the others
+    previous = json.loads(times_file.read_text()) if (only and times_file.is_file()) else {}
+    times_file.write_text(json.dumps({**previous, **times}, indent=2) + "\n")
     return times

@@ -1,8 +1,9 @@
 """The ``qpi`` command line: every step of the kit, each reading one profile.
 
 Run ``qpi --help`` or ``qpi COMMAND --help``. All commands take ``--profile`` (smoke, quick,
-paper; default ``$QPI_PROFILE`` or quick) and ``--set section.key=value`` overrides, and write
-under ``--run-dir`` (default ``runs/<profile>``).
+paper; default ``$QPI_PROFILE``, else paper on a GPU and quick on a CPU) and ``--set
+section.key=value`` overrides, and write under ``--run-dir`` (default ``runs/<profile>`` in the
+checkout).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ __all__ = ["main", "build_parser"]
 def _common(p: argparse.ArgumentParser, run_dir: bool = True) -> None:
     p.add_argument("--profile", default=None, choices=PROFILE_NAMES,
                    help="size profile: smoke (CI, seconds), quick (2-core CPU, <30 min for the chain), "
-                        "paper (GPU, the paper's sizes); default $QPI_PROFILE or quick")
+                        "paper (GPU, the paper's sizes); default $QPI_PROFILE, else paper on a GPU, quick on a CPU")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override one profile value, e.g. --set simulation.n_kernels=20 (repeatable)")
     if run_dir:
@@ -136,7 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
 _restart = lambda p: p.add_argument("--restart", action="store_true",
                                     help="ignore checkpoints and trained models in the run directory")
 _results = lambda p: p.add_argument("--results-dir", type=Path, default=None,
-                                    help="where tables go (default <run-dir>/results)")
+                                    help="where tables go (default <run-dir>/results for evaluate, "
+                                         "results/<profile> for reproduce)")
 EXTRA_ARGS: dict = {
     "train-kernel-vae": [_restart],
     "train-alignment": [_restart],

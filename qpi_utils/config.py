@@ -25,6 +25,7 @@ __all__ = [
     "SimulationConfig",
     "ModelConfig",
     "TrainConfig",
+    "PhysicsConfig",
     "Profile",
     "PROFILE_NAMES",
     "get_profile",
@@ -58,6 +59,8 @@ class SimulationConfig:
     frequency_range: tuple[float, float] = (0.06, 0.18)
     decay_range: tuple[float, float] = (4.0, 12.0)
     supersample: int = 4  # analytic samples per pixel side when computing the kernel spectrum
+    position_error: float = 0.0  # std (px) of the error of the labelled positions that M is
+    # built from (Y always uses the true positions); models an imperfect defect finder
     seed: int = 0
     # splits (qpi_utils.data.make_splits)
     ood_fraction: float = 0.2
@@ -100,6 +103,24 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class PhysicsConfig:
+    """The physics baselines, the hybrid and the robustness sweeps (qpi_utils.baselines)."""
+
+    ls_lambda_grid: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1)  # chosen on training observations
+    ls_calibration_observations: int = 64
+    ls_iterations: int = 60
+    hybrid_steps: int = 30
+    hybrid_lr: float = 0.05
+    hybrid_mu: float = 0.01
+    hybrid_test_observations: int | None = None  # per setting (ID, OOD); None = the whole test set
+    sweep_observations: int = 100  # per sweep point, drawn for the OOD kernels
+    sweep_snr_db: tuple[float, ...] = (30.0, 20.0, 10.0, 5.0, 0.0)
+    sweep_scatterers: tuple[int, ...] = (1, 5, 20, 50, 100)
+    sweep_outside_margin: tuple[float, ...] = (0.0, 8.0, 16.0, 24.0)
+    sweep_position_error: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0)
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     simulation: SimulationConfig = field(default_factory=SimulationConfig)
@@ -107,6 +128,7 @@ class Profile:
     kernel_vae: TrainConfig = field(default_factory=TrainConfig)  # step 1
     alignment: TrainConfig = field(default_factory=TrainConfig)  # step 2
     one_step: TrainConfig = field(default_factory=TrainConfig)  # baseline
+    physics: PhysicsConfig = field(default_factory=PhysicsConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -122,6 +144,10 @@ _PROFILES: dict[str, dict[str, Any]] = {
         "kernel_vae": {"epochs": 2, "batch_size": 4, "lr": 1e-3, "lr_step_size": 1},
         "alignment": {"epochs": 2, "batch_size": 8, "lr": 1e-3, "lr_step_size": 1},
         "one_step": {"epochs": 2, "batch_size": 8, "lr": 1e-3, "lr_step_size": 1},
+        "physics": {"ls_lambda_grid": (1e-3, 1e-1), "ls_calibration_observations": 8, "ls_iterations": 20,
+                    "hybrid_steps": 3, "hybrid_test_observations": 8, "sweep_observations": 6, "sweep_snr_db": (20.0, 0.0),
+                    "sweep_scatterers": (1, 30), "sweep_outside_margin": (0.0, 16.0),
+                    "sweep_position_error": (0.0, 2.0)},
     },
     "quick": {
         # 100 kernels as in the paper (kernel diversity is what OOD generalisation needs), fewer
@@ -134,6 +160,9 @@ _PROFILES: dict[str, dict[str, Any]] = {
         "kernel_vae": {"epochs": 100, "batch_size": 8, "lr": 1e-3, "lr_step_size": 40, "lr_gamma": 0.3},
         "alignment": {"epochs": 16, "batch_size": 32, "lr": 1e-3, "lr_step_size": 6, "lr_gamma": 0.3},
         "one_step": {"epochs": 6, "batch_size": 32, "lr": 1e-3, "lr_step_size": 2, "lr_gamma": 0.3},
+        # the hybrid costs ~0.15 s per image on 2 CPU cores at 10 steps: a seeded subset of each
+        # test set (its size is the table's n column), and small sweeps
+        "physics": {"hybrid_steps": 10, "hybrid_test_observations": 200, "sweep_observations": 40},
     },
     "paper": {
         "simulation": {"n_kernels": 100, "n_observations": 500},
@@ -280,6 +309,7 @@ _SECTIONS = {
     "kernel_vae": TrainConfig,
     "alignment": TrainConfig,
     "one_step": TrainConfig,
+    "physics": PhysicsConfig,
 }
 
 

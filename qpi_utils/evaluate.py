@@ -6,6 +6,11 @@ Methods (one row per setting and method):
   floor every method has to beat.
 * ``one_step`` -- the baseline network, (Y, M) -> kernel, using the posterior mean.
 * ``two_step`` -- (Y, M) -> observation encoder -> latent mean -> frozen kernel decoder.
+* ``defect_average``, ``least_squares`` -- the physics baselines of :mod:`qpi_utils.baselines`
+  (least squares with its regularisation chosen on training observations).
+* ``hybrid`` -- two-step, refined so the decoded kernel explains Y through the forward model
+  (on a seeded subset of each test set when ``physics.hybrid_test_observations`` is set: the
+  ``n`` column says how many).
 
 Metrics per sample on the [0, 1] scale of the normalised kernels: MAE = mean |p - t|, MSE =
 mean (p - t)^2, RMSE = sqrt(MSE); the table gives their means over the test set. The
@@ -34,9 +39,13 @@ from .models import from_model_scale, to_model_scale
 
 __all__ = ["errors", "predict_two_step", "predict_one_step", "predict_dataset", "evaluate", "TABLE_COLUMNS",
            "PAPER_TABLE1", "provenance", "write_table", "TrainedModels", "load_models", "example_predictions",
-           "two_step_diagnostics", "latent_embeddings"]
+           "two_step_diagnostics", "latent_embeddings", "METHODS", "SWEEPS", "robustness_sweep", "write_sweeps",
+           "markdown_table"]
 
-TABLE_COLUMNS = ("setting", "method", "n", "mae", "mse", "rmse", "mae_pm1", "mse_pm1", "rmse_pm1", "pretrained")
+TABLE_COLUMNS = ("setting", "method", "n", "mae", "mse", "rmse", "mae_pm1", "mse_pm1", "rmse_pm1", "pretrained",
+                 "seconds_per_image")
+METHODS = ("mean_kernel", "one_step", "two_step", "defect_average", "least_squares", "hybrid")
+SWEEPS = ("snr_db", "scatterers", "outside_margin", "position_error")
 # The paper's Table 1 (RMSE only as quoted in our issue tracker; scale as the authors report).
 PAPER_TABLE1 = {("ID", "one_step"): 0.0340, ("ID", "two_step"): 0.0163,
                 ("OOD", "one_step"): 0.1193, ("OOD", "two_step"): 0.0924}
@@ -130,13 +139,13 @@ def write_table(rows: list[dict], path: Path) -> None:
 
 def markdown_table(rows: list[dict], with_paper: bool = True) -> str:
     """The table as markdown, with the paper's Table 1 RMSE beside ours where it has one."""
-    head = "| setting | method | n | MAE [0,1] | MSE [0,1] | RMSE [0,1] | RMSE [-1,1] |"
+    head = "| setting | method | n | MAE [0,1] | MSE [0,1] | RMSE [0,1] | RMSE [-1,1] | s / image |"
     if with_paper:
         head += " paper RMSE (Table 1) |"
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         line = (f"| {r['setting']} | {r['method']} | {r['n']} | {r['mae']:.4f} | {r['mse']:.5f} | "
-                f"{r['rmse']:.4f} | {r['rmse_pm1']:.4f} |")
+                f"{r['rmse']:.4f} | {r['rmse_pm1']:.4f} | {r.get('seconds_per_image', float('nan')):.2g} |")
         if with_paper:
             paper = PAPER_TABLE1.get((r["setting"], r["method"]))
             line += f" {paper:.4f} |" if paper is not None else " - |"
@@ -148,6 +157,7 @@ def markdown_table(rows: list[dict], with_paper: bool = True) -> str:
 class TrainedModels:
     """Everything a trained run holds, loaded once (eval mode, frozen, on ``device``)."""
 
+    profile: Profile
     ds: QPIDataset
     splits: Splits
     kernel_vae: torch.nn.Module
@@ -155,21 +165,41 @@ class TrainedModels:
     one_step: torch.nn.Module
     infos: dict
     device: str
+    ls_lambda: float
+    ls_scores: dict
 
     def methods(self) -> dict:
-        """name -> (predict function on (B, 2, 64, 64) [0,1] tensors, pretrained flag)."""
+        """name -> (predict function on (B, 2, 64, 64) [0,1] tensors -> (B, 1, 64, 64), pretrained)."""
+        from .baselines import HybridConfig, defect_average, hybrid, least_squares
+
+        ph = self.profile.physics
         mean_kernel = np.asarray(self.ds.kernels[self.splits.train_kernels], np.float64).mean(0)
         mk = torch.from_numpy(mean_kernel).float()
+        hcfg = HybridConfig(steps=ph.hybrid_steps, lr=ph.hybrid_lr, mu=ph.hybrid_mu)
+
+        def numpy_method(fn):
+            def run(x):
+                xn = x.detach().cpu().double().numpy()
+                return torch.from_numpy(fn(xn[:, 0], xn[:, 1])).float()[:, None].to(x.device)
+
+            return run
+
+        pre = self.infos["kernel_vae"].pretrained
         return {
             "mean_kernel": (lambda x: mk.to(x.device).expand(len(x), 1, 64, 64), False),
             "one_step": (lambda x: predict_one_step(self.one_step, x), self.infos["one_step"].pretrained),
-            "two_step": (lambda x: predict_two_step(self.observation_encoder, self.kernel_vae, x),
-                         self.infos["kernel_vae"].pretrained),
+            "two_step": (lambda x: predict_two_step(self.observation_encoder, self.kernel_vae, x), pre),
+            "defect_average": (numpy_method(defect_average), False),
+            "least_squares": (numpy_method(lambda y, m: least_squares(y, m, lam=self.ls_lambda,
+                                                                       iterations=ph.ls_iterations)), False),
+            "hybrid": (lambda x: hybrid(self.observation_encoder, self.kernel_vae, x, hcfg), pre),
         }
 
 
 def load_models(profile: Profile, run_dir: str | Path) -> TrainedModels:
-    """Load the dataset, splits and the three trained networks of a run directory."""
+    """Load the dataset, splits and the three trained networks of a run directory, and choose the
+    least-squares regularisation on training observations (:func:`baselines.choose_regularisation`)."""
+    from .baselines import choose_regularisation
     from .train import dataset_and_splits, load_kernel_vae, load_observation_encoder, load_one_step
 
     run_dir = Path(run_dir)
@@ -178,8 +208,14 @@ def load_models(profile: Profile, run_dir: str | Path) -> TrainedModels:
     vae, vae_info = load_kernel_vae(profile, run_dir, ds)
     encoder, enc_info = load_observation_encoder(profile, run_dir, ds)
     one, one_info = load_one_step(profile, run_dir, ds)
-    return TrainedModels(ds, splits, vae.to(device), encoder.to(device), one.to(device),
-                         {"kernel_vae": vae_info, "observation_encoder": enc_info, "one_step": one_info}, device)
+    ph = profile.physics
+    calib = splits.train[np.random.default_rng(0).permutation(len(splits.train))[:ph.ls_calibration_observations]]
+    x = _stack_pairs(ds, calib).double().numpy()
+    lam, scores = choose_regularisation(x[:, 0], x[:, 1], np.asarray(ds.kernels)[calib[:, 0]],
+                                        grid=ph.ls_lambda_grid, iterations=ph.ls_iterations)
+    return TrainedModels(profile, ds, splits, vae.to(device), encoder.to(device), one.to(device),
+                         {"kernel_vae": vae_info, "observation_encoder": enc_info, "one_step": one_info}, device,
+                         lam, scores)
 
 
 def evaluate(profile: Profile, run_dir: str | Path, results_dir: str | Path | None = None,
@@ -192,15 +228,21 @@ def evaluate(profile: Profile, run_dir: str | Path, results_dir: str | Path | No
     m = models or load_models(profile, run_dir)
     ds, splits = m.ds, m.splits
     rows, per_sample, timings = [], [], {}
-    for setting, pairs in (("ID", splits.id_test), ("OOD", splits.ood_test)):
-        target = np.asarray(ds.kernels)[pairs[:, 0]]
+    n_hybrid = profile.physics.hybrid_test_observations
+    for setting, all_pairs in (("ID", splits.id_test), ("OOD", splits.ood_test)):
         for method, (fn, pretrained) in m.methods().items():
+            pairs = all_pairs
+            if method == "hybrid" and n_hybrid is not None and n_hybrid < len(all_pairs):
+                pairs = all_pairs[np.sort(np.random.default_rng(0).permutation(len(all_pairs))[:n_hybrid])]
+            target = np.asarray(ds.kernels)[pairs[:, 0]]
             t0 = time.perf_counter()
             pred = predict_dataset(fn, ds, pairs, device=m.device, progress=progress, desc=f"{setting} {method}")
-            timings[f"{setting}/{method}"] = round(time.perf_counter() - t0, 2)
+            seconds = time.perf_counter() - t0
+            timings[f"{setting}/{method}"] = round(seconds, 2)
             e = errors(pred, target)
             rows.append({"setting": setting, "method": method, "n": len(pairs),
-                         **{k: float(v.mean()) for k, v in e.items()}, "pretrained": pretrained})
+                         **{k: float(v.mean()) for k, v in e.items()}, "pretrained": pretrained,
+                         "seconds_per_image": seconds / max(len(pairs), 1)})
             for i, (k, o) in enumerate(pairs):
                 per_sample.append({"setting": setting, "method": method, "kernel": int(k), "observation": int(o),
                                    "symmetry": int(ds.symmetry[k]), "n_scatterers": int(ds.n_scatterers[k, o]),
@@ -221,7 +263,11 @@ def evaluate(profile: Profile, run_dir: str | Path, results_dir: str | Path | No
         blob = torch.load(run_dir / "models" / f"{step}.pt", map_location="cpu", weights_only=True)
         summaries[step] = blob["summary"]
     prov = provenance(profile, ds, {"training": summaries, "inference_seconds": timings,
-                                    "pretrained": {k: v.pretrained for k, v in m.infos.items()}})
+                                    "pretrained": {k: v.pretrained for k, v in m.infos.items()},
+                                    "least_squares_lambda": {"chosen": m.ls_lambda, "rule": "lowest mean RMSE on "
+                                                             f"{profile.physics.ls_calibration_observations} training "
+                                                             "observations", "scores": {str(k): v for k, v in
+                                                                                         m.ls_scores.items()}}})
     _write_atomic(results_dir / "provenance.json", json.dumps(prov, indent=2, default=str))
     return rows
 
@@ -319,3 +365,55 @@ def latent_embeddings(models: TrainedModels, per_kernel: int = 4, seed: int = 0,
         "observations": {"embedding": embed(o_mean.float().cpu().reshape(len(pairs), -1).numpy()),
                          "symmetry": ds.symmetry[pairs[:, 0]], "kernel_id": pairs[:, 0], "ood": ood_k[pairs[:, 0]]},
     }
+
+
+def robustness_sweep(models: TrainedModels, sweep: str, progress: bool = False) -> list[dict]:
+    """RMSE of every method against one condition, on fresh observations of the OOD kernels.
+
+    ``sweep``: ``snr_db`` (white noise), ``scatterers`` (fixed number of labelled defects),
+    ``outside_margin`` (unlabelled defects in a band of that width around the field of view, at
+    the same density), ``position_error`` (std in px of the positions M is built from). Values
+    and sizes come from ``profile.physics``; everything else is the profile's simulation.
+    Returns rows {sweep, value, method, n, rmse, rmse_pm1}.
+    """
+    import dataclasses
+
+    from .simulate import simulate_dataset
+
+    if sweep not in SWEEPS:
+        raise ValueError(f"unknown sweep {sweep!r}; choose one of {', '.join(SWEEPS)}")
+    ph, sim = models.profile.physics, models.profile.simulation
+    values = {"snr_db": ph.sweep_snr_db, "scatterers": ph.sweep_scatterers,
+              "outside_margin": ph.sweep_outside_margin, "position_error": ph.sweep_position_error}[sweep]
+    ood = models.splits.ood_kernels
+    params = {name: np.asarray(models.ds.arrays[f"param_{name}"])[ood]
+              for name in ("symmetry", "orientation", "frequency", "phase", "decay")}
+    per_kernel = max(1, -(-ph.sweep_observations // len(ood)))
+    rows = []
+    for i, value in enumerate(values):
+        change = {"snr_db": {"snr_db": float(value)},
+                  "scatterers": {"min_scatterers": int(value), "max_scatterers": int(value)},
+                  "outside_margin": {"outside_margin": float(value)},
+                  "position_error": {"position_error": float(value)}}[sweep]
+        cfg = dataclasses.replace(sim, n_kernels=len(ood), n_observations=per_kernel, seed=10_000 + i, **change)
+        test = simulate_dataset(cfg, progress=False, params=params)
+        pairs = np.array([(k, o) for k in range(test.n_kernels) for o in range(test.n_observations)])
+        target = np.asarray(test.kernels)[pairs[:, 0]]
+        for method, (fn, _) in models.methods().items():
+            pred = predict_dataset(fn, test, pairs, device=models.device, progress=progress,
+                                   desc=f"{sweep}={value} {method}")
+            e = errors(pred, target)
+            rows.append({"sweep": sweep, "value": float(value), "method": method, "n": len(pairs),
+                         "rmse": float(e["rmse"].mean()), "rmse_pm1": float(e["rmse_pm1"].mean())})
+    return rows
+
+
+def write_sweeps(rows: list[dict], path: Path) -> None:
+    import io
+
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=["sweep", "value", "method", "n", "rmse", "rmse_pm1"])
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
+    _write_atomic(Path(path), buf.getvalue())

@@ -10,7 +10,8 @@ import numpy as np
 from .simulate import SYMMETRY_NAMES, SYMMETRY_ORDERS
 
 __all__ = ["save_figure", "fourier_magnitude", "plot_dataset_examples", "plot_history", "plot_predictions",
-           "plot_tsne", "plot_kernel_reconstructions", "plot_error_vs_defects"]
+           "plot_tsne", "plot_kernel_reconstructions", "plot_error_vs_defects", "plot_sweep", "plot_real_map",
+           "plot_fft", "plot_extracted_kernels"]
 
 
 def _plt():
@@ -181,5 +182,77 @@ def plot_error_vs_defects(per_sample_csv, bins=(1, 10, 25, 50, 75, 101)):
         ax.set_xlabel("defects in the image")
     axes[0].set_ylabel("RMSE [0,1]")
     axes[1].legend()
+    fig.tight_layout()
+    return fig
+
+
+def plot_sweep(rows: list[dict], sweep: str, xlabel: str | None = None):
+    """RMSE against one sweep's values, one line per method (rows from evaluate.robustness_sweep)."""
+    plt = _plt()
+    sel = [r for r in rows if r["sweep"] == sweep]
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    for method in dict.fromkeys(r["method"] for r in sel):
+        pts = sorted((float(r["value"]), float(r["rmse"])) for r in sel if r["method"] == method)
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=method)
+    labels = {"snr_db": "SNR (dB)", "scatterers": "labelled defects per image",
+              "outside_margin": "band of unlabelled outside defects (px)",
+              "position_error": "error of labelled positions (px, std)"}
+    ax.set_xlabel(xlabel or labels.get(sweep, sweep))
+    ax.set_ylabel("RMSE [0,1], OOD kernels")
+    if sweep == "snr_db":
+        ax.invert_xaxis()  # harder to the right
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_real_map(image: np.ndarray, positions: np.ndarray | None, title: str, pixel_nm: float,
+                  mask: np.ndarray | None = None, ax=None):
+    """A real map (row 0 at the bottom) with detected defects and a scale in nm."""
+    plt = _plt()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 5))
+    shown = np.where(mask, np.nan, image) if mask is not None else image
+    lo, hi = np.nanpercentile(shown, [1, 99])
+    h, w = image.shape
+    ax.imshow(shown, origin="lower", cmap="gray", vmin=lo, vmax=hi, extent=(0, w * pixel_nm, 0, h * pixel_nm))
+    if positions is not None and len(positions):
+        ax.scatter(positions[:, 0] * pixel_nm, positions[:, 1] * pixel_nm, s=14, facecolors="none",
+                   edgecolors="r", linewidths=0.8)
+    ax.set_xlabel("x (nm)")
+    ax.set_title(title)
+    return ax
+
+
+def plot_fft(image: np.ndarray, pixel_nm: float, title: str, ax=None, mask: np.ndarray | None = None):
+    """|FFT| of a real map with axes in nm^-1 (q / 2 pi)."""
+    plt = _plt()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 5))
+    img = np.where(mask, 0.0, image) if mask is not None else image
+    mag = fourier_magnitude(img)
+    fmax = 0.5 / pixel_nm
+    ax.imshow(mag, cmap="magma", vmax=np.percentile(mag, 99.7), extent=(-fmax, fmax, -fmax, fmax), origin="lower")
+    ax.set_xlabel("q_x / 2pi (1/nm)")
+    ax.set_title(title)
+    return ax
+
+
+def plot_extracted_kernels(kernels: dict, scores: dict | None = None, pixel_nm: float | None = None):
+    """Top row: the kernel each method extracted; bottom row: its |FFT| (the scattering vectors)."""
+    plt = _plt()
+    n = len(kernels)
+    fig, axes = plt.subplots(2, n, figsize=(3 * n, 6), squeeze=False)
+    for i, (name, k) in enumerate(kernels.items()):
+        axes[0, i].imshow(k, cmap="RdBu_r", origin="lower")
+        title = name if scores is None else f"{name}\nexplains {100 * scores[name]:.0f} % of Y"
+        axes[0, i].set_title(title, fontsize=9)
+        axes[1, i].imshow(fourier_magnitude(k), cmap="magma", origin="lower")
+        axes[1, i].set_title("|FFT|", fontsize=9)
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if pixel_nm:
+        fig.suptitle(f"64 x 64 windows, {64 * pixel_nm:.1f} nm wide", y=1.0)
     fig.tight_layout()
     return fig

@@ -355,12 +355,15 @@ def content_hash(arrays: dict[str, np.ndarray]) -> str:
 
 
 def simulate_dataset(cfg: SimulationConfig, profile: str = "custom", progress: bool = True,
-                     chunk: int = 128):
+                     chunk: int = 128, params: dict | None = None):
     """Make the synthetic dataset described by ``cfg`` (see :class:`qpi_utils.data.QPIDataset`).
 
     Bit-for-bit reproducible for a given ``cfg`` (seed included): every kernel draws its
     observations from its own child of ``SeedSequence(cfg.seed)``, so the result does not depend
-    on ``chunk`` or on how the work is split.
+    on ``chunk`` or on how the work is split. ``params`` (dict of (K,) arrays, as
+    :func:`sample_kernel_params` returns) uses given kernels instead of drawing them; K must
+    equal ``cfg.n_kernels``. With ``cfg.position_error`` > 0 the stored positions (and M) are the
+    true ones plus Gaussian errors of that std, while Y is rendered from the true positions.
     """
     from .data import QPIDataset, FORMAT_VERSION  # data imports simulate; avoid the cycle
     from . import __version__
@@ -369,8 +372,15 @@ def simulate_dataset(cfg: SimulationConfig, profile: str = "custom", progress: b
 
     size, k_total, o_total, s_max = cfg.image_size, cfg.n_kernels, cfg.n_observations, cfg.max_scatterers
     children = np.random.SeedSequence(cfg.seed).spawn(k_total + 1)
-    params = sample_kernel_params(k_total, np.random.default_rng(children[0]),
-                                  cfg.frequency_range, cfg.decay_range)
+    if params is None:
+        params = sample_kernel_params(k_total, np.random.default_rng(children[0]),
+                                      cfg.frequency_range, cfg.decay_range)
+    else:
+        params = {k: np.asarray(params[k], dtype=np.int64 if k == "symmetry" else np.float64)
+                  for k in ("symmetry", "orientation", "frequency", "phase", "decay")}
+        if any(len(v) != k_total for v in params.values()):
+            raise ValueError(f"params must give {k_total} kernels (cfg.n_kernels), got "
+                             f"{ {k: len(v) for k, v in params.items()} }")
     kernels = np.empty((k_total, size, size), np.float32)
     kernel_range = np.empty((k_total, 2))
     observations = np.empty((k_total, o_total, size, size), np.float32)
@@ -404,6 +414,9 @@ def simulate_dataset(cfg: SimulationConfig, profile: str = "custom", progress: b
             clean[idx] = render_observations(spec, both[idx, :width], size=size)
         noisy = _add_noise(rng, clean, cfg.snr_db, cfg.line_noise)
         observations[k], observation_range[k] = minmax_normalise(noisy)
+        if cfg.position_error > 0:  # what a defect finder reports: the truth plus an error
+            pos = pos + rng.normal(0.0, cfg.position_error, size=pos.shape)
+            pos = np.clip(pos, -0.5, size - 0.5 - 1e-3).astype(np.float32).astype(np.float64)
         positions[k] = pos
         n_scatterers[k] = n
     max_out = max((o.shape[1] for o in outside_list), default=0)

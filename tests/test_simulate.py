@@ -198,3 +198,18 @@ def test_bad_kernel_parameters_are_rejected():
         KernelParams(symmetry=2, frequency=0.7)
     with pytest.raises(ValueError, match="positions must have shape"):
         render_observations(kernel_spectrum(KernelParams(symmetry=0))[0], np.zeros((3, 2)))
+
+
+def test_given_kernels_and_position_errors(smoke_profile):
+    cfg = dataclasses.replace(smoke_profile.simulation, n_kernels=2, n_observations=3, position_error=1.5)
+    params = {"symmetry": np.array([0, 6]), "orientation": np.array([0.0, 0.2]), "frequency": np.array([0.1, 0.15]),
+              "phase": np.array([0.0, 1.0]), "decay": np.array([6.0, 9.0])}
+    ds = simulate_dataset(cfg, progress=False, params=params)
+    assert list(ds.symmetry) == [0, 6] and ds.params(1)["frequency"] == pytest.approx(0.15)
+    ds.check_activation_maps()  # M matches the (erroneous) labelled positions it was built from
+    clean = simulate_dataset(dataclasses.replace(cfg, position_error=0.0), progress=False, params=params)
+    np.testing.assert_array_equal(ds.observations, clean.observations)  # Y uses the true positions
+    shift = np.nanmean(np.hypot(*(ds.positions - clean.positions).transpose(3, 0, 1, 2)))
+    assert 1.0 < shift < 3.0  # mean of a 2-D Gaussian error with std 1.5 px is about 1.9 px
+    with pytest.raises(ValueError, match="params must give 2 kernels"):
+        simulate_dataset(cfg, progress=False, params={k: v[:1] for k, v in params.items()})

@@ -1,0 +1,21 @@
+"""Top-level pytest set-up shared by the unit tests and the nbval notebook run.
+
+The notebooks are checked by nbval (``--nbval-lax``: every cell must run; cells marked
+``# NBVAL_CHECK_OUTPUT`` must print what the committed, quick-profile outputs print). They run
+at the ``smoke`` profile in a fresh run directory, through the environment variables their
+``parameters`` cell reads.
+"""
+
+import os
+import tempfile
+
+os.environ["QPI_PROFILE"] = "smoke"
+os.environ["QPI_RUN_DIR"] = tempfile.mkdtemp(prefix="qpi-nbval-")
+os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no hub downloads in tests (they would only time out here)
+
+# Real STM files for tests and notebook 08: the shared folder beside the checkout (CI has it),
+# so nothing is downloaded. Users without it get the files from their public URLs via pooch.
+_shared = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "shared", "data")
+if "QPI_DATA_DIR" not in os.environ and os.path.isdir(_shared):
+    os.environ["QPI_DATA_DIR"] = os.path.abspath(_shared)

@@ -1,0 +1,215 @@
+"""Physics baselines and the physics-consistent hybrid.
+
+With the defect positions known, Y = M (*) A is *linear* in the kernel A, so a physicist's
+first tools are:
+
+* :func:`defect_average` -- what experimentalists do by hand: cut the window around every
+  labelled defect and average them (the other defects' ripples average out, slowly).
+* :func:`least_squares` -- regularised least-squares deconvolution with the known activation
+  map: min_B ||crop(M (*) B) + c - Y||^2 + lam ||B||^2 over the kernel B on its 64x64 support
+  and an offset c, by conjugate gradients on the normal equations, batched over images.
+  The unknown scale and offset of the per-image min-max normalisation of Y are absorbed by
+  B's scale (the estimate is min-max scaled like every kernel) and by c.
+* :func:`hybrid` -- start from the two-step prediction z0 = observation_encoder(Y, M) and
+  refine the latent z so that the decoded kernel, pushed through the same forward model with a
+  fitted scale and offset, explains Y, with a penalty mu ||z - z0||^2; the decoder is frozen.
+
+Conventions as in :mod:`qpi_utils.simulate`: images 64x64, the kernel's scatterer on pixel
+(32, 32), activation maps count labelled defects per pixel.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .simulate import KERNEL_ORIGIN
+
+__all__ = ["forward_operator", "adjoint_operator", "defect_average", "least_squares", "minmax_images",
+           "choose_regularisation", "HybridConfig", "hybrid"]
+
+_PAD = 128  # linear convolution of two 64x64 images fits a 128x128 periodic grid without wrap
+
+
+def _check_batch(name: str, x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim == 2:
+        x = x[None]
+    if x.ndim != 3 or x.shape[-2:] != (64, 64):
+        raise ValueError(f"{name} must be (64, 64) or (N, 64, 64), got shape {x.shape}")
+    if not np.isfinite(x).all():
+        raise ValueError(f"{name} contains NaN or inf")
+    return x
+
+
+def _rfft(x: np.ndarray) -> np.ndarray:
+    from scipy import fft
+
+    return fft.rfft2(x, s=(_PAD, _PAD), workers=-1)
+
+
+def _irfft(x: np.ndarray) -> np.ndarray:
+    from scipy import fft
+
+    return fft.irfft2(x, s=(_PAD, _PAD), workers=-1)
+
+
+def forward_operator(maps_f: np.ndarray, kernels: np.ndarray) -> np.ndarray:
+    """crop(M (*) B): (N, 64, 64) kernels -> (N, 64, 64) images. ``maps_f`` = rfft2 of the
+    activation maps on the padded grid (from :func:`_rfft`), so it is computed once per image."""
+    full = _irfft(maps_f * _rfft(kernels))
+    return full[:, KERNEL_ORIGIN:KERNEL_ORIGIN + 64, KERNEL_ORIGIN:KERNEL_ORIGIN + 64]
+
+
+def adjoint_operator(maps_f: np.ndarray, images: np.ndarray) -> np.ndarray:
+    """The adjoint of :func:`forward_operator`: (N, 64, 64) images -> (N, 64, 64) kernels."""
+    padded = np.zeros((images.shape[0], _PAD, _PAD))
+    padded[:, KERNEL_ORIGIN:KERNEL_ORIGIN + 64, KERNEL_ORIGIN:KERNEL_ORIGIN + 64] = images
+    return _irfft(_rfft(padded) * np.conj(maps_f))[:, :64, :64]
+
+
+def minmax_images(x: np.ndarray) -> np.ndarray:
+    """Min-max scale each (64, 64) image to [0, 1] (constant images -> 0)."""
+    lo = x.min(axis=(-2, -1), keepdims=True)
+    span = x.max(axis=(-2, -1), keepdims=True) - lo
+    return np.where(span > 0, (x - lo) / np.where(span > 0, span, 1.0), 0.0)
+
+
+def defect_average(observations: np.ndarray, maps: np.ndarray) -> np.ndarray:
+    """Average of the 64x64 windows of Y centred on each labelled defect (the defect on pixel
+    (32, 32)); pixels a window takes from outside the field of view are left out of the mean.
+    Y's mean is removed first so missing pixels do not bias the average. Returns (N, 64, 64)
+    min-max scaled to [0, 1]; an image with no labelled defect gives zeros."""
+    y = _check_batch("observations", observations)
+    m = _check_batch("activation maps", maps)
+    y = y - y.mean(axis=(-2, -1), keepdims=True)
+    # sum over defects of shifted windows = correlation of Y with M; coverage = correlation of 1 with M
+    maps_f = _rfft(m)
+    total = adjoint_operator(maps_f, y)
+    coverage = adjoint_operator(maps_f, np.ones_like(y))
+    avg = np.where(coverage > 0.5, total / np.maximum(coverage, 1e-9), 0.0)
+    return minmax_images(avg)
+
+
+def least_squares(observations: np.ndarray, maps: np.ndarray, lam: float = 1e-3, iterations: int = 60,
+                  return_raw: bool = False) -> np.ndarray:
+    """Tikhonov-regularised least squares for the kernel, batched conjugate gradients.
+
+    Solves (H^T H + lam' I) B = H^T (Y - c) jointly with the offset c, where H = crop(M (*) .)
+    and lam' = lam * (number of labelled defects), so that one ``lam`` suits images with 1 or
+    100 defects (||H||^2 grows with their number). CG starts from zero and stops after
+    ``iterations``, which regularises too (early stopping keeps B in the range of H^T).
+    Returns (N, 64, 64) kernels min-max scaled to [0, 1] (``return_raw``: the unscaled B).
+    """
+    y = _check_batch("observations", observations)
+    m = _check_batch("activation maps", maps)
+    if y.shape != m.shape:
+        raise ValueError(f"observations {y.shape} and activation maps {m.shape} differ in shape")
+    if lam <= 0:
+        raise ValueError(f"lam must be > 0, got {lam}")
+    damp = (lam * np.maximum(m.sum(axis=(-2, -1)), 1.0))[:, None, None]
+    maps_f = _rfft(m)
+    eps_c = 1e-6 * 64 * 64  # a whisper of damping on the offset keeps the system definite
+
+    def normal(b, c):
+        r = forward_operator(maps_f, b) + c[:, None, None]
+        return adjoint_operator(maps_f, r) + damp * b, r.sum(axis=(-2, -1)) + eps_c * c
+
+    def dot(a_b, a_c, b_b, b_c):
+        return (a_b * b_b).sum(axis=(-2, -1)) + a_c * b_c
+
+    b, c = np.zeros_like(y), np.zeros(len(y))
+    r_b, r_c = adjoint_operator(maps_f, y), y.sum(axis=(-2, -1))
+    p_b, p_c = r_b.copy(), r_c.copy()
+    rr = dot(r_b, r_c, r_b, r_c)
+    for _ in range(iterations):
+        q_b, q_c = normal(p_b, p_c)
+        denom = dot(p_b, p_c, q_b, q_c)
+        alpha = np.where(denom > 0, rr / np.where(denom > 0, denom, 1.0), 0.0)
+        b += alpha[:, None, None] * p_b
+        c += alpha * p_c
+        r_b -= alpha[:, None, None] * q_b
+        r_c -= alpha * q_c
+        rr_new = dot(r_b, r_c, r_b, r_c)
+        beta = np.where(rr > 0, rr_new / np.where(rr > 0, rr, 1.0), 0.0)
+        p_b = r_b + beta[:, None, None] * p_b
+        p_c = r_c + beta * p_c
+        rr = rr_new
+    return b if return_raw else minmax_images(b)
+
+
+def choose_regularisation(observations: np.ndarray, maps: np.ndarray, kernels: np.ndarray,
+                          grid=(1e-4, 1e-3, 1e-2, 1e-1, 1.0), iterations: int = 60) -> tuple[float, dict]:
+    """The stated rule for ``lam``: the value of ``grid`` with the lowest mean RMSE on the given
+    *training* observations (callers pass training-split data, never a test set)."""
+    scores = {}
+    for lam in grid:
+        est = least_squares(observations, maps, lam=lam, iterations=iterations)
+        scores[lam] = float(np.sqrt(((est - np.asarray(kernels, np.float64)) ** 2).mean(axis=(-2, -1))).mean())
+    best = min(scores, key=scores.get)
+    return best, scores
+
+
+@dataclass(frozen=True)
+class HybridConfig:
+    steps: int = 30
+    lr: float = 0.05
+    mu: float = 1e-2  # weight of ||z - z0||^2 (per latent element) against the data misfit (per pixel)
+
+
+def _fit_scale_offset(f: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per image least-squares s, c of y ~ s f + c (closed form, differentiable). f, y: (B, N)."""
+    fm, ym = f.mean(1, keepdim=True), y.mean(1, keepdim=True)
+    cov = ((f - fm) * (y - ym)).mean(1, keepdim=True)
+    var = ((f - fm) ** 2).mean(1, keepdim=True).clamp(min=1e-12)
+    s = cov.clamp(min=0) / var  # Y's normalisation keeps the kernel's sign: a flipped fit is not physical
+    return s, ym - s * fm
+
+
+def hybrid(observation_encoder, kernel_vae, observations: torch.Tensor, cfg: HybridConfig = HybridConfig(),
+           return_history: bool = False):
+    """Refine the two-step latent so the decoded kernel explains Y through Y = s M (*) A + c.
+
+    observations: (B, 2, 64, 64) (Y, M) on [0, 1]. The kernel's zero level is the mean of the
+    decoded kernel's border (kernels decay to zero at their window edge; min-max scaling moved
+    that zero). Returns (B, 1, 64, 64) kernels on [0, 1].
+    """
+    from .models import from_model_scale, to_model_scale
+
+    device = observations.device
+    y = observations[:, 0].reshape(len(observations), -1).double()
+    maps_f = torch.fft.rfft2(observations[:, 1].double(), s=(_PAD, _PAD))
+    with torch.no_grad():
+        z0, _ = observation_encoder(to_model_scale(observations))
+    z = z0.clone().requires_grad_(True)
+    opt = torch.optim.Adam([z], lr=cfg.lr)
+    border = torch.ones(64, 64, dtype=torch.bool, device=device)
+    border[4:-4, 4:-4] = False
+    history = []
+    with torch.enable_grad():  # callers may run inside no_grad (evaluation loops)
+        for _ in range(cfg.steps):
+            loss, misfit = _hybrid_loss(kernel_vae, z, z0, maps_f, y, border, cfg.mu)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            history.append(float(misfit.detach().mean()))
+    with torch.no_grad():
+        out = from_model_scale(kernel_vae.decode(z.detach()).sample)
+    return (out, history) if return_history else out
+
+
+def _hybrid_loss(kernel_vae, z, z0, maps_f, y, border, mu):
+    """Data misfit of s M (*) (A(z) - zero level) + c against Y, plus mu ||z - z0||^2."""
+    from .models import from_model_scale
+
+    pad = _PAD
+    kern = from_model_scale(kernel_vae.decode(z).sample)[:, 0].double()
+    kern = kern - kern[:, border].mean(1)[:, None, None]
+    full = torch.fft.irfft2(maps_f * torch.fft.rfft2(kern, s=(pad, pad)), s=(pad, pad))
+    f = full[:, KERNEL_ORIGIN:KERNEL_ORIGIN + 64, KERNEL_ORIGIN:KERNEL_ORIGIN + 64].reshape(len(y), -1)
+    s, c = _fit_scale_offset(f, y)
+    misfit = ((s * f + c - y) ** 2).mean(1)
+    prior = ((z - z0) ** 2).flatten(1).mean(1).double()
+    return (misfit + mu * prior).sum(), misfit

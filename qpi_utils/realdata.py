@@ -1,0 +1,420 @@
+"""Real STM data: download with a checksum, read Nanonis and Createc files, level, find defects,
+cut windows at the training scale, and extract kernels with every method of the kit.
+
+Files
+-----
+:data:`DATA_FILES` lists the public files the kit uses (URL, SHA-256). :func:`fetch` downloads
+one with pooch into ``$QPI_DATA_DIR`` (default: pooch's user cache) and checks its checksum; a
+file already there with the right checksum is used without any network access (tests and CI
+point ``QPI_DATA_DIR`` at ``../shared/data``).
+
+Orientation: :func:`read_sxm` returns ``data[row, col]`` with row 0 at the *bottom* of the scan
+frame (y = 0) and column 0 at its left (x = 0): draw with ``origin="lower"``. Nanonis ``down``
+scans and backward channels are flipped into this frame by xarray-nanonis (checked against a raw
+decode in the tests). :func:`read_createc` keeps rows and columns in stored order.
+
+Scale
+-----
+The networks were trained on 64x64 images whose ripple frequency lies in the profile's
+``frequency_range`` (cycles/px). A real map has its own pixel size and ripple period, so
+:func:`resample_to_frequency` rescales it so that its dominant ripple frequency (the peak of the
+radially averaged power spectrum, :func:`dominant_frequency`) lands in the middle of that range;
+windows of 64x64 pixels of the rescaled map are then what the networks know how to read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import zlib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["DATA_FILES", "RealDataError", "STMImage", "data_dir", "fetch", "read_sxm", "read_createc",
+           "read_stm", "level", "highpass", "mask_steps", "dominant_frequency", "resample_to_frequency", "find_defects",
+           "edit_defects", "tiles", "extract_kernels", "self_consistency"]
+
+DATA_FILES = {
+    "FeSe_topography.sxm": {
+        "url": "https://raw.githubusercontent.com/hoffmanlabcoding/stmpy/92cad70699f680e2bc2375de8ea3ac91439339dc/"
+               "stmpy/doc/tutorial_materials/FeSe_topography.sxm",
+        "sha256": "674f6edac9e458c6ccc9b2b11595c480a7d580a13c0ebde3b5607b39cadef9a5",
+        "licence": "MIT, Copyright (c) 2020 Harris Pirie (stmpy, Hoffman lab)",
+    },
+    "Cu111_createc_terrace.dat": {
+        "url": "https://raw.githubusercontent.com/SPMQT-Lab/ProbeFlow/756611eb50acb975768465d9a5f349ba487f8432/"
+               "test_data/createc_terrace.dat",
+        "sha256": "27626804cc3268485c7ed61c632333b279969f4db798678d548e785ace592b67",
+        "licence": "MIT, Copyright (c) 2026 SPMQT-Lab and contributors (ProbeFlow)",
+    },
+}
+
+
+class RealDataError(ValueError):
+    """A real-data file or request is not usable; the message names the file and the problem."""
+
+
+@dataclass
+class STMImage:
+    """One channel of one scan. ``data`` (H, W) float64, row 0 at the bottom; pixel sizes in nm."""
+
+    data: np.ndarray
+    pixel_nm: tuple[float, float]  # (x, y)
+    channel: str
+    unit: str
+    direction: str = "forward"
+    scan_angle_deg: float = 0.0
+    bias_V: float | None = None
+    source: str = ""
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def size_nm(self) -> tuple[float, float]:
+        return self.data.shape[1] * self.pixel_nm[0], self.data.shape[0] * self.pixel_nm[1]
+
+
+def data_dir() -> Path:
+    """``$QPI_DATA_DIR`` or pooch's per-user cache for qpi-kit."""
+    import pooch
+
+    return Path(os.environ.get("QPI_DATA_DIR") or pooch.os_cache("qpi-kit"))
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def fetch(name: str) -> Path:
+    """Path to a verified copy of one of :data:`DATA_FILES`, downloading it if needed."""
+    import pooch
+
+    if name not in DATA_FILES:
+        raise RealDataError(f"unknown data file {name!r}; available: {', '.join(DATA_FILES)}")
+    entry, folder = DATA_FILES[name], data_dir()
+    local = folder / name
+    if local.is_file():
+        digest = _sha256(local)
+        if digest == entry["sha256"]:
+            return local
+        if not os.access(folder, os.W_OK):
+            raise RealDataError(f"{local}: checksum {digest[:12]}... is not the expected {entry['sha256'][:12]}... "
+                                "and the folder is read-only")
+    return Path(pooch.retrieve(entry["url"], known_hash=f"sha256:{entry['sha256']}", fname=name, path=folder,
+                               progressbar=False))
+
+
+def _check_finite(img: STMImage, crop_nan: bool) -> STMImage:
+    bad = ~np.isfinite(img.data)
+    if not bad.any():
+        return img
+    rows = ~bad.any(axis=1)
+    if not crop_nan or rows.sum() < 16:
+        raise RealDataError(f"{img.source}: channel {img.channel} has {int(bad.sum())} NaN/inf pixels "
+                            f"({int((~rows).sum())} incomplete rows, an interrupted scan?); "
+                            "pass crop_nan=True to keep the largest block of complete rows")
+    # the longest run of complete rows
+    best, start, run_start = (0, 0), None, None
+    for i, ok in enumerate(list(rows) + [False]):
+        if ok and run_start is None:
+            run_start = i
+        if not ok and run_start is not None:
+            if i - run_start > best[1] - best[0]:
+                best = (run_start, i)
+            run_start = None
+    return replace(img, data=img.data[best[0]:best[1]], meta={**img.meta, "cropped_rows": list(best)})
+
+
+def read_sxm(path: str | os.PathLike, channel: str = "LIY_1_omega", direction: str = "forward",
+             crop_nan: bool = False) -> STMImage:
+    """One channel of a Nanonis ``.sxm`` scan, read with xarray-nanonis.
+
+    Pixel size = scan range / pixels (xarray-nanonis' coordinates use range / (N - 1)).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise RealDataError(f"{path}: file not found")
+    try:
+        import xarray as xr
+    except ImportError:
+        raise RealDataError("reading .sxm files needs xarray and xarray-nanonis: pip install 'qpi-kit[realdata]'") from None
+    try:
+        ds = xr.open_dataset(path, engine="nanonis")
+    except Exception as exc:  # the reader raises many kinds for a bad file; name the file and the cause
+        raise RealDataError(f"{path}: not a readable Nanonis .sxm file ({type(exc).__name__}: {exc})") from None
+    if channel not in ds.data_vars:
+        raise RealDataError(f"{path}: no channel {channel!r}; channels: {', '.join(ds.data_vars)}")
+    if direction not in ("forward", "backward"):
+        raise RealDataError(f"direction must be 'forward' or 'backward', got {direction!r}")
+    var = ds[channel]
+    data = np.asarray(var.sel(dir=direction).values if "dir" in var.dims else var.values, dtype=np.float64)
+    attrs = ds.attrs
+    try:
+        rng = [float(v) for v in str(attrs["SCAN_RANGE"]).split()]
+        pix = [int(v) for v in str(attrs["SCAN_PIXELS"]).split()]
+    except (KeyError, ValueError) as exc:
+        raise RealDataError(f"{path}: header lacks a usable SCAN_RANGE/SCAN_PIXELS ({exc})") from None
+    img = STMImage(data=data, pixel_nm=(rng[0] / pix[0] * 1e9, rng[1] / pix[1] * 1e9), channel=channel,
+                   unit=var.attrs.get("units", ""), direction=direction,
+                   scan_angle_deg=float(attrs.get("SCAN_ANGLE", 0.0)), bias_V=float(attrs.get("BIAS", "nan")),
+                   source=str(path), meta={"scan_dir": str(attrs.get("SCAN_DIR", "")).strip(),
+                                           "date": attrs.get("REC_DATE"), "temperature_K": attrs.get("REC_TEMP")})
+    return _check_finite(img, crop_nan)
+
+
+_CREATEC_CHANNELS = ("topography", "current")
+
+
+def read_createc(path: str | os.PathLike, channel: str = "topography", direction: str = "forward",
+                 crop_nan: bool = False) -> STMImage:
+    """One channel of a Createc ``.dat`` image (a small reader: no maintained one exists).
+
+    Layout: a latin-1 text header of ``key=value`` lines ending with ``DATA`` at byte 16380, then
+    from byte 16384 a zlib stream of little-endian float32: one leading value, then ``Channels``
+    planes of Num.Y x Num.X in the order topography forward, current forward, topography
+    backward, current backward (for 4 channels). Topography is converted from DAC units to nm
+    with ``Dacto[A]z`` x ``GainZ``. Rows are returned in stored order; backward planes are stored
+    left to right like forward ones (checked: they match the forward plane unflipped). The
+    file's ScanYDirec is kept in ``meta`` (the vertical sense of a Createc frame is not checked
+    here: it does not matter for isotropic kernels).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise RealDataError(f"{path}: file not found")
+    raw = path.read_bytes()
+    if len(raw) < 16384 or not raw.startswith(b"[Paramco32]") or raw[16380:16384] != b"DATA":
+        raise RealDataError(f"{path}: not a Createc .dat file (no [Paramco32] header with DATA at byte 16380)")
+    header = {}
+    for line in raw[:16380].decode("latin-1").splitlines():
+        if "=" in line:
+            key, _, value = line.partition("=")
+            header[key.split(" / ")[-1].strip()] = value.strip()
+    try:
+        nx, ny = int(header["Num.X"]), int(header["Num.Y"])
+        n_ch = int(header["Channels"])
+        length_x = float(header["Length x[A]"])
+        length_y = float(header["Length y[A]"])
+        dac_z = float(header["Dacto[A]z"])
+        gain_z = float(header["GainZ"])
+    except (KeyError, ValueError) as exc:
+        raise RealDataError(f"{path}: header field missing or not a number ({exc})") from None
+    try:
+        values = np.frombuffer(zlib.decompress(raw[16384:]), dtype="<f4")
+    except zlib.error as exc:
+        raise RealDataError(f"{path}: compressed data are corrupt or truncated ({exc})") from None
+    if values.size < 1 + n_ch * nx * ny:
+        raise RealDataError(f"{path}: data hold {values.size} values, {1 + n_ch * nx * ny} expected "
+                            f"({n_ch} channels of {ny}x{nx}): truncated file")
+    if channel not in _CREATEC_CHANNELS or direction not in ("forward", "backward"):
+        raise RealDataError(f"{path}: channel must be one of {_CREATEC_CHANNELS} and direction forward/backward, "
+                            f"got {channel!r}, {direction!r}")
+    index = _CREATEC_CHANNELS.index(channel) + (2 if direction == "backward" else 0)
+    if index >= n_ch:
+        raise RealDataError(f"{path}: holds {n_ch} channel(s); {channel} {direction} is not among them")
+    # backward planes are stored left to right already (they match the forward plane unflipped)
+    plane = values[1 + index * nx * ny: 1 + (index + 1) * nx * ny].reshape(ny, nx).astype(np.float64)
+    unit = "nm" if channel == "topography" else "DAC"
+    if channel == "topography":
+        plane = plane * dac_z * gain_z / 10.0  # DAC -> angstrom -> nm
+    bias = header.get("BiasVoltage / BiasVolt.[mV]") or header.get("BiasVolt.[mV]")
+    img = STMImage(data=plane, pixel_nm=(length_x / nx / 10.0, length_y / ny / 10.0), channel=channel, unit=unit,
+                   direction=direction, scan_angle_deg=float(header.get("Rotation", 0.0) or 0.0),
+                   bias_V=float(bias) / 1000 if bias else None, source=str(path),
+                   meta={"temperature_K": header.get("T_ADC2[K]"), "current_A": header.get("Current[A]"),
+                         "scan_y_direction": header.get("ScanYDirec")})
+    return _check_finite(img, crop_nan)
+
+
+def read_stm(path: str | os.PathLike, channel: str | None = None, direction: str = "forward",
+             crop_nan: bool = False) -> STMImage:
+    """Read by extension: ``.sxm`` (Nanonis; default channel LIY_1_omega) or ``.dat`` (Createc)."""
+    suffix = Path(path).suffix.lower()
+    if suffix == ".sxm":
+        return read_sxm(path, channel or "LIY_1_omega", direction, crop_nan)
+    if suffix == ".dat":
+        return read_createc(path, channel or "topography", direction, crop_nan)
+    raise RealDataError(f"{path}: unknown format {suffix!r}; the kit reads Nanonis .sxm and Createc .dat")
+
+
+# ------------------------------------------------------------------------------------------
+# pre-processing
+
+
+def level(image: np.ndarray, lines: bool = True) -> np.ndarray:
+    """Subtract a fitted plane, then (``lines``) each scan line's median: removes tilt and
+    line-to-line offsets, the commonest STM artefacts."""
+    img = np.asarray(image, dtype=np.float64)
+    yy, xx = np.mgrid[: img.shape[0], : img.shape[1]]
+    a = np.stack([xx.ravel(), yy.ravel(), np.ones(img.size)], axis=1)
+    coef, *_ = np.linalg.lstsq(a, img.ravel(), rcond=None)
+    out = img - (a @ coef).reshape(img.shape)
+    if lines:
+        out = out - np.median(out, axis=1, keepdims=True)
+    return out
+
+
+def highpass(image: np.ndarray, sigma_px: float) -> np.ndarray:
+    """Remove variations slower than ``sigma_px`` (steps, drift) with a Gaussian high-pass."""
+    from scipy.ndimage import gaussian_filter
+
+    return image - gaussian_filter(image, sigma_px)
+
+
+def mask_steps(topography: np.ndarray, percentile: float = 93.0, grow_px: int = 4, sigma_px: float = 1.5) -> np.ndarray:
+    """Boolean mask of step edges in a topograph: the pixels whose smoothed gradient is in the
+    top ``100 - percentile`` %, grown by ``grow_px``. Steps dwarf the QPI ripples and must be kept
+    out of defect finding, spectra and windows."""
+    from scipy.ndimage import binary_dilation, gaussian_filter, sobel
+
+    z = gaussian_filter(np.asarray(topography, np.float64), sigma_px)
+    grad = np.hypot(sobel(z, 0), sobel(z, 1))
+    return binary_dilation(grad > np.percentile(grad, percentile), iterations=grow_px)
+
+
+def dominant_frequency(image: np.ndarray, fmin: float = 0.02, fmax: float = 0.45) -> float:
+    """Peak of the radially averaged power spectrum in [fmin, fmax] cycles/px (Hann-windowed)."""
+    img = np.asarray(image, np.float64)
+    img = img - img.mean()
+    win = np.outer(np.hanning(img.shape[0]), np.hanning(img.shape[1]))
+    power = np.abs(np.fft.fft2(img * win)) ** 2
+    fy = np.fft.fftfreq(img.shape[0])[:, None]
+    fx = np.fft.fftfreq(img.shape[1])[None, :]
+    radius = np.hypot(fy, fx)
+    bins = np.linspace(fmin, fmax, 90)
+    idx = np.digitize(radius.ravel(), bins)
+    prof = np.array([power.ravel()[idx == i].mean() if (idx == i).any() else 0.0 for i in range(1, len(bins))])
+    centres = 0.5 * (bins[1:] + bins[:-1])
+    return float(centres[int(np.argmax(prof))])
+
+
+def resample_to_frequency(image: np.ndarray, frequency: float, target: float) -> tuple[np.ndarray, float]:
+    """Zoom the image so a ripple at ``frequency`` (cycles/px) ends up at ``target``.
+    Returns (image, zoom factor); zoom > 1 adds pixels."""
+    from skimage.transform import rescale
+
+    zoom = frequency / target
+    return rescale(np.asarray(image, np.float64), zoom, order=3, anti_aliasing=zoom < 1, mode="reflect"), zoom
+
+
+def find_defects(image: np.ndarray, min_distance: int = 5, threshold: float = 3.0, sigma_px: float = 1.0,
+                 polarity: str = "both", exclude_border: int = 2, mask: np.ndarray | None = None,
+                 mask_margin: int = 6) -> np.ndarray:
+    """Defect positions (x, y) in pixels: local extrema of the smoothed, standardised image that
+    stand ``threshold`` robust standard deviations out (scikit-image ``peak_local_max``).
+
+    ``polarity``: "bright", "dark" or "both"; ``mask``: pixels (e.g. :func:`mask_steps`) where
+    nothing is looked for. Exposed so users can tune them per map; check the result on the
+    figure and fix it with :func:`edit_defects`. Peaks within ``mask_margin`` px of the mask are
+    dropped too (the edge of a masked step still looks like a line of defects).
+    """
+    from scipy.ndimage import binary_dilation, gaussian_filter
+    from skimage.feature import peak_local_max
+
+    img = gaussian_filter(np.asarray(image, np.float64), sigma_px) if sigma_px > 0 else np.asarray(image, np.float64)
+    keep = np.ones(img.shape, bool)
+    if mask is not None:
+        if np.shape(mask) != img.shape:
+            raise RealDataError(f"mask shape {np.shape(mask)} differs from the image's {img.shape}")
+        grown = binary_dilation(np.asarray(mask, bool), iterations=mask_margin) if mask_margin > 0 else mask
+        keep = ~np.asarray(grown, bool)
+    med = np.median(img[keep])
+    mad = np.median(np.abs(img[keep] - med)) * 1.4826 + 1e-30
+    z = np.where(keep, (img - med) / mad, 0.0)
+    found = []
+    if polarity in ("bright", "both"):
+        found.append(peak_local_max(z, min_distance=min_distance, threshold_abs=threshold, exclude_border=exclude_border))
+    if polarity in ("dark", "both"):
+        found.append(peak_local_max(-z, min_distance=min_distance, threshold_abs=threshold, exclude_border=exclude_border))
+    if polarity not in ("bright", "dark", "both"):
+        raise RealDataError(f"polarity must be bright, dark or both, got {polarity!r}")
+    rc = np.concatenate(found) if found else np.zeros((0, 2), int)
+    return rc[:, ::-1].astype(np.float64)  # (row, col) -> (x, y)
+
+
+def edit_defects(positions: np.ndarray, add=(), remove=(), radius: float = 3.0) -> np.ndarray:
+    """Add positions (x, y) by hand and remove the detected ones within ``radius`` px of each
+    position in ``remove``."""
+    pos = np.asarray(positions, np.float64).reshape(-1, 2)
+    for x, y in remove:
+        pos = pos[np.hypot(pos[:, 0] - x, pos[:, 1] - y) > radius]
+    if len(add):
+        pos = np.concatenate([pos, np.asarray(add, np.float64).reshape(-1, 2)])
+    return pos
+
+
+def tiles(image: np.ndarray, positions: np.ndarray, size: int = 64, stride: int = 32,
+          min_defects: int = 1, mask: np.ndarray | None = None,
+          max_masked: float = 0.05) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cut ``size`` x ``size`` windows every ``stride`` px (skipping those with more than
+    ``max_masked`` of their pixels in ``mask``). Returns (observations (N, 64, 64) each min-max
+    scaled to [0, 1], activation maps (N, 64, 64), window origins (N, 2) (x0, y0))."""
+    from .simulate import activation_map
+
+    img = np.asarray(image, np.float64)
+    h, w = img.shape
+    if h < size or w < size:
+        raise RealDataError(f"image {h}x{w} is smaller than one {size}x{size} window")
+    obs, maps, origins = [], [], []
+    for y0 in range(0, h - size + 1, stride):
+        for x0 in range(0, w - size + 1, stride):
+            if mask is not None and mask[y0:y0 + size, x0:x0 + size].mean() > max_masked:
+                continue
+            local = np.asarray(positions, np.float64).reshape(-1, 2) - [x0, y0]
+            m = activation_map(local[None], size)[0]
+            if m.sum() < min_defects:
+                continue
+            win = img[y0:y0 + size, x0:x0 + size]
+            lo, hi = win.min(), win.max()
+            obs.append((win - lo) / (hi - lo if hi > lo else 1.0))
+            maps.append(m)
+            origins.append((x0, y0))
+    if not obs:
+        raise RealDataError(f"no {size}x{size} window holds {min_defects} or more defects")
+    return np.array(obs), np.array(maps, dtype=np.float64), np.array(origins)
+
+
+def extract_kernels(observations: np.ndarray, maps: np.ndarray, models=None, lam: float = 1e-3,
+                    ls_iterations: int = 60) -> dict[str, np.ndarray]:
+    """One kernel per method from a stack of real windows: each method runs on every window and
+    the results are averaged (then min-max scaled). ``models``: an
+    :class:`qpi_utils.evaluate.TrainedModels` for the learned methods (two-step, one-step,
+    hybrid); without it only the physics baselines run."""
+    import torch
+
+    from .baselines import defect_average, least_squares, minmax_images
+
+    out = {"defect_average": minmax_images(defect_average(observations, maps).mean(0)[None])[0],
+           "least_squares": minmax_images(least_squares(observations, maps, lam=lam,
+                                                        iterations=ls_iterations).mean(0)[None])[0]}
+    if models is not None:
+        x = torch.from_numpy(np.stack([observations, maps], 1)).float().to(models.device)
+        for name, (fn, _) in models.methods().items():
+            if name in ("two_step", "one_step", "hybrid"):
+                with torch.no_grad():
+                    pred = fn(x).float().cpu().numpy()[:, 0]
+                out[name] = minmax_images(pred.mean(0)[None])[0]
+    return out
+
+
+def self_consistency(observations: np.ndarray, maps: np.ndarray, kernel: np.ndarray) -> float:
+    """Fraction of the variance of the windows explained by re-synthesising them from the kernel
+    and the activation maps (best scale and offset per window): 1 = fully explained."""
+    from .baselines import _rfft, forward_operator
+
+    y = np.asarray(observations, np.float64)
+    k = np.asarray(kernel, np.float64)
+    k = k - np.mean(np.concatenate([k[:4].ravel(), k[-4:].ravel(), k[:, :4].ravel(), k[:, -4:].ravel()]))
+    f = forward_operator(_rfft(np.asarray(maps, np.float64)), np.repeat(k[None], len(y), 0))
+    explained, total = 0.0, 0.0
+    for fi, yi in zip(f.reshape(len(y), -1), y.reshape(len(y), -1)):
+        a = np.stack([fi, np.ones_like(fi)], 1)
+        coef, *_ = np.linalg.lstsq(a, yi, rcond=None)
+        resid = yi - a @ coef
+        explained += ((yi - yi.mean()) ** 2).sum() - (resid ** 2).sum()
+        total += ((yi - yi.mean()) ** 2).sum()
+    return float(explained / total) if total > 0 else 0.0

@@ -1,0 +1,99 @@
+import numpy as np
+import pytest
+import torch
+
+from qpi_utils import baselines as B
+from qpi_utils.baselines import HybridConfig, choose_regularisation, defect_average, hybrid, least_squares
+from qpi_utils.simulate import (KernelParams, activation_map, kernel_image, kernel_spectrum, minmax_normalise,
+                                render_observations)
+
+
+def _scene(n_images=3, n_defects=20, seed=0, integer=True, params=None):
+    rng = np.random.default_rng(seed)
+    p = params or KernelParams(symmetry=4, orientation=0.3, frequency=0.12, phase=1.0, decay=8.0)
+    spec = kernel_spectrum(p)[0]
+    pos = rng.uniform(-0.5, 63.5, (n_images, n_defects, 2))
+    if integer:
+        pos = np.round(pos).clip(0, 63)
+    y, _ = minmax_normalise(render_observations(spec, pos, dtype=np.complex128))
+    kernel, _ = minmax_normalise(kernel_image(p))
+    return y, activation_map(pos).astype(float), kernel
+
+
+def test_adjoint_passes_the_dot_product_test():
+    rng = np.random.default_rng(0)
+    maps = (rng.random((4, 64, 64)) < 0.02).astype(float)
+    mf = B._rfft(maps)
+    x, y = rng.normal(size=(4, 64, 64)), rng.normal(size=(4, 64, 64))
+    lhs = (B.forward_operator(mf, x) * y).sum()
+    rhs = (x * B.adjoint_operator(mf, y)).sum()
+    assert abs(lhs - rhs) < 1e-9 * abs(lhs)
+
+
+def test_forward_operator_is_the_simulators_superposition():
+    p = KernelParams(symmetry=3, orientation=0.2, frequency=0.1, phase=0.4, decay=7.0)
+    pos = np.round(np.random.default_rng(5).uniform(0, 63, (1, 15, 2)))
+    sim = render_observations(kernel_spectrum(p)[0], pos, dtype=np.complex128)[0]
+    maps = activation_map(pos).astype(float)
+    ours = B.forward_operator(B._rfft(maps), kernel_image(p)[None])[0]
+    assert np.abs(ours - sim).max() < 1e-3 * np.abs(sim).max()
+
+
+@pytest.mark.parametrize("n_defects", [30, 100])
+def test_least_squares_recovers_the_kernel_on_noiseless_pixel_centred_data(n_defects):
+    """With enough defects every kernel pixel is seen; the remaining error (< 1 % of the range) is
+    the band-limited kernel's tail outside its window and the finite number of CG steps."""
+    y, m, kernel = _scene(n_images=2, n_defects=n_defects)
+    est = least_squares(y, m, lam=1e-6, iterations=300)
+    rmse = np.sqrt(((est - kernel) ** 2).mean(axis=(1, 2)))
+    assert (rmse < 0.007).all(), rmse
+    assert all(np.corrcoef(e.ravel(), kernel.ravel())[0, 1] > 0.998 for e in est)
+
+
+def test_least_squares_with_few_defects_recovers_what_they_reveal():
+    y, m, kernel = _scene(n_images=2, n_defects=3)
+    est = least_squares(y, m, lam=1e-6, iterations=200)
+    assert all(np.corrcoef(e.ravel(), kernel.ravel())[0, 1] > 0.98 for e in est)
+
+
+def test_defect_average_recovers_an_isolated_defect_and_degrades_with_overlap():
+    y1, m1, kernel = _scene(n_images=1, n_defects=1, seed=3)
+    # one defect: its window is the kernel wherever the window lies inside the field of view
+    avg = defect_average(y1, m1)
+    assert np.corrcoef(avg[0].ravel(), kernel.ravel())[0, 1] > 0.5
+    y, m, _ = _scene(n_images=4, n_defects=80, seed=1)
+    crowded = np.sqrt(((defect_average(y, m) - kernel) ** 2).mean())
+    clean = np.sqrt(((least_squares(y, m, lam=1e-6, iterations=200) - kernel) ** 2).mean())
+    assert clean < crowded  # deconvolution beats averaging when ripples overlap
+
+
+def test_regularisation_is_chosen_on_given_training_data_only():
+    y, m, kernel = _scene(n_images=3, n_defects=10)
+    lam, scores = choose_regularisation(y + np.random.default_rng(0).normal(0, 0.05, y.shape), m,
+                                        np.repeat(kernel[None], 3, 0), grid=(1e-4, 1e-2, 1.0), iterations=40)
+    assert lam in (1e-4, 1e-2, 1.0) and scores[lam] == min(scores.values())
+
+
+def test_bad_inputs_are_named():
+    with pytest.raises(ValueError, match=r"observations must be \(64, 64\) or \(N, 64, 64\)"):
+        least_squares(np.zeros((2, 32, 32)), np.zeros((2, 32, 32)))
+    with pytest.raises(ValueError, match="activation maps contains NaN"):
+        defect_average(np.zeros((1, 64, 64)), np.full((1, 64, 64), np.nan))
+    with pytest.raises(ValueError, match="differ in shape"):
+        least_squares(np.zeros((2, 64, 64)), np.zeros((3, 64, 64)))
+
+
+def test_hybrid_reduces_the_data_misfit_and_keeps_the_decoder_frozen(smoke_profile):
+    from qpi_utils.models import build_kernel_vae, build_observation_encoder
+
+    vae, info = build_kernel_vae(smoke_profile.model)
+    enc, _ = build_observation_encoder(smoke_profile.model, vae, info)
+    vae.eval().requires_grad_(False)
+    enc.eval().requires_grad_(False)
+    before = [p.clone() for p in vae.parameters()]
+    y, m, _ = _scene(n_images=2, n_defects=10)
+    x = torch.from_numpy(np.stack([y, m], 1)).float()
+    out, history = hybrid(enc, vae, x, HybridConfig(steps=15, lr=0.1, mu=0.0), return_history=True)
+    assert out.shape == (2, 1, 64, 64)
+    assert history[-1] < history[0]
+    assert all(torch.equal(a, b) for a, b in zip(before, vae.parameters()))

@@ -1,0 +1,64 @@
+import json
+import os
+import shutil
+from pathlib import Path
+
+import nbformat as nbf
+import pytest
+
+from qpi_utils.chain import NOTEBOOKS, ChainError, run_chain
+from qpi_utils.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_smoke_chain_runs_every_notebook_and_collects_outputs(tmp_path):
+    """`qpi reproduce --profile smoke`: the whole chain, as CI and `make reproduce` run it."""
+    code = main(["reproduce", "--profile", "smoke", "--run-dir", str(tmp_path / "run"), "--no-progress",
+                 "--figures-dir", str(tmp_path / "figures"), "--results-dir", str(tmp_path / "results")])
+    assert code == 0
+    for name in NOTEBOOKS:
+        assert (tmp_path / "run" / "notebooks" / f"{name}.ipynb").is_file()
+    figures = {p.name for p in (tmp_path / "figures").glob("*.png")}
+    assert {"kernel_explorer.png", "dataset_examples.png", "kernel_vae_loss.png", "predictions_OOD.png",
+            "tsne_kernel_latents.png", "tsne_observation_latents.png"} <= figures
+    table = (tmp_path / "results" / "table.csv").read_text().splitlines()
+    assert table[0].startswith("setting,method,n,mae,mse,rmse,mae_pm1,mse_pm1,rmse_pm1")
+    assert len(table) == 1 + 2 * 6  # header, (ID, OOD) x six methods
+    assert set(json.loads((tmp_path / "results" / "chain_times.json").read_text())) == set(NOTEBOOKS)
+
+
+def _fake_notebooks(folder: Path, failing: str) -> None:
+    folder.mkdir()
+    for name in NOTEBOOKS:
+        nb = nbf.v4.new_notebook()
+        params = nbf.v4.new_code_cell("PROFILE = None\nRUN_DIR = None")
+        params.metadata["tags"] = ["parameters"]
+        body = "raise ValueError('kernel has the wrong symmetry')" if name == failing else "x = 1"
+        nb.cells = [params, nbf.v4.new_code_cell(body)]
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        nbf.write(nb, folder / f"{name}.ipynb")
+
+
+def test_chain_stops_at_the_first_failing_notebook_and_names_it(tmp_path):
+    _fake_notebooks(tmp_path / "nbs", failing="03_alignment")
+    with pytest.raises(ChainError, match=r"03_alignment.ipynb failed in cell \d+: ValueError: kernel has the wrong symmetry"):
+        run_chain("smoke", tmp_path / "run", tmp_path / "fig", tmp_path / "res", notebooks_dir=tmp_path / "nbs",
+                  progress=False)
+    done = {p.stem for p in (tmp_path / "run" / "notebooks").glob("*.ipynb")}
+    assert done == {"01_simulate", "02_kernel_vae", "03_alignment"}  # nothing after the failure
+
+
+def test_committed_notebooks_have_the_parts_students_need():
+    for name in NOTEBOOKS:
+        nb = nbf.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4)
+        first = nb.cells[0]
+        assert first.cell_type == "markdown" and "colab-badge" in first.source, name
+        tags = [c.metadata.get("tags", []) for c in nb.cells]
+        assert sum("parameters" in t for t in tags) == 1, name
+        assert not any("injected-parameters" in t for t in tags), name
+        assert any("NBVAL_CHECK_OUTPUT" in c.source for c in nb.cells if c.cell_type == "code"), name
+        assert not any(o.get("output_type") == "error" for c in nb.cells if c.cell_type == "code"
+                       for o in c.get("outputs", [])), name
+        code_lines = [len(c.source.splitlines()) for c in nb.cells if c.cell_type == "code"]
+        assert max(code_lines) <= 15, f"{name}: code cells stay short (logic lives in qpi_utils)"

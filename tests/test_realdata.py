@@ -1,0 +1,137 @@
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qpi_utils import realdata as R
+from qpi_utils.realdata import RealDataError
+
+FESE, CU = "FeSe_topography.sxm", "Cu111_createc_terrace.dat"
+
+
+@pytest.fixture(scope="module")
+def data_dir():
+    folder = Path(os.environ.get("QPI_DATA_DIR", ""))
+    if not (folder / FESE).is_file():
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must provide the real STM files in QPI_DATA_DIR ({folder})")
+        pytest.skip("real STM files not available offline (set QPI_DATA_DIR to ../shared/data)")
+    return folder
+
+
+def _raw_sxm_planes(path: Path) -> np.ndarray:
+    raw = path.read_bytes()
+    end = raw.index(b":SCANIT_END:")
+    start = raw.index(b"\x1a\x04", end) + 2
+    return np.frombuffer(raw[start:start + 4 * 224 * 224 * 8], ">f4").reshape(8, 224, 224).astype(np.float64)
+
+
+def test_fetch_uses_the_verified_local_copy_without_network(data_dir):
+    assert R.fetch(FESE) == data_dir / FESE
+    assert R.fetch(CU) == data_dir / CU
+    with pytest.raises(RealDataError, match="unknown data file 'Ag.sxm'"):
+        R.fetch("Ag.sxm")
+
+
+def test_sxm_reader_shape_pixel_size_and_orientation(data_dir):
+    path = data_dir / FESE
+    didv = R.read_sxm(path, "LIY_1_omega")
+    assert didv.data.shape == (224, 224) and didv.data.dtype == np.float64
+    assert didv.pixel_nm == pytest.approx((20 / 224, 20 / 224))  # range / N, not range / (N - 1)
+    assert didv.unit == "A" and didv.bias_V == pytest.approx(0.045) and didv.meta["scan_dir"] == "down"
+    raw = _raw_sxm_planes(path)  # file order: Z f/b, Current f/b, LIY_1 f/b, LIY_n f/b
+    # a `down` scan is stored top line first: flipped so row 0 is the bottom of the frame;
+    # backward lines are also stored right to left
+    np.testing.assert_array_equal(didv.data, np.flipud(raw[4]))
+    back = R.read_sxm(path, "LIY_1_omega", direction="backward")
+    np.testing.assert_array_equal(back.data, raw[5][::-1, ::-1])
+    zf, zb = R.read_sxm(path, "Z").data, R.read_sxm(path, "Z", "backward").data
+    corr = lambda a, b: np.corrcoef(R.level(a, lines=False).ravel(), R.level(b, lines=False).ravel())[0, 1]
+    assert corr(zf, zb) > 0.5 and corr(zf, zb) > 2 * abs(corr(zf, zb[:, ::-1]))  # same surface, same way round
+
+
+def test_createc_reader(data_dir):
+    img = R.read_createc(data_dir / CU)
+    assert img.data.shape == (512, 512)
+    assert img.pixel_nm == pytest.approx((108.75332 / 512, 108.75332 / 512), rel=1e-5)
+    assert img.bias_V == pytest.approx(0.05) and img.unit == "nm"
+    assert 0.2 < np.ptp(R.level(img.data, lines=False)) < 5  # a few atomic steps of 0.21 nm, not DAC units
+    back = R.read_createc(data_dir / CU, direction="backward")
+    assert np.corrcoef(R.level(img.data).ravel(), R.level(back.data).ravel())[0, 1] > 0.8
+
+
+def test_bad_files_give_clear_errors(data_dir, tmp_path):
+    short = tmp_path / "short.sxm"
+    short.write_bytes((data_dir / FESE).read_bytes()[:20000])
+    with pytest.raises(RealDataError, match="short.sxm: not a readable Nanonis .sxm file"):
+        R.read_sxm(short)
+    with pytest.raises(RealDataError, match="no channel 'dIdV'; channels: Z, Current, LIY_1_omega"):
+        R.read_sxm(data_dir / FESE, "dIdV")
+    cut = tmp_path / "cut.dat"
+    cut.write_bytes((data_dir / CU).read_bytes()[:400000])
+    with pytest.raises(RealDataError, match="cut.dat: compressed data are corrupt or truncated"):
+        R.read_createc(cut)
+    text = tmp_path / "notes.dat"
+    text.write_text("hello")
+    with pytest.raises(RealDataError, match="not a Createc .dat file"):
+        R.read_createc(text)
+    with pytest.raises(RealDataError, match="unknown format '.png'"):
+        R.read_stm(tmp_path / "map.png")
+    with pytest.raises(RealDataError, match="file not found"):
+        R.read_sxm(tmp_path / "missing.sxm")
+
+
+def test_nan_rows_are_an_error_unless_cropped():
+    data = np.random.default_rng(0).normal(size=(40, 32))
+    data[30:] = np.nan  # an interrupted scan
+    img = R.STMImage(data=data, pixel_nm=(0.1, 0.1), channel="Z", unit="m", source="scan.sxm")
+    with pytest.raises(RealDataError, match="scan.sxm: channel Z has 320 NaN"):
+        R._check_finite(img, crop_nan=False)
+    assert R._check_finite(img, crop_nan=True).data.shape == (30, 32)
+
+
+def test_defect_finder_recall_and_precision_on_known_positions():
+    rng = np.random.default_rng(3)
+    truth = rng.uniform(8, 120, size=(25, 2))
+    truth = truth[np.all(np.hypot(*(truth[:, None] - truth[None]).transpose(2, 0, 1)) + np.eye(25) * 99 > 8, axis=1)]
+    yy, xx = np.mgrid[:128, :128]
+    img = sum(np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * 1.5 ** 2)) for x, y in truth)
+    img = img + rng.normal(0, 0.05, img.shape)
+    found = R.find_defects(img, min_distance=4, threshold=5.0, polarity="bright")
+    d = np.hypot(*(found[:, None] - truth[None]).transpose(2, 0, 1))
+    recall = (d.min(0) < 1.5).mean()
+    precision = (d.min(1) < 1.5).mean()
+    assert recall >= 0.9 and precision >= 0.9, (recall, precision)
+    edited = R.edit_defects(found, add=[(1.0, 1.0)], remove=[tuple(found[0])])
+    assert len(edited) == len(found) and (1.0, 1.0) in map(tuple, edited)
+
+
+def test_step_mask_and_masked_defect_search():
+    yy, xx = np.mgrid[:96, :96]
+    rng = np.random.default_rng(0)
+    topo = 0.2 * (xx > 48) + rng.normal(0, 0.003, (96, 96))  # one atomic step (nm)
+    mask = R.mask_steps(topo, grow_px=6)
+    assert mask[:, 47:50].all() and not mask[:, :30].any()
+    bump = 0.1 * np.exp(-((xx - 20) ** 2 + (yy - 40) ** 2) / 4.0)
+    found = R.find_defects(R.highpass(topo + bump, 3), threshold=5, mask=mask, polarity="bright")
+    assert len(found) == 1 and np.allclose(found[0], (20, 40), atol=1)
+
+
+def test_windows_extraction_and_self_consistency_on_simulated_map():
+    from qpi_utils.simulate import KernelParams, kernel_spectrum, render_observations
+
+    p = KernelParams(symmetry=0, frequency=0.12, phase=0.5, decay=7.0)
+    rng = np.random.default_rng(0)
+    pos = np.round(rng.uniform(0, 127, size=(1, 30, 2)))
+    spec = kernel_spectrum(p, grid=256)[0]
+    big = render_observations(spec, pos, size=128, dtype=np.complex128)[0]
+    obs, maps, origins = R.tiles(big, pos[0], stride=32)
+    assert obs.shape[1:] == (64, 64) and (maps.sum((1, 2)) >= 1).all()
+    kernels = R.extract_kernels(obs, maps)
+    scores = {k: R.self_consistency(obs, maps, v) for k, v in kernels.items()}
+    assert scores["least_squares"] > 0.8  # < 1: windows cut from a big map see defects outside them
+    assert scores["least_squares"] > scores["defect_average"]
+    with pytest.raises(RealDataError, match="smaller than one 64x64 window"):
+        R.tiles(big[:50, :50], pos[0])
