@@ -222,7 +222,9 @@ def _fit(*, step: str, model: torch.nn.Module, train_set, test_set, loss_fn: Cal
     done_now = 0
     for epoch in range(start_epoch, tcfg.epochs):
         t0 = time.perf_counter()
-        sampler.set_epoch(epoch)
+        # accelerate's prepared loader keeps its own epoch counter and pushes it into the sampler
+        # when iterated; set it to the true epoch so a resumed run sees the same order
+        (loader.set_epoch if hasattr(loader, "set_epoch") else sampler.set_epoch)(epoch)
         torch.manual_seed(tcfg.seed * 1_000_003 + epoch)  # the VAE's sampling noise, per epoch
         model.train()
         sums: dict[str, float] = {}

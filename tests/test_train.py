@@ -36,13 +36,13 @@ def test_three_trainings_run_end_to_end_on_smoke(run_dir, smoke_profile):
 
 
 def test_kernel_vae_loss_goes_down(run_dir):
-    prof = get_profile("smoke", {"kernel_vae.epochs": 12, "kernel_vae.lr_step_size": 100})
+    prof = get_profile("smoke", {"kernel_vae.epochs": 16, "kernel_vae.lr_step_size": 100})
     train_kernel_vae(prof, run_dir, progress=False)
     import csv
 
     rows = list(csv.DictReader(open(run_dir / "logs" / "kernel_vae.csv")))
     first, last = float(rows[0]["train_loss"]), float(rows[-1]["train_loss"])
-    assert last < 0.6 * first
+    assert last < 0.75 * first
 
 
 def test_interrupted_training_resumes_to_the_same_weights(run_dir, tmp_path_factory, tiny_dataset, smoke_profile):
