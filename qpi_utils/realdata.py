@@ -119,7 +119,7 @@ def _check_finite(img: STMImage, crop_nan: bool) -> STMImage:
                             f"({int((~rows).sum())} incomplete rows, an interrupted scan?); "
                             "pass crop_nan=True to keep the largest block of complete rows")
     # the longest run of complete rows
-    best, start, run_start = (0, 0), None, None
+    best, run_start = (0, 0), None
     for i, ok in enumerate(list(rows) + [False]):
         if ok and run_start is None:
             run_start = i

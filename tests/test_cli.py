@@ -1,7 +1,6 @@
 import subprocess
 import sys
 
-import numpy as np
 
 from qpi_utils.cli import main
 from qpi_utils.data import load_dataset

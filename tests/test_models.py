@@ -1,13 +1,11 @@
 import dataclasses
-import warnings
 
 import pytest
 import torch
 
 from qpi_utils.config import get_profile
-from qpi_utils.models import (ModelConfigError, ObservationEncoder, adapt_rgb_autoencoder, autoencoder_config,
-                              build_kernel_vae, build_observation_encoder, build_one_step, count_parameters,
-                              latent_shape)
+from qpi_utils.models import (ModelConfigError, adapt_rgb_autoencoder, autoencoder_config,
+                              build_kernel_vae, build_observation_encoder, build_one_step, latent_shape)
 
 
 @pytest.fixture(scope="module")

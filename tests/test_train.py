@@ -1,6 +1,4 @@
-import shutil
 
-import numpy as np
 import pytest
 import torch
 
