@@ -34,7 +34,8 @@ import numpy as np
 
 __all__ = ["DATA_FILES", "RealDataError", "STMImage", "data_dir", "fetch", "read_sxm", "read_createc",
            "read_stm", "level", "highpass", "mask_steps", "dominant_frequency", "resample_to_frequency", "find_defects",
-           "edit_defects", "tiles", "extract_kernels", "self_consistency"]
+           "edit_defects", "tiles", "extract_kernels", "self_consistency", "standing_wave_period_nm",
+           "simulated_ag111"]
 
 DATA_FILES = {
     "FeSe_topography.sxm": {
@@ -418,3 +419,55 @@ def self_consistency(observations: np.ndarray, maps: np.ndarray, kernel: np.ndar
         explained += ((yi - yi.mean()) ** 2).sum() - (resid ** 2).sum()
         total += ((yi - yi.mean()) ** 2).sum()
     return float(explained / total) if total > 0 else 0.0
+
+
+# ------------------------------------------------------------------------------------------
+# a simulated Ag(111)-like map (labelled as simulated everywhere it is shown)
+
+AG111 = {"band_bottom_eV": -0.063, "effective_mass": 0.40}  # Shockley surface state of Ag(111)
+_HBAR2_OVER_2ME = 3.81  # eV * angstrom^2
+
+
+def standing_wave_period_nm(bias_V: float, band_bottom_eV: float = AG111["band_bottom_eV"],
+                            effective_mass: float = AG111["effective_mass"]) -> float:
+    """LDOS standing-wave period pi / k(E) of a free-electron-like surface state at energy
+    E = e * bias: k = sqrt(m* (E - E0) / (hbar^2 / 2 m_e)). Ag(111) at +50 mV: about 2.9 nm."""
+    excess = bias_V - band_bottom_eV
+    if excess <= 0:
+        raise RealDataError(f"bias {bias_V} V is below the band bottom {band_bottom_eV} eV: no surface state there")
+    k = np.sqrt(effective_mass * excess / _HBAR2_OVER_2ME)  # 1/angstrom
+    return float(np.pi / k / 10.0)
+
+
+def simulated_ag111(bias_V: float = 0.05, size_px: int = 256, n_defects: int = 40, target_frequency: float = 0.12,
+                    decay_periods: float = 2.0, snr_db: float | None = 20.0, seed: int = 0):
+    """A *simulated* Ag(111)-like dI/dV map from known physics: isotropic Friedel-like
+    oscillations at the surface-state standing-wave period for ``bias_V``, decaying over
+    ``decay_periods`` periods, around ``n_defects`` random point defects, with white noise.
+
+    The pixel size is chosen so the period is 1 / ``target_frequency`` px (the training scale).
+    A matching topograph shows each defect as a 0.1 nm bump (as adatoms do), which is where
+    defects are found in practice. Returns (dI/dV STMImage, topograph STMImage, true positions
+    (N, 2) px, true kernel (64, 64) min-max scaled).
+    """
+    from .simulate import KernelParams, kernel_spectrum, minmax_normalise, render_observations, _add_noise
+
+    period = standing_wave_period_nm(bias_V)
+    pixel = period * target_frequency
+    params = KernelParams(symmetry=0, frequency=target_frequency, phase=0.0, decay=decay_periods / target_frequency)
+    rng = np.random.default_rng(seed)
+    positions = rng.uniform(-0.5, size_px - 0.5, size=(1, n_defects, 2))
+    grid = int(2 ** np.ceil(np.log2(size_px + 64)))
+    spec = kernel_spectrum(params, grid=grid)[0]
+    clean = render_observations(spec, positions, size=size_px)
+    data = _add_noise(rng, clean, snr_db, 0.0)[0]
+    kernel = render_observations(spec, np.array([[[32.0, 32.0]]]), size=64)[0]
+    image = STMImage(data=data, pixel_nm=(pixel, pixel), channel="simulated dI/dV", unit="a.u.", bias_V=bias_V,
+                     source="SIMULATED Ag(111)-like map (qpi_utils.realdata.simulated_ag111)",
+                     meta={"simulated": True, "period_nm": period, "snr_db": snr_db})
+    yy, xx = np.mgrid[:size_px, :size_px]
+    bumps = sum(0.1 * np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * 1.2 ** 2)) for x, y in positions[0])
+    topo = STMImage(data=bumps + rng.normal(0, 0.003, bumps.shape), pixel_nm=(pixel, pixel),
+                    channel="simulated topography", unit="nm", bias_V=bias_V, source=image.source,
+                    meta={"simulated": True})
+    return image, topo, positions[0], minmax_normalise(kernel)[0]

@@ -134,3 +134,19 @@ def test_windows_extraction_and_self_consistency_on_simulated_map():
     assert scores["least_squares"] > scores["defect_average"]
     with pytest.raises(RealDataError, match="smaller than one 64x64 window"):
         R.tiles(big[:50, :50], pos[0])
+
+
+def test_ag111_like_simulation_from_known_physics():
+    assert R.standing_wave_period_nm(0.05) == pytest.approx(2.9, abs=0.1)  # the value the literature gives
+    assert R.standing_wave_period_nm(0.0) > R.standing_wave_period_nm(0.05)  # longer waves at lower energy
+    with pytest.raises(RealDataError, match="below the band bottom"):
+        R.standing_wave_period_nm(-0.1)
+    img, topo, pos, kernel = R.simulated_ag111(size_px=128, n_defects=12, snr_db=None, seed=1)
+    assert img.meta["simulated"] and "SIMULATED" in img.source and img.data.shape == topo.data.shape == (128, 128)
+    assert img.pixel_nm[0] == pytest.approx(img.meta["period_nm"] * 0.12)
+    found = R.find_defects(topo.data, min_distance=3, threshold=8.0, polarity="bright", exclude_border=0)
+    d = np.hypot(*(found[:, None] - pos[None]).transpose(2, 0, 1))
+    assert (d.min(0) < 1.0).mean() >= 0.9 and (d.min(1) < 1.0).mean() >= 0.9
+    obs, maps, _ = R.tiles(img.data, pos, stride=32)
+    ls = R.extract_kernels(obs, maps)["least_squares"]
+    assert np.corrcoef(ls.ravel(), kernel.ravel())[0, 1] > 0.9  # sub-pixel positions, rounded in M
