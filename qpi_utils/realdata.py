@@ -32,8 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["DATA_FILES", "RealDataError", "STMImage", "data_dir", "fetch", "read_sxm", "read_createc",
-           "read_stm", "level", "highpass", "mask_steps", "dominant_frequency", "resample_to_frequency", "find_defects",
+__all__ = ["DATA_FILES", "RealDataError", "STMImage", "data_dir", "fetch", "read_sxm", "read_3ds", "read_createc",
+           "read_stm", "level", "highpass", "bragg_filter", "mask_steps", "dominant_frequency", "resample_to_frequency", "find_defects",
            "edit_defects", "tiles", "extract_kernels", "self_consistency", "standing_wave_period_nm",
            "simulated_ag111"]
 
@@ -168,6 +168,40 @@ def read_sxm(path: str | os.PathLike, channel: str = "LIY_1_omega", direction: s
     return _check_finite(img, crop_nan)
 
 
+def read_3ds(path: str | os.PathLike, channel: str = "LI_Demod_1_X", bias_V: float = 0.0) -> STMImage:
+    """One energy layer of a Nanonis ``.3ds`` grid (xarray-nanonis): the map of ``channel`` at
+    the sweep point nearest to ``bias_V``. Channel names as xarray-nanonis gives them (spaces to
+    underscores, unit dropped: "LI Demod 1 X (A)" -> "LI_Demod_1_X"); the raw name works too.
+    Pixel size = grid width / points, as for scans. Rows and columns in the file's grid order."""
+    path = Path(path)
+    if not path.is_file():
+        raise RealDataError(f"{path}: file not found")
+    try:
+        import xarray as xr
+    except ImportError:
+        raise RealDataError("reading .3ds files needs xarray and xarray-nanonis: pip install 'qpi-kit[realdata]'") from None
+    try:
+        ds = xr.open_dataset(path, engine="nanonis")
+    except Exception as exc:  # the reader raises many kinds for a bad file; name the file and the cause
+        raise RealDataError(f"{path}: not a readable Nanonis .3ds grid ({type(exc).__name__}: {exc})") from None
+    name = channel if channel in ds.data_vars else channel.split(" (")[0].replace(" ", "_")
+    if name not in ds.data_vars or "bias" not in ds[name].dims:
+        raise RealDataError(f"{path}: no spectroscopic channel {channel!r}; channels: {', '.join(ds.data_vars)}")
+    bias = np.asarray(ds["bias"].values, dtype=np.float64)
+    if not bias.min() - 1e-9 <= bias_V <= bias.max() + 1e-9:
+        raise RealDataError(f"{path}: bias {bias_V} V is outside the grid's sweep [{bias.min():g}, {bias.max():g}] V")
+    index = int(np.argmin(np.abs(bias - bias_V)))
+    data = np.asarray(ds[name].isel(bias=index).values, dtype=np.float64)
+    try:
+        width, height = (float(v) for v in ds.attrs["Grid settings"][2:4])
+    except (KeyError, ValueError, TypeError) as exc:
+        raise RealDataError(f"{path}: header lacks usable 'Grid settings' ({exc})") from None
+    img = STMImage(data=data, pixel_nm=(width / data.shape[1] * 1e9, height / data.shape[0] * 1e9), channel=name,
+                   unit=ds[name].attrs.get("units", ""), bias_V=float(bias[index]), source=str(path),
+                   meta={"layer": index, "layers": len(bias)})
+    return _check_finite(img, crop_nan=False)
+
+
 _CREATEC_CHANNELS = ("topography", "current")
 
 
@@ -232,14 +266,17 @@ def read_createc(path: str | os.PathLike, channel: str = "topography", direction
 
 
 def read_stm(path: str | os.PathLike, channel: str | None = None, direction: str = "forward",
-             crop_nan: bool = False) -> STMImage:
-    """Read by extension: ``.sxm`` (Nanonis; default channel LIY_1_omega) or ``.dat`` (Createc)."""
+             crop_nan: bool = False, bias_V: float = 0.0) -> STMImage:
+    """Read by extension: ``.sxm`` (Nanonis scan; default channel LIY_1_omega), ``.3ds`` (Nanonis
+    grid: the layer nearest ``bias_V``) or ``.dat`` (Createc)."""
     suffix = Path(path).suffix.lower()
     if suffix == ".sxm":
         return read_sxm(path, channel or "LIY_1_omega", direction, crop_nan)
+    if suffix == ".3ds":
+        return read_3ds(path, channel or "LI_Demod_1_X", bias_V)
     if suffix == ".dat":
         return read_createc(path, channel or "topography", direction, crop_nan)
-    raise RealDataError(f"{path}: unknown format {suffix!r}; the kit reads Nanonis .sxm and Createc .dat")
+    raise RealDataError(f"{path}: unknown format {suffix!r}; the kit reads Nanonis .sxm / .3ds and Createc .dat")
 
 
 # ------------------------------------------------------------------------------------------
@@ -264,6 +301,29 @@ def highpass(image: np.ndarray, sigma_px: float) -> np.ndarray:
     from scipy.ndimage import gaussian_filter
 
     return image - gaussian_filter(image, sigma_px)
+
+
+def bragg_filter(image: np.ndarray, n_peaks: int = 6, fmin: float = 0.15, width: float = 0.02) -> tuple[np.ndarray, np.ndarray]:
+    """Optional: remove the atomic lattice. Finds the ``n_peaks`` strongest isolated maxima of
+    |FFT| beyond ``fmin`` cycles/px (the Bragg peaks and their mirror images) and divides them
+    out with Gaussian notches of ``width`` cycles/px. Returns (filtered image, peak frequencies
+    (n, 2) as (fy, fx) cycles/px)."""
+    from skimage.feature import peak_local_max
+
+    img = np.asarray(image, np.float64)
+    spec = np.fft.fftshift(np.fft.fft2(img - img.mean()))
+    fy = np.fft.fftshift(np.fft.fftfreq(img.shape[0]))[:, None]
+    fx = np.fft.fftshift(np.fft.fftfreq(img.shape[1]))[None, :]
+    mag = np.where(np.hypot(fy, fx) >= fmin, np.abs(spec), 0.0)
+    peaks = peak_local_max(mag, min_distance=3, num_peaks=n_peaks, exclude_border=False)
+    notch = np.ones(img.shape)
+    freqs = []
+    for r, c in peaks:
+        py, px = fy[r, 0], fx[0, c]
+        freqs.append((py, px))
+        notch *= 1.0 - np.exp(-((fy - py) ** 2 + (fx - px) ** 2) / (2 * width ** 2))
+    filtered = np.fft.ifft2(np.fft.ifftshift(spec * notch)).real + img.mean()
+    return filtered, np.array(freqs).reshape(-1, 2)
 
 
 def mask_steps(topography: np.ndarray, percentile: float = 93.0, grow_px: int = 4, sigma_px: float = 1.5) -> np.ndarray:

@@ -150,3 +150,51 @@ def test_ag111_like_simulation_from_known_physics():
     obs, maps, _ = R.tiles(img.data, pos, stride=32)
     ls = R.extract_kernels(obs, maps)["least_squares"]
     assert np.corrcoef(ls.ravel(), kernel.ravel())[0, 1] > 0.9  # sub-pixel positions, rounded in M
+
+
+def _write_3ds(path: Path, nx=6, ny=5, points=7, start=-0.1, end=0.1) -> np.ndarray:
+    """A small Nanonis grid in the documented layout: text header, :HEADER_END:, then per grid
+    point 5 parameters and each channel's sweep, big-endian float32. Returns (channel, bias, y, x)."""
+    channels = ["Current (A)", "LI Demod 1 X (A)"]
+    header = [f'Grid dim="{nx} x {ny}"', f"Grid settings=0;0;{2e-8:E};{1e-8:E};0", "Filetype=Linear",
+              'Sweep Signal="Bias (V)"', 'Fixed parameters="Sweep Start;Sweep End"',
+              'Experiment parameters="X (m);Y (m);Z (m)"', "# Parameters (4 byte)=5",
+              f"Experiment size (bytes)={4 * len(channels) * points}", f"Points={points}",
+              'Channels="' + ";".join(channels) + '"', f"Bias Spectroscopy>Sweep Start (V)={start:E}",
+              f"Bias Spectroscopy>Sweep End (V)={end:E}"]
+    truth = np.random.default_rng(0).normal(size=(len(channels), points, ny, nx)).astype(">f4")
+    data = np.zeros((ny, nx, 5 + len(channels) * points), ">f4")
+    data[..., 0], data[..., 1] = start, end
+    for c in range(len(channels)):
+        data[..., 5 + c * points: 5 + (c + 1) * points] = np.moveaxis(truth[c], 0, -1)
+    path.write_bytes(("\r\n".join(header) + "\r\n:HEADER_END:\r\n").encode() + data.tobytes())
+    return truth.astype(np.float64)
+
+
+def test_3ds_grid_layer_at_a_bias(tmp_path):
+    truth = _write_3ds(tmp_path / "grid.3ds")
+    img = R.read_stm(tmp_path / "grid.3ds", "LI Demod 1 X (A)", bias_V=0.035)  # nearest sweep point: 0.0333 V
+    np.testing.assert_array_equal(img.data, truth[1, 4])
+    assert img.bias_V == pytest.approx(0.1 / 3) and img.meta["layer"] == 4 and img.channel == "LI_Demod_1_X"
+    assert img.pixel_nm == pytest.approx((20 / 6, 10 / 5))
+    np.testing.assert_array_equal(R.read_3ds(tmp_path / "grid.3ds", "Current", -0.1).data, truth[0, 0])
+    with pytest.raises(RealDataError, match="outside the grid's sweep"):
+        R.read_3ds(tmp_path / "grid.3ds", bias_V=0.5)
+    with pytest.raises(RealDataError, match="no spectroscopic channel 'dIdV'"):
+        R.read_3ds(tmp_path / "grid.3ds", "dIdV")
+    (tmp_path / "bad.3ds").write_bytes(b"garbage")
+    with pytest.raises(RealDataError, match="bad.3ds: not a readable Nanonis .3ds grid"):
+        R.read_3ds(tmp_path / "bad.3ds")
+
+
+def test_bragg_filter_removes_the_lattice_and_keeps_the_ripples():
+    yy, xx = np.mgrid[:128, :128].astype(float)
+    lattice = 0.5 * sum(np.cos(2 * np.pi * 0.25 * (xx * np.cos(a) + yy * np.sin(a))) for a in (0, np.pi / 3, 2 * np.pi / 3))
+    r = np.hypot(xx - 64, yy - 64)
+    ripple = np.cos(2 * np.pi * 0.08 * r) * np.exp(-r / 30)
+    filtered, peaks = R.bragg_filter(lattice + ripple, n_peaks=6, fmin=0.15)
+    assert np.allclose(np.hypot(*peaks.T), 0.25, atol=0.02)  # the six Bragg peaks
+    assert np.abs(filtered - ripple).std() < 0.2 * lattice.std()  # off-grid peaks leak a little
+    before = np.corrcoef((lattice + ripple).ravel(), ripple.ravel())[0, 1]
+    after = np.corrcoef(filtered.ravel(), ripple.ravel())[0, 1]
+    assert after > 0.85 and after > before + 0.3
