@@ -131,6 +131,21 @@ def _check_finite(img: STMImage, crop_nan: bool) -> STMImage:
     return replace(img, data=img.data[best[0]:best[1]], meta={**img.meta, "cropped_rows": list(best)})
 
 
+def _open_nanonis(path: Path, what: str):
+    """xarray-nanonis dataset of ``path``, or a RealDataError naming the file and the cause."""
+    if not path.is_file():
+        raise RealDataError(f"{path}: file not found")
+    try:
+        import xarray as xr
+    except ImportError:
+        raise RealDataError(f"reading {path.suffix} files needs xarray and xarray-nanonis: "
+                            "pip install 'qpi-kit[realdata]'") from None
+    try:
+        return xr.open_dataset(path, engine="nanonis")
+    except Exception as exc:  # the reader raises many kinds for a bad file; name the file and the cause
+        raise RealDataError(f"{path}: not a readable {what} ({type(exc).__name__}: {exc})") from None
+
+
 def read_sxm(path: str | os.PathLike, channel: str = "LIY_1_omega", direction: str = "forward",
              crop_nan: bool = False) -> STMImage:
     """One channel of a Nanonis ``.sxm`` scan, read with xarray-nanonis.
@@ -138,16 +153,7 @@ def read_sxm(path: str | os.PathLike, channel: str = "LIY_1_omega", direction: s
     Pixel size = scan range / pixels (xarray-nanonis' coordinates use range / (N - 1)).
     """
     path = Path(path)
-    if not path.is_file():
-        raise RealDataError(f"{path}: file not found")
-    try:
-        import xarray as xr
-    except ImportError:
-        raise RealDataError("reading .sxm files needs xarray and xarray-nanonis: pip install 'qpi-kit[realdata]'") from None
-    try:
-        ds = xr.open_dataset(path, engine="nanonis")
-    except Exception as exc:  # the reader raises many kinds for a bad file; name the file and the cause
-        raise RealDataError(f"{path}: not a readable Nanonis .sxm file ({type(exc).__name__}: {exc})") from None
+    ds = _open_nanonis(path, "Nanonis .sxm file")
     if channel not in ds.data_vars:
         raise RealDataError(f"{path}: no channel {channel!r}; channels: {', '.join(ds.data_vars)}")
     if direction not in ("forward", "backward"):
@@ -174,16 +180,7 @@ def read_3ds(path: str | os.PathLike, channel: str = "LI_Demod_1_X", bias_V: flo
     underscores, unit dropped: "LI Demod 1 X (A)" -> "LI_Demod_1_X"); the raw name works too.
     Pixel size = grid width / points, as for scans. Rows and columns in the file's grid order."""
     path = Path(path)
-    if not path.is_file():
-        raise RealDataError(f"{path}: file not found")
-    try:
-        import xarray as xr
-    except ImportError:
-        raise RealDataError("reading .3ds files needs xarray and xarray-nanonis: pip install 'qpi-kit[realdata]'") from None
-    try:
-        ds = xr.open_dataset(path, engine="nanonis")
-    except Exception as exc:  # the reader raises many kinds for a bad file; name the file and the cause
-        raise RealDataError(f"{path}: not a readable Nanonis .3ds grid ({type(exc).__name__}: {exc})") from None
+    ds = _open_nanonis(path, "Nanonis .3ds grid")
     name = channel if channel in ds.data_vars else channel.split(" (")[0].replace(" ", "_")
     if name not in ds.data_vars or "bias" not in ds[name].dims:
         raise RealDataError(f"{path}: no spectroscopic channel {channel!r}; channels: {', '.join(ds.data_vars)}")
