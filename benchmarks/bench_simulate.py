@@ -17,7 +17,8 @@ import time
 import numpy as np
 
 from qpi_utils.config import get_profile
-from qpi_utils.simulate import KernelParams, observation_direct, simulate_dataset
+from qpi_utils.data import simulate_dataset
+from qpi_utils.simulate import KernelParams, observation_direct
 
 
 def main() -> None:

@@ -16,8 +16,15 @@ import time
 import torch
 
 from qpi_utils.config import PROFILE_NAMES, get_profile
-from qpi_utils.losses import alignment_loss, kl_loss, symmetric_loss
+from qpi_utils.losses import alignment_loss
 from qpi_utils.models import build_kernel_vae, build_observation_encoder, build_one_step
+from qpi_utils.train import kernel_vae_loss, one_step_loss
+
+
+def update(optimizer, loss) -> None:
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
 
 
 def rate(fn, batch: int, batches: int) -> float:
@@ -38,17 +45,12 @@ def main() -> None:
 
     vae, info = build_kernel_vae(prof.model)
     b1 = prof.kernel_vae.batch_size
-    k = torch.rand(b1, 1, 64, 64) * 2 - 1
-    sym = torch.tensor([0, 2, 3, 4, 6] * (b1 // 5 + 1))[:b1]
-    opt1 = torch.optim.Adam(vae.parameters(), 1e-4)
+    batch1 = {"kernel": torch.rand(b1, 1, 64, 64), "symmetry": torch.tensor([0, 2, 3, 4, 6] * (b1 // 5 + 1))[:b1]}
+    loss1 = kernel_vae_loss(prof.kernel_vae)  # the profile's step-1 loss, as training uses it
+    opt1 = torch.optim.Adam(vae.parameters(), prof.kernel_vae.lr)
 
     def step1():
-        post = vae.encode(k).latent_dist
-        rec = vae.decode(post.sample()).sample
-        loss = ((rec - k) ** 2).mean() + 0.7 * symmetric_loss(rec, k, sym) + 1e-6 * kl_loss(post.mean, post.logvar)
-        opt1.zero_grad()
-        loss.backward()
-        opt1.step()
+        update(opt1, loss1(vae, batch1)[0])
 
     r1 = rate(step1, b1, args.batches)  # before the VAE is frozen for step 2
 
@@ -57,34 +59,25 @@ def main() -> None:
     target = torch.randn(b2, 4, 8, 8)
     enc, _ = build_observation_encoder(prof.model, vae, info)
     vae.requires_grad_(False)
-    opt2 = torch.optim.Adam(enc.parameters(), 5e-5)
+    opt2 = torch.optim.Adam(enc.parameters(), prof.alignment.lr)
 
     def step2():
         mean, logvar = enc(obs)
-        loss = alignment_loss(mean, logvar, target, target)
-        opt2.zero_grad()
-        loss.backward()
-        opt2.step()
+        update(opt2, alignment_loss(mean, logvar, target, target))
 
     def step2_with_decoder():  # the naive reference: decode although the loss does not need it
         mean, logvar = enc(obs)
         rec = vae.decode(mean).sample
-        loss = alignment_loss(mean, logvar, target, target) + 0.0 * rec.mean()
-        opt2.zero_grad()
-        loss.backward()
-        opt2.step()
+        update(opt2, alignment_loss(mean, logvar, target, target) + 0.0 * rec.mean())
 
     one, _ = build_one_step(prof.model)
     b3 = prof.one_step.batch_size
-    obs3, k3 = torch.rand(b3, 2, 64, 64) * 2 - 1, torch.rand(b3, 1, 64, 64) * 2 - 1
-    opt3 = torch.optim.Adam(one.parameters(), 5e-5)
+    batch3 = {"observation": torch.rand(b3, 2, 64, 64), "kernel": torch.rand(b3, 1, 64, 64)}
+    loss3 = one_step_loss(prof.one_step)
+    opt3 = torch.optim.Adam(one.parameters(), prof.one_step.lr)
 
     def step3():
-        post = one.encode(obs3).latent_dist
-        loss = ((one.decode(post.sample()).sample - k3) ** 2).mean() + 1e-6 * kl_loss(post.mean, post.logvar)
-        opt3.zero_grad()
-        loss.backward()
-        opt3.step()
+        update(opt3, loss3(one, batch3)[0])
 
     r2 = rate(step2, b2, args.batches)
     r2n, r3 = rate(step2_with_decoder, b2, args.batches), rate(step3, b3, args.batches)

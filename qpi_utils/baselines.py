@@ -14,23 +14,22 @@ first tools are:
   refine the latent z so that the decoded kernel, pushed through the same forward model with a
   fitted scale and offset, explains Y, with a penalty mu ||z - z0||^2; the decoder is frozen.
 
-Conventions as in :mod:`qpi_utils.simulate`: images 64x64, the kernel's scatterer on pixel
-(32, 32), activation maps count labelled defects per pixel.
+All three use the forward model of :class:`qpi_utils.physics.ConvolutionOperator`. Conventions
+as in :mod:`qpi_utils.simulate`: images 64x64, the kernel's scatterer on pixel (32, 32),
+activation maps count labelled defects per pixel.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 
-from .simulate import KERNEL_ORIGIN
+from .config import PhysicsConfig
+from .imaging import minmax_normalise
+from .models import from_model_scale, to_model_scale
+from .physics import ConvolutionOperator
 
-__all__ = ["forward_operator", "adjoint_operator", "defect_average", "least_squares", "minmax_images",
-           "choose_regularisation", "HybridConfig", "hybrid"]
-
-_PAD = 128  # linear convolution of two 64x64 images fits a 128x128 periodic grid without wrap
+__all__ = ["defect_average", "least_squares", "choose_regularisation", "hybrid"]
 
 
 def _check_batch(name: str, x: np.ndarray) -> np.ndarray:
@@ -44,39 +43,6 @@ def _check_batch(name: str, x: np.ndarray) -> np.ndarray:
     return x
 
 
-def _rfft(x: np.ndarray) -> np.ndarray:
-    from scipy import fft
-
-    return fft.rfft2(x, s=(_PAD, _PAD), workers=-1)
-
-
-def _irfft(x: np.ndarray) -> np.ndarray:
-    from scipy import fft
-
-    return fft.irfft2(x, s=(_PAD, _PAD), workers=-1)
-
-
-def forward_operator(maps_f: np.ndarray, kernels: np.ndarray) -> np.ndarray:
-    """crop(M (*) B): (N, 64, 64) kernels -> (N, 64, 64) images. ``maps_f`` = rfft2 of the
-    activation maps on the padded grid (from :func:`_rfft`), so it is computed once per image."""
-    full = _irfft(maps_f * _rfft(kernels))
-    return full[:, KERNEL_ORIGIN:KERNEL_ORIGIN + 64, KERNEL_ORIGIN:KERNEL_ORIGIN + 64]
-
-
-def adjoint_operator(maps_f: np.ndarray, images: np.ndarray) -> np.ndarray:
-    """The adjoint of :func:`forward_operator`: (N, 64, 64) images -> (N, 64, 64) kernels."""
-    padded = np.zeros((images.shape[0], _PAD, _PAD))
-    padded[:, KERNEL_ORIGIN:KERNEL_ORIGIN + 64, KERNEL_ORIGIN:KERNEL_ORIGIN + 64] = images
-    return _irfft(_rfft(padded) * np.conj(maps_f))[:, :64, :64]
-
-
-def minmax_images(x: np.ndarray) -> np.ndarray:
-    """Min-max scale each (64, 64) image to [0, 1] (constant images -> 0)."""
-    lo = x.min(axis=(-2, -1), keepdims=True)
-    span = x.max(axis=(-2, -1), keepdims=True) - lo
-    return np.where(span > 0, (x - lo) / np.where(span > 0, span, 1.0), 0.0)
-
-
 def defect_average(observations: np.ndarray, maps: np.ndarray) -> np.ndarray:
     """Average of the 64x64 windows of Y centred on each labelled defect (the defect on pixel
     (32, 32)); pixels a window takes from outside the field of view are left out of the mean.
@@ -86,11 +52,11 @@ def defect_average(observations: np.ndarray, maps: np.ndarray) -> np.ndarray:
     m = _check_batch("activation maps", maps)
     y = y - y.mean(axis=(-2, -1), keepdims=True)
     # sum over defects of shifted windows = correlation of Y with M; coverage = correlation of 1 with M
-    maps_f = _rfft(m)
-    total = adjoint_operator(maps_f, y)
-    coverage = adjoint_operator(maps_f, np.ones_like(y))
+    op = ConvolutionOperator.from_maps(m)
+    total = op.adjoint(y)
+    coverage = op.adjoint(np.ones_like(y))
     avg = np.where(coverage > 0.5, total / np.maximum(coverage, 1e-9), 0.0)
-    return minmax_images(avg)
+    return minmax_normalise(avg)[0]
 
 
 def least_squares(observations: np.ndarray, maps: np.ndarray, lam: float = 1e-3, iterations: int = 60,
@@ -110,18 +76,18 @@ def least_squares(observations: np.ndarray, maps: np.ndarray, lam: float = 1e-3,
     if lam <= 0:
         raise ValueError(f"lam must be > 0, got {lam}")
     damp = (lam * np.maximum(m.sum(axis=(-2, -1)), 1.0))[:, None, None]
-    maps_f = _rfft(m)
+    op = ConvolutionOperator.from_maps(m)
     eps_c = 1e-6 * 64 * 64  # a whisper of damping on the offset keeps the system definite
 
     def normal(b, c):
-        r = forward_operator(maps_f, b) + c[:, None, None]
-        return adjoint_operator(maps_f, r) + damp * b, r.sum(axis=(-2, -1)) + eps_c * c
+        r = op.forward(b) + c[:, None, None]
+        return op.adjoint(r) + damp * b, r.sum(axis=(-2, -1)) + eps_c * c
 
     def dot(a_b, a_c, b_b, b_c):
         return (a_b * b_b).sum(axis=(-2, -1)) + a_c * b_c
 
     b, c = np.zeros_like(y), np.zeros(len(y))
-    r_b, r_c = adjoint_operator(maps_f, y), y.sum(axis=(-2, -1))
+    r_b, r_c = op.adjoint(y), y.sum(axis=(-2, -1))
     p_b, p_c = r_b.copy(), r_c.copy()
     rr = dot(r_b, r_c, r_b, r_c)
     for _ in range(iterations):
@@ -137,7 +103,7 @@ def least_squares(observations: np.ndarray, maps: np.ndarray, lam: float = 1e-3,
         p_b = r_b + beta[:, None, None] * p_b
         p_c = r_c + beta * p_c
         rr = rr_new
-    return b if return_raw else minmax_images(b)
+    return b if return_raw else minmax_normalise(b)[0]
 
 
 def choose_regularisation(observations: np.ndarray, maps: np.ndarray, kernels: np.ndarray,
@@ -152,13 +118,6 @@ def choose_regularisation(observations: np.ndarray, maps: np.ndarray, kernels: n
     return best, scores
 
 
-@dataclass(frozen=True)
-class HybridConfig:
-    steps: int = 30
-    lr: float = 0.05
-    mu: float = 1e-2  # weight of ||z - z0||^2 (per latent element) against the data misfit (per pixel)
-
-
 def _fit_scale_offset(f: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per image least-squares s, c of y ~ s f + c (closed form, differentiable). f, y: (B, N)."""
     fm, ym = f.mean(1, keepdim=True), y.mean(1, keepdim=True)
@@ -168,29 +127,28 @@ def _fit_scale_offset(f: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, t
     return s, ym - s * fm
 
 
-def hybrid(observation_encoder, kernel_vae, observations: torch.Tensor, cfg: HybridConfig = HybridConfig(),
+def hybrid(observation_encoder, kernel_vae, observations: torch.Tensor, cfg: PhysicsConfig = PhysicsConfig(),
            return_history: bool = False):
     """Refine the two-step latent so the decoded kernel explains Y through Y = s M (*) A + c.
 
-    observations: (B, 2, 64, 64) (Y, M) on [0, 1]. The kernel's zero level is the mean of the
-    decoded kernel's border (kernels decay to zero at their window edge; min-max scaling moved
-    that zero). Returns (B, 1, 64, 64) kernels on [0, 1].
+    observations: (B, 2, 64, 64) (Y, M) on [0, 1]. ``cfg``: the profile's physics section
+    (``hybrid_steps`` Adam steps at ``hybrid_lr`` with prior weight ``hybrid_mu``). The kernel's
+    zero level is the mean of the decoded kernel's border (kernels decay to zero at their window
+    edge; min-max scaling moved that zero). Returns (B, 1, 64, 64) kernels on [0, 1].
     """
-    from .models import from_model_scale, to_model_scale
-
     device = observations.device
     y = observations[:, 0].reshape(len(observations), -1).double()
-    maps_f = torch.fft.rfft2(observations[:, 1].double(), s=(_PAD, _PAD))
+    op = ConvolutionOperator.from_maps(observations[:, 1])
     with torch.no_grad():
         z0, _ = observation_encoder(to_model_scale(observations))
     z = z0.clone().requires_grad_(True)
-    opt = torch.optim.Adam([z], lr=cfg.lr)
+    opt = torch.optim.Adam([z], lr=cfg.hybrid_lr)
     border = torch.ones(64, 64, dtype=torch.bool, device=device)
     border[4:-4, 4:-4] = False
     history = []
     with torch.enable_grad():  # callers may run inside no_grad (evaluation loops)
-        for _ in range(cfg.steps):
-            loss, misfit = _hybrid_loss(kernel_vae, z, z0, maps_f, y, border, cfg.mu)
+        for _ in range(cfg.hybrid_steps):
+            loss, misfit = _hybrid_loss(kernel_vae, z, z0, op, y, border, cfg.hybrid_mu)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -200,15 +158,11 @@ def hybrid(observation_encoder, kernel_vae, observations: torch.Tensor, cfg: Hyb
     return (out, history) if return_history else out
 
 
-def _hybrid_loss(kernel_vae, z, z0, maps_f, y, border, mu):
+def _hybrid_loss(kernel_vae, z, z0, op: ConvolutionOperator, y, border, mu):
     """Data misfit of s M (*) (A(z) - zero level) + c against Y, plus mu ||z - z0||^2."""
-    from .models import from_model_scale
-
-    pad = _PAD
     kern = from_model_scale(kernel_vae.decode(z).sample)[:, 0].double()
     kern = kern - kern[:, border].mean(1)[:, None, None]
-    full = torch.fft.irfft2(maps_f * torch.fft.rfft2(kern, s=(pad, pad)), s=(pad, pad))
-    f = full[:, KERNEL_ORIGIN:KERNEL_ORIGIN + 64, KERNEL_ORIGIN:KERNEL_ORIGIN + 64].reshape(len(y), -1)
+    f = op.forward(kern).reshape(len(y), -1)
     s, c = _fit_scale_offset(f, y)
     misfit = ((s * f + c - y) ** 2).mean(1)
     prior = ((z - z0) ** 2).flatten(1).mean(1).double()

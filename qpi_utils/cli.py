@@ -14,10 +14,13 @@ import sys
 import time
 from pathlib import Path
 
-from .config import PROFILE_NAMES, ProfileError, default_profile_name, get_profile, resolve_run_dir
-from .data import DatasetError
+from .chain import ChainError, run_chain
+from .config import PROFILE_NAMES, ProfileError, default_profile_name, get_profile
+from .data import DatasetError, save_dataset, simulate_dataset
+from .evaluate import evaluate, markdown_table
 from .models import ModelConfigError
-from .train import TrainingError
+from .runs import RunLayout
+from .train import TrainingError, train_alignment, train_kernel_vae, train_one_step
 
 __all__ = ["main", "build_parser"]
 
@@ -34,8 +37,8 @@ def _common(p: argparse.ArgumentParser, run_dir: bool = True) -> None:
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
-def _run_dir(args) -> Path:
-    return resolve_run_dir(args.profile_obj.name, args.run_dir)
+def _layout(args) -> RunLayout:
+    return RunLayout.for_profile(args.profile_obj, args.run_dir, context="cli")
 
 
 def cmd_profile(args) -> int:
@@ -44,11 +47,8 @@ def cmd_profile(args) -> int:
 
 
 def cmd_simulate(args) -> int:
-    from .data import save_dataset
-    from .simulate import simulate_dataset
-
     prof = args.profile_obj
-    out = Path(args.out) if args.out else _run_dir(args) / "data"
+    out = Path(args.out) if args.out else _layout(args).data
     t0 = time.perf_counter()
     ds = simulate_dataset(prof.simulation, profile=prof.name, progress=not args.no_progress)
     elapsed = time.perf_counter() - t0
@@ -62,11 +62,8 @@ def cmd_simulate(args) -> int:
 
 def _train(step: str):
     def run(args) -> int:
-        from . import train
-
-        fn = {"kernel_vae": train.train_kernel_vae, "alignment": train.train_alignment,
-              "one_step": train.train_one_step}[step]
-        summary = fn(args.profile_obj, _run_dir(args), progress=not args.no_progress, restart=args.restart)
+        fn = {"kernel_vae": train_kernel_vae, "alignment": train_alignment, "one_step": train_one_step}[step]
+        summary = fn(args.profile_obj, _layout(args), progress=not args.no_progress, restart=args.restart)
         print(json.dumps(summary, indent=2))
         return 0
 
@@ -74,10 +71,9 @@ def _train(step: str):
 
 
 def cmd_evaluate(args) -> int:
-    from .evaluate import evaluate, markdown_table
-
-    results = Path(args.results_dir) if args.results_dir else _run_dir(args) / "results"
-    rows = evaluate(args.profile_obj, _run_dir(args), results, progress=not args.no_progress)
+    layout = _layout(args)
+    results = Path(args.results_dir) if args.results_dir else layout.results
+    rows = evaluate(args.profile_obj, layout, results, progress=not args.no_progress)
     print(markdown_table(rows))
     print(f"wrote {results}/table.csv, table.md, per_sample.csv, provenance.json")
     return 0
@@ -85,15 +81,13 @@ def cmd_evaluate(args) -> int:
 
 def cmd_reproduce(args) -> int:
     """The main job: the numbered notebooks in order (papermill), figures and tables collected."""
-    from .chain import ChainError, run_chain
-
     if args.overrides:
         print("qpi reproduce: error: --set is not supported for the notebook chain; the notebooks read the "
               "profile as defined in qpi_utils/config.py", file=sys.stderr)
         return 2
     t0 = time.perf_counter()
     try:
-        times = run_chain(args.profile_obj.name, _run_dir(args), args.figures_dir, args.results_dir,
+        times = run_chain(args.profile_obj.name, _layout(args), args.figures_dir, args.results_dir,
                           args.notebooks_dir, update_notebooks=args.update_notebooks, progress=not args.no_progress)
     except ChainError as exc:
         print(f"qpi reproduce: error: {exc}", file=sys.stderr)

@@ -17,7 +17,6 @@ import dataclasses
 import json
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Mapping
 
 __all__ = [
@@ -31,8 +30,6 @@ __all__ = [
     "get_profile",
     "profile_from_dict",
     "default_profile_name",
-    "project_root",
-    "resolve_run_dir",
 ]
 
 
@@ -195,24 +192,6 @@ def default_profile_name() -> str:
         return "paper" if torch.cuda.is_available() else "quick"
     except ImportError:
         return "quick"
-
-
-def project_root(start: str | os.PathLike | None = None) -> Path:
-    """The kit's checkout (the nearest parent holding pyproject.toml and qpi_utils/), else the
-    current directory. Notebooks run from notebooks/ and the CLI from the top level both land
-    on the same run directories this way."""
-    here = Path(start or Path.cwd()).resolve()
-    for cand in (here, *here.parents):
-        if (cand / "pyproject.toml").is_file() and (cand / "qpi_utils").is_dir():
-            return cand
-    return here
-
-
-def resolve_run_dir(profile_name: str, run_dir: str | os.PathLike | None = None) -> Path:
-    """Absolute run directory: ``run_dir`` if given, else ``$QPI_RUN_DIR``, else
-    ``<project root>/runs/<profile>``."""
-    chosen = run_dir or os.environ.get("QPI_RUN_DIR")
-    return Path(chosen).resolve() if chosen else project_root() / "runs" / profile_name
 
 
 def _build(cls, section: str, values: Mapping[str, Any]):

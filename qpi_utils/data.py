@@ -1,4 +1,6 @@
-"""Datasets: the on-disk format, the paper's ID/OOD splits, torch Datasets, the authors' CSVs.
+"""Datasets: the on-disk format, making a simulated dataset, and torch views of it.
+
+Splits live in :mod:`qpi_utils.splits`, the authors' CSV format in :mod:`qpi_utils.authors_csv`.
 
 On-disk format (``FORMAT_VERSION`` 1)
 -------------------------------------
@@ -29,47 +31,57 @@ place only when complete, so an interrupted write never leaves a dataset that lo
 
 from __future__ import annotations
 
-import csv
+import hashlib
 import json
 import os
 import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable
 
 import numpy as np
 
-from .simulate import (SYMMETRY_ORDERS, activation_map, content_hash, minmax_normalise,
-                       symmetry_angles)
+from . import __version__
+from .config import SimulationConfig
+from .imaging import minmax_normalise
+from .simulate import (PARAM_NAMES, SYMMETRY_ORDERS, activation_map, add_noise, draw_outside, draw_positions,
+                       kernel_spectrum, model_constants, render_observations, sample_kernel_params)
 
 __all__ = [
     "FORMAT_VERSION",
+    "ARRAY_NAMES",
     "DatasetError",
     "QPIDataset",
+    "content_hash",
     "save_dataset",
     "load_dataset",
-    "Splits",
-    "make_splits",
-    "check_splits",
+    "simulate_dataset",
     "KernelDataset",
     "ObservationDataset",
-    "load_authors_csv",
-    "write_authors_csv",
-    "estimate_symmetry",
+    "stack_pairs",
 ]
 
 FORMAT_VERSION = 1
 ARRAY_NAMES = (
     "kernels", "observations", "activation_maps", "positions", "n_scatterers", "outside_positions",
     "kernel_range", "observation_range",
-    "param_symmetry", "param_orientation", "param_frequency", "param_phase", "param_decay",
+    *(f"param_{name}" for name in PARAM_NAMES),
 )
-PARAM_NAMES = ("symmetry", "orientation", "frequency", "phase", "decay")
 
 
 class DatasetError(ValueError):
     """A dataset file, array or request is not valid; the message names what and where."""
+
+
+def content_hash(arrays: dict[str, np.ndarray]) -> str:
+    """SHA-256 over the arrays' names, dtypes, shapes and bytes, in sorted name order."""
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
 
 
 @dataclass
@@ -219,88 +231,98 @@ def load_dataset(path: str | os.PathLike, mmap: bool = True, verify: bool = Fals
 
 
 # --------------------------------------------------------------------------------------------
-# splits
+# making a simulated dataset
 
 
-@dataclass(frozen=True)
-class Splits:
-    """The paper's splits: kernels 80/20 (the 20 % are OOD: never seen in training), and each
-    training kernel's observations 80/20 (the 20 % are the in-domain test set).
+def simulate_dataset(cfg: SimulationConfig, profile: str = "custom", progress: bool = True,
+                     chunk: int = 128, params: dict | None = None) -> QPIDataset:
+    """Make the synthetic dataset described by ``cfg`` with the physics of :mod:`qpi_utils.simulate`.
 
-    Pair arrays are (N, 2) int64 rows of (kernel index, observation index).
+    Bit-for-bit reproducible for a given ``cfg`` (seed included): every kernel draws its
+    observations from its own child of ``SeedSequence(cfg.seed)``, so the result does not depend
+    on ``chunk`` or on how the work is split. ``params`` (dict of (K,) arrays, as
+    :func:`~qpi_utils.simulate.sample_kernel_params` returns) uses given kernels instead of
+    drawing them; K must equal ``cfg.n_kernels``. With ``cfg.position_error`` > 0 the stored
+    positions (and M) are the true ones plus Gaussian errors of that std, while Y is rendered
+    from the true positions.
     """
+    from tqdm.auto import tqdm
 
-    train_kernels: np.ndarray
-    ood_kernels: np.ndarray
-    train: np.ndarray
-    id_test: np.ndarray
-    ood_test: np.ndarray
-    seed: int
-
-    NAMES = ("train", "id_test", "ood_test")
-
-    def pairs(self, name: str) -> np.ndarray:
-        if name not in self.NAMES:
-            raise DatasetError(f"unknown split {name!r}; available: {', '.join(self.NAMES)}")
-        return getattr(self, name)
-
-    def to_dict(self) -> dict:
-        return {"seed": self.seed, "train_kernels": self.train_kernels.tolist(),
-                "ood_kernels": self.ood_kernels.tolist(),
-                **{n: getattr(self, n).tolist() for n in self.NAMES}}
-
-
-def make_splits(symmetry: Sequence[int], n_observations: int, ood_fraction: float = 0.2,
-                id_test_fraction: float = 0.2, seed: int = 0) -> Splits:
-    """Deterministic stratified splits.
-
-    OOD kernels: round(ood_fraction * K) kernels, stratified by symmetry class: classes are
-    visited round-robin (in a seeded order), each giving its next kernel of a seeded shuffle, so
-    every class loses the same number (+-1). ID test: round(id_test_fraction * O) observations of
-    each training kernel (at least 1), the rest are training observations.
-    """
-    symmetry = np.asarray(symmetry)
-    k_total = len(symmetry)
-    n_ood = int(round(ood_fraction * k_total))
-    if not 1 <= n_ood < k_total:
-        raise DatasetError(f"ood_fraction={ood_fraction} of {k_total} kernels gives {n_ood} OOD kernels; "
-                           "need at least 1 and fewer than all")
-    n_id = max(1, int(round(id_test_fraction * n_observations)))
-    if n_id >= n_observations:
-        raise DatasetError(f"id_test_fraction={id_test_fraction} of {n_observations} observations leaves none to train on")
-    rng = np.random.default_rng(seed)
-    classes = [c for c in SYMMETRY_ORDERS if (symmetry == c).any()]
-    queues = {c: list(rng.permutation(np.flatnonzero(symmetry == c))) for c in classes}
-    order = list(rng.permutation(len(classes)))
-    ood: list[int] = []
-    while len(ood) < n_ood:
-        for ci in order:
-            q = queues[classes[ci]]
-            if q and len(ood) < n_ood:
-                ood.append(int(q.pop(0)))
-    ood_kernels = np.sort(np.array(ood, dtype=np.int64))
-    train_kernels = np.setdiff1d(np.arange(k_total), ood_kernels)
-    train, id_test = [], []
-    for k in train_kernels:
-        perm = rng.permutation(n_observations)
-        id_test += [(k, o) for o in np.sort(perm[:n_id])]
-        train += [(k, o) for o in np.sort(perm[n_id:])]
-    ood_test = [(k, o) for k in ood_kernels for o in range(n_observations)]
-    as_arr = lambda rows: np.array(rows, dtype=np.int64).reshape(-1, 2)
-    return Splits(train_kernels, ood_kernels, as_arr(train), as_arr(id_test), as_arr(ood_test), seed)
-
-
-def check_splits(splits: Splits) -> None:
-    """Raise if any kernel or observation appears in two splits (leakage)."""
-    if np.intersect1d(splits.train_kernels, splits.ood_kernels).size:
-        raise DatasetError("a kernel is both a training and an OOD kernel")
-    for name in ("train", "id_test"):
-        leaked = np.intersect1d(splits.pairs(name)[:, 0], splits.ood_kernels)
-        if leaked.size:
-            raise DatasetError(f"OOD kernel(s) {leaked.tolist()} appear in split {name}")
-    key = lambda p: set(map(tuple, p.tolist()))
-    if key(splits.train) & key(splits.id_test):
-        raise DatasetError("an observation is both in train and in id_test")
+    size, k_total, o_total, s_max = cfg.image_size, cfg.n_kernels, cfg.n_observations, cfg.max_scatterers
+    children = np.random.SeedSequence(cfg.seed).spawn(k_total + 1)
+    if params is None:
+        params = sample_kernel_params(k_total, np.random.default_rng(children[0]),
+                                      cfg.frequency_range, cfg.decay_range)
+    else:
+        params = {k: np.asarray(params[k], dtype=np.int64 if k == "symmetry" else np.float64) for k in PARAM_NAMES}
+        if any(len(v) != k_total for v in params.values()):
+            raise ValueError(f"params must give {k_total} kernels (cfg.n_kernels), got "
+                             f"{ {k: len(v) for k, v in params.items()} }")
+    kernels = np.empty((k_total, size, size), np.float32)
+    kernel_range = np.empty((k_total, 2))
+    observations = np.empty((k_total, o_total, size, size), np.float32)
+    observation_range = np.empty((k_total, o_total, 2))
+    positions = np.full((k_total, o_total, s_max, 2), np.nan, np.float32)
+    n_scatterers = np.empty((k_total, o_total), np.int16)
+    outside_list = []
+    origin = np.array([[[size // 2, size // 2]]], dtype=np.float64)
+    for k in tqdm(range(k_total), desc="simulate kernels", disable=not progress, unit="kernel"):
+        rng = np.random.default_rng(children[k + 1])
+        one = {key: val[k:k + 1] for key, val in params.items()}
+        spec = kernel_spectrum(one, supersample=cfg.supersample)[0]
+        raw_kernel = render_observations(spec, origin, size=size)[0]
+        norm, rng_k = minmax_normalise(raw_kernel)
+        kernels[k], kernel_range[k] = norm, rng_k
+        n = rng.integers(cfg.min_scatterers, cfg.max_scatterers + 1, size=o_total)
+        pos = draw_positions(rng, n, s_max, size)
+        out = draw_outside(rng, n, cfg.outside_margin, size)
+        outside_list.append(out)
+        # Render in chunks of similar scatterer counts, each trimmed to its own largest count:
+        # the cost is proportional to the padded width. Noise is drawn afterwards for all
+        # observations at once, so the result does not depend on the chunking.
+        both = np.concatenate([pos, out], axis=1)
+        both = both[np.arange(o_total)[:, None], np.argsort(~np.isfinite(both[..., 0]), axis=1, kind="stable")]
+        counts = np.isfinite(both[..., 0]).sum(1)
+        clean = np.empty((o_total, size, size))
+        by_count = np.argsort(counts, kind="stable")
+        for start in range(0, o_total, chunk):
+            idx = by_count[start:start + chunk]
+            width = max(int(counts[idx].max()), 1)
+            clean[idx] = render_observations(spec, both[idx, :width], size=size)
+        noisy = add_noise(rng, clean, cfg.snr_db, cfg.line_noise)
+        observations[k], observation_range[k] = minmax_normalise(noisy)
+        if cfg.position_error > 0:  # what a defect finder reports: the truth plus an error
+            pos = pos + rng.normal(0.0, cfg.position_error, size=pos.shape)
+            pos = np.clip(pos, -0.5, size - 0.5 - 1e-3).astype(np.float32).astype(np.float64)
+        positions[k] = pos
+        n_scatterers[k] = n
+    max_out = max((o.shape[1] for o in outside_list), default=0)
+    outside = np.full((k_total, o_total, max_out, 2), np.nan, np.float32)
+    for k, o in enumerate(outside_list):
+        outside[k, :, : o.shape[1]] = o
+    arrays = {
+        "kernels": kernels,
+        "observations": observations,
+        "activation_maps": activation_map(positions, size),
+        "positions": positions,
+        "n_scatterers": n_scatterers,
+        "outside_positions": outside,
+        "kernel_range": kernel_range,
+        "observation_range": observation_range,
+        **{f"param_{k}": v for k, v in params.items()},
+    }
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "qpi_utils_version": __version__,
+        "source": "qpi_utils.simulate",
+        "profile": profile,
+        "seed": cfg.seed,
+        "simulation": {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.__dict__.items()},
+        "kernel_origin": [size // 2, size // 2],
+        "model_constants": model_constants(),
+        "content_hash": content_hash(arrays),
+    }
+    return QPIDataset.from_arrays(arrays, meta)
 
 
 # --------------------------------------------------------------------------------------------
@@ -356,185 +378,9 @@ class ObservationDataset:
                 "symmetry": int(self.ds.symmetry[k]), "kernel_id": k, "observation_id": o}
 
 
-# --------------------------------------------------------------------------------------------
-# symmetry estimation (for data that do not say it, such as the authors' CSVs)
-
-
-def estimate_symmetry(kernel: np.ndarray, threshold: float = 0.9, origin: float | None = None) -> int:
-    """Highest rotational order n in (6, 4, 3, 2) whose rotations all correlate with the kernel
-    above ``threshold`` inside a central disc; 0 (isotropic) if generic angles do too.
-
-    Rotation about ``origin`` (pixel coordinate of the scatterer, both axes; default the
-    geometric centre (size-1)/2).
-    """
-    from scipy.ndimage import affine_transform
-
-    img = np.asarray(kernel, dtype=np.float64)
-    size = img.shape[0]
-    c = (size - 1) / 2 if origin is None else float(origin)
-    yy, xx = np.mgrid[:size, :size]
-    disc = (yy - c) ** 2 + (xx - c) ** 2 <= (0.4 * size) ** 2
-    ref = img - img[disc].mean()
-
-    def corr(angle: float) -> float:
-        rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
-        offset = np.array([c, c]) - rot @ np.array([c, c])
-        r = affine_transform(img, rot, offset=offset, order=3, mode="nearest") - img[disc].mean()
-        a, b = ref[disc], r[disc]
-        return float((a * b).sum() / np.sqrt((a * a).sum() * (b * b).sum() + 1e-30))
-
-    if all(corr(a) > threshold for a in symmetry_angles(0)):
-        return 0
-    for n in (6, 4, 3, 2):
-        if all(corr(a) > threshold for a in symmetry_angles(n)):
-            return n
-    return 2  # no clear symmetry: the weakest constraint the symmetric loss knows
-
-
-# --------------------------------------------------------------------------------------------
-# the authors' released CSV format (QPI-Dataset-100kernels)
-
-_PLACEHOLDER = 1000.0
-
-
-def _read_rows(path: Path) -> list[list[float]]:
-    rows = []
-    with open(path, newline="") as fh:
-        for line_no, row in enumerate(csv.reader(fh), start=1):
-            if not row or all(not c.strip() for c in row):
-                continue
-            try:
-                rows.append([float(c) for c in row if c.strip() != ""])
-            except ValueError as exc:
-                raise DatasetError(f"{path}, row {line_no}: not a number ({exc})") from None
-    return rows
-
-
-def load_authors_csv(paths: str | os.PathLike | Sequence[str | os.PathLike],
-                     symmetry: Sequence[int] | None = None, order: str = "C") -> QPIDataset:
-    """Load the authors' CSV files (one file per kernel) into a :class:`QPIDataset`.
-
-    File format (per the dataset's README): row 1 ``[resolution, max scatterers]``; row 2 the
-    x coordinate (angstrom) of each pixel column; row 3 the flattened kernel then (x, y) of up
-    to ``max scatterers`` scatterers (the kernel's own at (0, 0)); later rows one observation
-    each, same layout; unused slots hold 1000. Images are flattened in ``order`` ("C": row by
-    row); y uses the same pixel coordinates as x. Every file must have the same resolution and
-    number of observations.
-
-    ``symmetry``: the order of each kernel (0, 2, 3, 4, 6) when known; otherwise it is estimated
-    from the kernel image (:func:`estimate_symmetry`) and ``meta["symmetry_source"]`` says so.
-    Positions are converted to pixels; the kernel origin is where (0, 0) falls (31.5 for their
-    -50..50 angstrom axis), recorded in ``meta["kernel_origin"]``.
-    """
-    if isinstance(paths, (str, os.PathLike)):
-        p = Path(paths)
-        paths = sorted(p.glob("*.csv")) if p.is_dir() else [p]
-    paths = [Path(p) for p in paths]
-    if not paths:
-        raise DatasetError("no CSV files given")
-    kernels, observations, positions, coords0 = [], [], [], None
-    for path in paths:
-        if not path.is_file():
-            raise DatasetError(f"{path}: file not found")
-        rows = _read_rows(path)
-        if len(rows) < 4:
-            raise DatasetError(f"{path}: needs at least 4 rows (header, coordinates, kernel, one observation), has {len(rows)}")
-        if len(rows[0]) < 2:
-            raise DatasetError(f"{path}, row 1: expected [resolution, max scatterers], got {rows[0]}")
-        res, max_s = int(rows[0][0]), int(rows[0][1])
-        if res <= 0 or max_s <= 0:
-            raise DatasetError(f"{path}, row 1: resolution and max scatterers must be positive, got {rows[0]}")
-        coords = np.asarray(rows[1], dtype=np.float64)
-        if coords.size != res:
-            raise DatasetError(f"{path}, row 2: expected {res} x coordinates, got {coords.size}")
-        width = res * res + 2 * max_s
-        for i, row in enumerate(rows[2:], start=3):
-            if len(row) != width:
-                raise DatasetError(f"{path}, row {i}: expected {width} values ({res}x{res} image + {max_s} (x, y) pairs), got {len(row)}")
-        data = np.asarray(rows[2:], dtype=np.float64)
-        if not np.isfinite(data).all():
-            r, c = np.argwhere(~np.isfinite(data))[0]
-            raise DatasetError(f"{path}, row {r + 3}, column {c + 1}: NaN or inf")
-        if coords0 is None:
-            coords0 = coords
-        elif coords.shape != coords0.shape or not np.allclose(coords, coords0):
-            raise DatasetError(f"{path}: pixel coordinates (row 2) differ from {paths[0]}")
-        images = data[:, : res * res].reshape(-1, res, res, order=order)
-        xy = data[:, res * res:].reshape(-1, max_s, 2)
-        unused = np.abs(xy - _PLACEHOLDER).max(-1) < 1e-6
-        step = (coords[-1] - coords[0]) / (res - 1)
-        pix = (xy - coords[0]) / step
-        pix[unused] = np.nan
-        kernels.append(images[0])
-        observations.append(images[1:])
-        positions.append(pix[1:])
-    n_obs = {len(o) for o in observations}
-    if len(n_obs) != 1:
-        raise DatasetError(f"files have different numbers of observations: {sorted(n_obs)}")
-    kernels_arr = np.stack(kernels)
-    obs_arr = np.stack(observations)
-    pos_arr = np.stack(positions).astype(np.float32)
-    k_norm, k_range = minmax_normalise(kernels_arr)
-    o_norm, o_range = minmax_normalise(obs_arr)
-    origin = float(-coords0[0] / ((coords0[-1] - coords0[0]) / (len(coords0) - 1)))
-    if symmetry is None:
-        sym = np.array([estimate_symmetry(k, origin=origin) for k in k_norm], dtype=np.int64)
-        source = "estimated from the kernel images (qpi_utils.data.estimate_symmetry)"
-    else:
-        sym = np.asarray(symmetry, dtype=np.int64)
-        if sym.shape != (len(paths),):
-            raise DatasetError(f"symmetry must give one order per file ({len(paths)}), got shape {sym.shape}")
-        source = "given by the user"
-    nan = np.full(len(paths), np.nan)
-    arrays = {
-        "kernels": k_norm.astype(np.float32),
-        "observations": o_norm.astype(np.float32),
-        "activation_maps": activation_map(pos_arr, kernels_arr.shape[-1]),
-        "positions": pos_arr,
-        "n_scatterers": np.isfinite(pos_arr[..., 0]).sum(-1).astype(np.int16),
-        "outside_positions": np.full(pos_arr.shape[:2] + (0, 2), np.nan, np.float32),
-        "kernel_range": k_range,
-        "observation_range": o_range,
-        "param_symmetry": sym,
-        "param_orientation": nan, "param_frequency": nan, "param_phase": nan, "param_decay": nan,
-    }
-    meta = {
-        "format_version": FORMAT_VERSION,
-        "source": "authors' CSV files",
-        "files": [str(p) for p in paths],
-        "profile": "authors",
-        "seed": None,
-        "kernel_origin": [origin, origin],
-        "pixel_size_angstrom": float((coords0[-1] - coords0[0]) / (len(coords0) - 1)),
-        "symmetry_source": source,
-        "content_hash": content_hash(arrays),
-    }
-    return QPIDataset.from_arrays(arrays, meta, where=f"CSV files {paths[0].parent}")
-
-
-def write_authors_csv(path: str | os.PathLike, kernel: np.ndarray, observations: np.ndarray,
-                      positions_px: np.ndarray, kernel_origin: float, pixel_size: float,
-                      max_scatterers: int = 100) -> Path:
-    """Write one kernel and its observations in the authors' CSV layout (used by the tests, and
-    to hand our data to their code). positions_px: (O, S, 2) (x, y) in pixels, NaN = unused."""
-    path = Path(path)
-    res = kernel.shape[0]
-    coords = (np.arange(res) - kernel_origin) * pixel_size
-
-    def row(image, xy_px):
-        xy = np.full((max_scatterers, 2), _PLACEHOLDER)
-        xy_px = np.asarray(xy_px, dtype=np.float64).reshape(-1, 2)
-        xy_px = xy_px[np.isfinite(xy_px).all(1)]
-        xy[: len(xy_px)] = (xy_px - kernel_origin) * pixel_size
-        return list(np.asarray(image, dtype=np.float64).reshape(-1)) + list(xy.reshape(-1))
-
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow([res, max_scatterers])
-        w.writerow(list(coords))
-        w.writerow(row(kernel, [[kernel_origin, kernel_origin]]))
-        for img, xy in zip(observations, positions_px):
-            w.writerow(row(img, xy))
-    os.replace(tmp, path)
-    return path
+def stack_pairs(ds: QPIDataset, pairs: np.ndarray):
+    """(N, 2) (kernel, observation) pairs -> the (N, 2, 64, 64) float32 tensor of (Y, M)."""
+    torch = _torch()
+    y = np.stack([np.asarray(ds.observations[k, o], np.float32) for k, o in pairs])
+    m = np.stack([np.asarray(ds.activation_maps[k, o], np.float32) for k, o in pairs])
+    return torch.from_numpy(np.stack([y, m], axis=1))

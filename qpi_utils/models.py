@@ -23,6 +23,7 @@ import logging
 import warnings
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -41,6 +42,7 @@ __all__ = [
     "to_model_scale",
     "from_model_scale",
     "count_parameters",
+    "kernel_latents",
 ]
 
 log = logging.getLogger(__name__)
@@ -199,3 +201,17 @@ def latent_shape(encoder_fn, in_channels: int, device="cpu") -> tuple[int, ...]:
     out = encoder_fn(x)
     mean = out[0] if isinstance(out, tuple) else out.latent_dist.mean
     return tuple(mean.shape[1:])
+
+
+@torch.no_grad()
+def kernel_latents(vae, kernels, batch_size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+    """The kernel encoder's latent mean and log-variance of (K, 64, 64) kernels on [0, 1]
+    (numpy or memory-mapped), each (K, 4, 8, 8), on the CPU."""
+    means, logvars = [], []
+    device = next(vae.parameters()).device
+    for start in range(0, len(kernels), batch_size):
+        x = torch.from_numpy(np.array(kernels[start:start + batch_size], dtype=np.float32))[:, None]
+        post = vae.encode(to_model_scale(x.to(device))).latent_dist
+        means.append(post.mean.cpu())
+        logvars.append(post.logvar.cpu())
+    return torch.cat(means), torch.cat(logvars)

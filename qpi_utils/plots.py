@@ -7,14 +7,16 @@ from pathlib import Path
 
 import numpy as np
 
+from .files import atomic_path
 from .simulate import SYMMETRY_NAMES, SYMMETRY_ORDERS
 
-__all__ = ["save_figure", "fourier_magnitude", "plot_dataset_examples", "plot_history", "plot_predictions",
+__all__ = ["pyplot", "save_figure", "fourier_magnitude", "plot_dataset_examples", "plot_history", "plot_predictions",
            "plot_tsne", "plot_kernel_reconstructions", "plot_error_vs_defects", "plot_sweep", "plot_real_map",
            "plot_fft", "plot_extracted_kernels"]
 
 
-def _plt():
+def pyplot():
+    """matplotlib.pyplot, on the Agg backend when there is no display (scripts, CI)."""
     import matplotlib
 
     if os.environ.get("MPLBACKEND") is None and not os.environ.get("DISPLAY"):
@@ -24,14 +26,23 @@ def _plt():
     return plt
 
 
-def save_figure(fig, path: str | os.PathLike, dpi: int = 120) -> Path:
-    """Write ``fig`` to ``path`` via a temporary file and a rename (never a half-written PNG)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
-    fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
-    os.replace(tmp, path)
-    return path
+def _without_ticks(fig, axes):
+    """Images and embeddings need no ticks; lay the grid out and return the figure."""
+    for ax in np.ravel(axes):
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    return fig
+
+
+def save_figure(fig, path: str | os.PathLike, dpi: int = 120, close: bool = False) -> Path:
+    """Write ``fig`` to ``path`` via a temporary file and a rename (never a half-written PNG);
+    ``close`` frees it afterwards (scripts; notebooks keep it to show it)."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
+    if close:
+        pyplot().close(fig)
+    return Path(path)
 
 
 def fourier_magnitude(image: np.ndarray) -> np.ndarray:
@@ -42,7 +53,7 @@ def fourier_magnitude(image: np.ndarray) -> np.ndarray:
 
 def plot_dataset_examples(ds, observation: int = 0):
     """One kernel per symmetry class: kernel, an observation with its defects, |FFT| of the kernel."""
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(3, 5, figsize=(13, 8))
     for col, order in enumerate(SYMMETRY_ORDERS):
         ks = np.flatnonzero(ds.symmetry == order)
@@ -59,16 +70,12 @@ def plot_dataset_examples(ds, observation: int = 0):
         axes[1, col].set_title(f"observation, {int(ds.n_scatterers[k, observation])} defects")
         axes[2, col].imshow(fourier_magnitude(ds.kernels[k]), cmap="magma")
         axes[2, col].set_title("|FFT| of kernel")
-    for ax in axes.ravel():
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.tight_layout()
-    return fig
+    return _without_ticks(fig, axes)
 
 
 def plot_history(rows: list[dict], title: str = ""):
     """Per-epoch train and test loss (log scale) from a training log."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.2))
     epochs = [r["epoch"] for r in rows]
     ax.plot(epochs, [float(r["train_loss"]) for r in rows], label="train", marker=".")
@@ -88,7 +95,7 @@ def plot_predictions(observations: np.ndarray, truth: np.ndarray, predictions: d
     observations: (N, 2, 64, 64) (Y, M); truth: (N, 64, 64); predictions: name -> (N, 64, 64).
     The RMSE of each prediction on [0, 1] is written in its panel.
     """
-    plt = _plt()
+    plt = pyplot()
     n = len(truth)
     cols = 2 + len(predictions)
     fig, axes = plt.subplots(n, cols, figsize=(2.3 * cols, 2.3 * n), squeeze=False)
@@ -111,11 +118,7 @@ def plot_predictions(observations: np.ndarray, truth: np.ndarray, predictions: d
             axes[i, 1].set_title("true kernel")
         if titles:
             axes[i, 0].set_ylabel(titles[i], fontsize=8)
-    for ax in axes.ravel():
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.tight_layout()
-    return fig
+    return _without_ticks(fig, axes)
 
 
 def plot_tsne(embedding: np.ndarray, symmetry: np.ndarray, kernel_id: np.ndarray, title: str,
@@ -123,7 +126,7 @@ def plot_tsne(embedding: np.ndarray, symmetry: np.ndarray, kernel_id: np.ndarray
     """Two panels of the same 2-D embedding: coloured by symmetry class and by kernel.
 
     marker_split: optional boolean (N,), True for OOD points (drawn as crosses)."""
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.6))
     ood = np.zeros(len(embedding), bool) if marker_split is None else np.asarray(marker_split, bool)
     for order in SYMMETRY_ORDERS:
@@ -136,16 +139,12 @@ def plot_tsne(embedding: np.ndarray, symmetry: np.ndarray, kernel_id: np.ndarray
     axes[0].set_title(f"{title}: by symmetry class")
     axes[1].scatter(embedding[:, 0], embedding[:, 1], c=kernel_id, cmap="tab20", s=12)
     axes[1].set_title(f"{title}: by kernel")
-    for ax in axes:
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.tight_layout()
-    return fig
+    return _without_ticks(fig, axes)
 
 
 def plot_kernel_reconstructions(kernels: np.ndarray, reconstructions: np.ndarray, labels: list[str]):
     """Top row the kernels, bottom row the VAE's reconstructions."""
-    plt = _plt()
+    plt = pyplot()
     n = len(kernels)
     fig, axes = plt.subplots(2, n, figsize=(2.2 * n, 4.6), squeeze=False)
     for i in range(n):
@@ -154,18 +153,14 @@ def plot_kernel_reconstructions(kernels: np.ndarray, reconstructions: np.ndarray
         axes[1, i].imshow(reconstructions[i], cmap="RdBu_r", vmin=0, vmax=1)
         rmse = float(np.sqrt(np.mean((reconstructions[i] - kernels[i]) ** 2)))
         axes[1, i].set_title(f"VAE, RMSE {rmse:.3f}", fontsize=8)
-    for ax in axes.ravel():
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.tight_layout()
-    return fig
+    return _without_ticks(fig, axes)
 
 
 def plot_error_vs_defects(per_sample_csv, bins=(1, 10, 25, 50, 75, 101)):
     """Mean RMSE per method against the number of labelled defects, ID and OOD panels."""
     import csv
 
-    plt = _plt()
+    plt = pyplot()
     with open(per_sample_csv) as fh:
         rows = list(csv.DictReader(fh))
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
@@ -188,7 +183,7 @@ def plot_error_vs_defects(per_sample_csv, bins=(1, 10, 25, 50, 75, 101)):
 
 def plot_sweep(rows: list[dict], sweep: str, xlabel: str | None = None):
     """RMSE against one sweep's values, one line per method (rows from evaluate.robustness_sweep)."""
-    plt = _plt()
+    plt = pyplot()
     sel = [r for r in rows if r["sweep"] == sweep]
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     for method in dict.fromkeys(r["method"] for r in sel):
@@ -209,7 +204,7 @@ def plot_sweep(rows: list[dict], sweep: str, xlabel: str | None = None):
 def plot_real_map(image: np.ndarray, positions: np.ndarray | None, title: str, pixel_nm: float,
                   mask: np.ndarray | None = None, ax=None):
     """A real map (row 0 at the bottom) with detected defects and a scale in nm."""
-    plt = _plt()
+    plt = pyplot()
     if ax is None:
         _, ax = plt.subplots(figsize=(5, 5))
     shown = np.where(mask, np.nan, image) if mask is not None else image
@@ -226,7 +221,7 @@ def plot_real_map(image: np.ndarray, positions: np.ndarray | None, title: str, p
 
 def plot_fft(image: np.ndarray, pixel_nm: float, title: str, ax=None, mask: np.ndarray | None = None):
     """|FFT| of a real map with axes in nm^-1 (q / 2 pi)."""
-    plt = _plt()
+    plt = pyplot()
     if ax is None:
         _, ax = plt.subplots(figsize=(5, 5))
     img = np.where(mask, 0.0, image) if mask is not None else image
@@ -240,7 +235,7 @@ def plot_fft(image: np.ndarray, pixel_nm: float, title: str, ax=None, mask: np.n
 
 def plot_extracted_kernels(kernels: dict, scores: dict | None = None, pixel_nm: float | None = None):
     """Top row: the kernel each method extracted; bottom row: its |FFT| (the scattering vectors)."""
-    plt = _plt()
+    plt = pyplot()
     n = len(kernels)
     fig, axes = plt.subplots(2, n, figsize=(3 * n, 6), squeeze=False)
     for i, (name, k) in enumerate(kernels.items()):

@@ -31,8 +31,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+import torch
 
-__all__ = ["DATA_FILES", "RealDataError", "STMImage", "data_dir", "fetch", "read_sxm", "read_3ds", "read_createc",
+from .baselines import defect_average, least_squares
+from .imaging import minmax_normalise
+from .physics import ConvolutionOperator
+from .simulate import KernelParams, activation_map, add_noise, kernel_spectrum, render_observations
+
+__all__ = ["DATA_FILES", "RealDataError", "STMImage", "data_dir", "fetch", "check_finite", "read_sxm", "read_3ds", "read_createc",
            "read_stm", "level", "highpass", "bragg_filter", "mask_steps", "dominant_frequency", "resample_to_frequency", "find_defects",
            "edit_defects", "tiles", "extract_kernels", "self_consistency", "standing_wave_period_nm",
            "simulated_ag111"]
@@ -110,7 +116,9 @@ def fetch(name: str) -> Path:
                                progressbar=False))
 
 
-def _check_finite(img: STMImage, crop_nan: bool) -> STMImage:
+def check_finite(img: STMImage, crop_nan: bool) -> STMImage:
+    """``img`` if every pixel is finite; else an error naming the file and channel, or with
+    ``crop_nan`` the longest block of complete rows (an interrupted scan)."""
     bad = ~np.isfinite(img.data)
     if not bad.any():
         return img
@@ -171,7 +179,7 @@ def read_sxm(path: str | os.PathLike, channel: str = "LIY_1_omega", direction: s
                    scan_angle_deg=float(attrs.get("SCAN_ANGLE", 0.0)), bias_V=float(attrs.get("BIAS", "nan")),
                    source=str(path), meta={"scan_dir": str(attrs.get("SCAN_DIR", "")).strip(),
                                            "date": attrs.get("REC_DATE"), "temperature_K": attrs.get("REC_TEMP")})
-    return _check_finite(img, crop_nan)
+    return check_finite(img, crop_nan)
 
 
 def read_3ds(path: str | os.PathLike, channel: str = "LI_Demod_1_X", bias_V: float = 0.0) -> STMImage:
@@ -196,7 +204,7 @@ def read_3ds(path: str | os.PathLike, channel: str = "LI_Demod_1_X", bias_V: flo
     img = STMImage(data=data, pixel_nm=(width / data.shape[1] * 1e9, height / data.shape[0] * 1e9), channel=name,
                    unit=ds[name].attrs.get("units", ""), bias_V=float(bias[index]), source=str(path),
                    meta={"layer": index, "layers": len(bias)})
-    return _check_finite(img, crop_nan=False)
+    return check_finite(img, crop_nan=False)
 
 
 _CREATEC_CHANNELS = ("topography", "current")
@@ -259,7 +267,7 @@ def read_createc(path: str | os.PathLike, channel: str = "topography", direction
                    bias_V=float(bias) / 1000 if bias else None, source=str(path),
                    meta={"temperature_K": header.get("T_ADC2[K]"), "current_A": header.get("Current[A]"),
                          "scan_y_direction": header.get("ScanYDirec")})
-    return _check_finite(img, crop_nan)
+    return check_finite(img, crop_nan)
 
 
 def read_stm(path: str | os.PathLike, channel: str | None = None, direction: str = "forward",
@@ -411,8 +419,6 @@ def tiles(image: np.ndarray, positions: np.ndarray, size: int = 64, stride: int 
     """Cut ``size`` x ``size`` windows every ``stride`` px (skipping those with more than
     ``max_masked`` of their pixels in ``mask``). Returns (observations (N, 64, 64) each min-max
     scaled to [0, 1], activation maps (N, 64, 64), window origins (N, 2) (x0, y0))."""
-    from .simulate import activation_map
-
     img = np.asarray(image, np.float64)
     h, w = img.shape
     if h < size or w < size:
@@ -426,9 +432,7 @@ def tiles(image: np.ndarray, positions: np.ndarray, size: int = 64, stride: int 
             m = activation_map(local[None], size)[0]
             if m.sum() < min_defects:
                 continue
-            win = img[y0:y0 + size, x0:x0 + size]
-            lo, hi = win.min(), win.max()
-            obs.append((win - lo) / (hi - lo if hi > lo else 1.0))
+            obs.append(minmax_normalise(img[y0:y0 + size, x0:x0 + size])[0])
             maps.append(m)
             origins.append((x0, y0))
     if not obs:
@@ -442,32 +446,26 @@ def extract_kernels(observations: np.ndarray, maps: np.ndarray, models=None, lam
     the results are averaged (then min-max scaled). ``models``: an
     :class:`qpi_utils.evaluate.TrainedModels` for the learned methods (two-step, one-step,
     hybrid); without it only the physics baselines run."""
-    import torch
-
-    from .baselines import defect_average, least_squares, minmax_images
-
-    out = {"defect_average": minmax_images(defect_average(observations, maps).mean(0)[None])[0],
-           "least_squares": minmax_images(least_squares(observations, maps, lam=lam,
-                                                        iterations=ls_iterations).mean(0)[None])[0]}
+    out = {"defect_average": minmax_normalise(defect_average(observations, maps).mean(0))[0],
+           "least_squares": minmax_normalise(least_squares(observations, maps, lam=lam,
+                                                           iterations=ls_iterations).mean(0))[0]}
     if models is not None:
         x = torch.from_numpy(np.stack([observations, maps], 1)).float().to(models.device)
         for name, (fn, _) in models.methods().items():
             if name in ("two_step", "one_step", "hybrid"):
                 with torch.no_grad():
                     pred = fn(x).float().cpu().numpy()[:, 0]
-                out[name] = minmax_images(pred.mean(0)[None])[0]
+                out[name] = minmax_normalise(pred.mean(0))[0]
     return out
 
 
 def self_consistency(observations: np.ndarray, maps: np.ndarray, kernel: np.ndarray) -> float:
     """Fraction of the variance of the windows explained by re-synthesising them from the kernel
     and the activation maps (best scale and offset per window): 1 = fully explained."""
-    from .baselines import _rfft, forward_operator
-
     y = np.asarray(observations, np.float64)
     k = np.asarray(kernel, np.float64)
     k = k - np.mean(np.concatenate([k[:4].ravel(), k[-4:].ravel(), k[:, :4].ravel(), k[:, -4:].ravel()]))
-    f = forward_operator(_rfft(np.asarray(maps, np.float64)), np.repeat(k[None], len(y), 0))
+    f = ConvolutionOperator.from_maps(np.asarray(maps, np.float64)).forward(np.repeat(k[None], len(y), 0))
     explained, total = 0.0, 0.0
     for fi, yi in zip(f.reshape(len(y), -1), y.reshape(len(y), -1)):
         a = np.stack([fi, np.ones_like(fi)], 1)
@@ -507,8 +505,6 @@ def simulated_ag111(bias_V: float = 0.05, size_px: int = 256, n_defects: int = 4
     defects are found in practice. Returns (dI/dV STMImage, topograph STMImage, true positions
     (N, 2) px, true kernel (64, 64) min-max scaled).
     """
-    from .simulate import KernelParams, kernel_spectrum, minmax_normalise, render_observations, _add_noise
-
     period = standing_wave_period_nm(bias_V)
     pixel = period * target_frequency
     params = KernelParams(symmetry=0, frequency=target_frequency, phase=0.0, decay=decay_periods / target_frequency)
@@ -517,7 +513,7 @@ def simulated_ag111(bias_V: float = 0.05, size_px: int = 256, n_defects: int = 4
     grid = int(2 ** np.ceil(np.log2(size_px + 64)))
     spec = kernel_spectrum(params, grid=grid)[0]
     clean = render_observations(spec, positions, size=size_px)
-    data = _add_noise(rng, clean, snr_db, 0.0)[0]
+    data = add_noise(rng, clean, snr_db, 0.0)[0]
     kernel = render_observations(spec, np.array([[[32.0, 32.0]]]), size=64)[0]
     image = STMImage(data=data, pixel_nm=(pixel, pixel), channel="simulated dI/dV", unit="a.u.", bias_V=bias_V,
                      source="SIMULATED Ag(111)-like map (qpi_utils.realdata.simulated_ag111)",

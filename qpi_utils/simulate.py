@@ -1,5 +1,8 @@
 r"""The kit's physics model: QPI kernels and multi-scatterer observations.
 
+Physics only: datasets are made from it by :func:`qpi_utils.data.simulate_dataset`, and the
+forward operator Y = M (*) A used by the solvers is :class:`qpi_utils.physics.ConvolutionOperator`.
+
 The kernel model
 ----------------
 A point defect at the origin scatters the surface electrons; the interference of incoming and
@@ -50,32 +53,35 @@ as (x, y) in pixels. The activation map has a 1 at the pixel that contains each 
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 import numpy as np
 
-from .config import SimulationConfig
-
 __all__ = [
     "SYMMETRY_ORDERS",
     "SYMMETRY_NAMES",
+    "PARAM_NAMES",
     "KERNEL_ORIGIN",
+    "GRID",
     "KernelParams",
     "kernel_field",
     "kernel_spectrum",
     "kernel_image",
+    "scatterer_spectrum",
     "render_observations",
     "observation_direct",
     "activation_map",
-    "minmax_normalise",
     "sample_kernel_params",
-    "simulate_dataset",
+    "draw_positions",
+    "draw_outside",
+    "add_noise",
     "symmetry_angles",
+    "model_constants",
 ]
 
 SYMMETRY_ORDERS: tuple[int, ...] = (0, 2, 3, 4, 6)  # 0 = isotropic
 SYMMETRY_NAMES = {0: "isotropic", 2: "2-fold", 3: "3-fold", 4: "4-fold", 6: "6-fold"}
+PARAM_NAMES = ("symmetry", "orientation", "frequency", "phase", "decay")  # the paper's five parameters
 KERNEL_ORIGIN = 32  # row and column of the scatterer in a 64x64 kernel image
 ANGULAR_AMPLITUDE = 0.5
 WAVEFRONT_ANISOTROPY = 0.12
@@ -122,11 +128,9 @@ def _as_arrays(params) -> dict[str, np.ndarray]:
     if isinstance(params, KernelParams):
         params = [params]
     if isinstance(params, dict):
-        out = {k: np.atleast_1d(np.asarray(params[k], dtype=np.float64))
-               for k in ("symmetry", "orientation", "frequency", "phase", "decay")}
+        out = {k: np.atleast_1d(np.asarray(params[k], dtype=np.float64)) for k in PARAM_NAMES}
     else:
-        out = {k: np.array([getattr(p, k) for p in params], dtype=np.float64)
-               for k in ("symmetry", "orientation", "frequency", "phase", "decay")}
+        out = {k: np.array([getattr(p, k) for p in params], dtype=np.float64) for k in PARAM_NAMES}
     return out
 
 
@@ -139,7 +143,7 @@ def kernel_field(params, dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
     single = isinstance(params, KernelParams)
     p = _as_arrays(params)
     extra = (slice(None),) + (None,) * np.ndim(dx)
-    n, th0, f, ph, xi = (p[k][extra] for k in ("symmetry", "orientation", "frequency", "phase", "decay"))
+    n, th0, f, ph, xi = (p[k][extra] for k in PARAM_NAMES)
     dx = np.asarray(dx, dtype=np.float64)[None]
     dy = np.asarray(dy, dtype=np.float64)[None]
     r2 = dx * dx + dy * dy
@@ -195,18 +199,15 @@ def _phase_ramps(coord: np.ndarray, k_start: int, n_k: int, grid: int) -> np.nda
     return ramps[..., :n_k]
 
 
-def render_observations(spectrum: np.ndarray, positions: np.ndarray, weights: np.ndarray | None = None,
-                        size: int = 64, dtype=np.complex64) -> np.ndarray:
-    """Exact superposition of one kernel centred at each (sub-pixel) position.
+def scatterer_spectrum(positions: np.ndarray, weights: np.ndarray | None = None, grid: int = GRID,
+                       dtype=np.complex64) -> np.ndarray:
+    """The spectrum of unit point scatterers at continuous positions on a periodic grid.
 
-    spectrum: (grid, grid//2+1) from :func:`kernel_spectrum` (one kernel).
-    positions: (B, S, 2) float, (x, y) in pixels of the ``size`` x ``size`` field of view; may lie
-    outside it (down to -31 or up to size+30 px) for scatterers that are seen but not labelled.
-    weights: (B, S), 1 for a scatterer and 0 for an unused slot (default: all 1; NaN positions
-    are treated as unused). ``dtype``: complex64 (fast, float32-accurate: what datasets use) or
-    complex128. Returns float64 (B, size, size), not normalised.
+    positions: (B, S, 2) (x, y) in pixels (NaN = unused slot); weights: (B, S) (default 1).
+    Returns (B, grid, grid // 2 + 1) complex ``dtype`` (rfft2 layout):
+    sum_i w_i exp(-2 pi i (k_y y_i + k_x x_i) / grid). Multiplied by a kernel's spectrum it
+    places the kernel at every position, sub-pixel exactly (the band-limited shift).
     """
-    grid = spectrum.shape[0]
     positions = np.asarray(positions, dtype=np.float64)
     if positions.ndim != 3 or positions.shape[-1] != 2:
         raise ValueError(f"positions must have shape (batch, scatterers, 2), got {positions.shape}")
@@ -220,7 +221,22 @@ def render_observations(spectrum: np.ndarray, positions: np.ndarray, weights: np
     ey_neg = _phase_ramps(pos[..., 1:2], -half, half, grid)
     ey = (np.concatenate([ey_pos, ey_neg], axis=-1) * w[..., None]).astype(dtype)  # (B, S, grid)
     ex = _phase_ramps(pos[..., 0:1], 0, half + 1, grid).astype(dtype)  # (B, S, grid//2+1)
-    comb = np.matmul(ey.transpose(0, 2, 1), ex)  # (B, grid, grid//2+1)
+    return np.matmul(ey.transpose(0, 2, 1), ex)  # (B, grid, grid//2+1)
+
+
+def render_observations(spectrum: np.ndarray, positions: np.ndarray, weights: np.ndarray | None = None,
+                        size: int = 64, dtype=np.complex64) -> np.ndarray:
+    """Exact superposition of one kernel centred at each (sub-pixel) position.
+
+    spectrum: (grid, grid//2+1) from :func:`kernel_spectrum` (one kernel).
+    positions: (B, S, 2) float, (x, y) in pixels of the ``size`` x ``size`` field of view; may lie
+    outside it (down to -31 or up to size+30 px) for scatterers that are seen but not labelled.
+    weights: (B, S), 1 for a scatterer and 0 for an unused slot (default: all 1; NaN positions
+    are treated as unused). ``dtype``: complex64 (fast, float32-accurate: what datasets use) or
+    complex128. Returns float64 (B, size, size), not normalised.
+    """
+    grid = spectrum.shape[0]
+    comb = scatterer_spectrum(positions, weights, grid, dtype)
     images = np.fft.irfft2(comb * spectrum[None].astype(dtype), s=(grid, grid))
     return images[:, :size, :size].astype(np.float64)
 
@@ -272,17 +288,6 @@ def activation_map(positions: np.ndarray, size: int = 64) -> np.ndarray:
     return maps.reshape(*lead, size, size)
 
 
-def minmax_normalise(images: np.ndarray, axes=(-2, -1)) -> tuple[np.ndarray, np.ndarray]:
-    """Scale each image to [0, 1]. Returns (normalised, ranges) with ranges[..., 0] = min and
-    ranges[..., 1] = max of the raw image, so ``raw = norm * (max - min) + min``."""
-    lo = images.min(axis=axes, keepdims=True)
-    hi = images.max(axis=axes, keepdims=True)
-    span = np.where(hi > lo, hi - lo, 1.0)
-    norm = (images - lo) / span
-    ranges = np.stack([np.squeeze(lo, axis=axes), np.squeeze(hi, axis=axes)], axis=-1)
-    return norm, ranges
-
-
 def sample_kernel_params(n_kernels: int, rng: np.random.Generator,
                          frequency_range=(0.06, 0.18), decay_range=(4.0, 12.0)) -> dict[str, np.ndarray]:
     """Parameters of ``n_kernels`` kernels spread evenly over the five symmetry classes.
@@ -301,7 +306,7 @@ def sample_kernel_params(n_kernels: int, rng: np.random.Generator,
     }
 
 
-def _draw_positions(rng: np.random.Generator, n: np.ndarray, max_s: int, size: int) -> np.ndarray:
+def draw_positions(rng: np.random.Generator, n: np.ndarray, max_s: int, size: int) -> np.ndarray:
     """(B,) counts -> (B, max_s, 2) float32-exact positions uniform over the field of view."""
     pos = rng.uniform(-0.5, size - 0.5, size=(len(n), max_s, 2))
     pos = pos.astype(np.float32).astype(np.float64)  # what is stored is what was rendered
@@ -309,7 +314,7 @@ def _draw_positions(rng: np.random.Generator, n: np.ndarray, max_s: int, size: i
     return pos
 
 
-def _draw_outside(rng: np.random.Generator, n_inside: np.ndarray, margin: float, size: int) -> np.ndarray:
+def draw_outside(rng: np.random.Generator, n_inside: np.ndarray, margin: float, size: int) -> np.ndarray:
     """Unlabelled scatterers in the band of width ``margin`` around the field of view, at the
     same areal density as inside (Poisson count). Returns (B, max_out, 2), NaN padded."""
     b = len(n_inside)
@@ -330,7 +335,7 @@ def _draw_outside(rng: np.random.Generator, n_inside: np.ndarray, margin: float,
     return out.astype(np.float32).astype(np.float64)
 
 
-def _add_noise(rng: np.random.Generator, clean: np.ndarray, snr_db: float | None, line_noise: float) -> np.ndarray:
+def add_noise(rng: np.random.Generator, clean: np.ndarray, snr_db: float | None, line_noise: float) -> np.ndarray:
     """White Gaussian noise at ``snr_db`` and per-scan-line offsets (rows), both scaled to each
     image's own signal standard deviation."""
     if snr_db is None and line_noise <= 0:
@@ -344,112 +349,12 @@ def _add_noise(rng: np.random.Generator, clean: np.ndarray, snr_db: float | None
     return noisy
 
 
-def content_hash(arrays: dict[str, np.ndarray]) -> str:
-    """SHA-256 over the arrays' names, dtypes, shapes and bytes, in sorted name order."""
-    h = hashlib.sha256()
-    for name in sorted(arrays):
-        a = np.ascontiguousarray(arrays[name])
-        h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
-        h.update(a.tobytes())
-    return h.hexdigest()
-
-
-def simulate_dataset(cfg: SimulationConfig, profile: str = "custom", progress: bool = True,
-                     chunk: int = 128, params: dict | None = None):
-    """Make the synthetic dataset described by ``cfg`` (see :class:`qpi_utils.data.QPIDataset`).
-
-    Bit-for-bit reproducible for a given ``cfg`` (seed included): every kernel draws its
-    observations from its own child of ``SeedSequence(cfg.seed)``, so the result does not depend
-    on ``chunk`` or on how the work is split. ``params`` (dict of (K,) arrays, as
-    :func:`sample_kernel_params` returns) uses given kernels instead of drawing them; K must
-    equal ``cfg.n_kernels``. With ``cfg.position_error`` > 0 the stored positions (and M) are the
-    true ones plus Gaussian errors of that std, while Y is rendered from the true positions.
-    """
-    from .data import QPIDataset, FORMAT_VERSION  # data imports simulate; avoid the cycle
-    from . import __version__
-
-    from tqdm.auto import tqdm
-
-    size, k_total, o_total, s_max = cfg.image_size, cfg.n_kernels, cfg.n_observations, cfg.max_scatterers
-    children = np.random.SeedSequence(cfg.seed).spawn(k_total + 1)
-    if params is None:
-        params = sample_kernel_params(k_total, np.random.default_rng(children[0]),
-                                      cfg.frequency_range, cfg.decay_range)
-    else:
-        params = {k: np.asarray(params[k], dtype=np.int64 if k == "symmetry" else np.float64)
-                  for k in ("symmetry", "orientation", "frequency", "phase", "decay")}
-        if any(len(v) != k_total for v in params.values()):
-            raise ValueError(f"params must give {k_total} kernels (cfg.n_kernels), got "
-                             f"{ {k: len(v) for k, v in params.items()} }")
-    kernels = np.empty((k_total, size, size), np.float32)
-    kernel_range = np.empty((k_total, 2))
-    observations = np.empty((k_total, o_total, size, size), np.float32)
-    observation_range = np.empty((k_total, o_total, 2))
-    positions = np.full((k_total, o_total, s_max, 2), np.nan, np.float32)
-    n_scatterers = np.empty((k_total, o_total), np.int16)
-    outside_list = []
-    origin = np.array([[[size // 2, size // 2]]], dtype=np.float64)
-    for k in tqdm(range(k_total), desc="simulate kernels", disable=not progress, unit="kernel"):
-        rng = np.random.default_rng(children[k + 1])
-        one = {key: val[k:k + 1] for key, val in params.items()}
-        spec = kernel_spectrum(one, supersample=cfg.supersample)[0]
-        raw_kernel = render_observations(spec, origin, size=size)[0]
-        norm, rng_k = minmax_normalise(raw_kernel)
-        kernels[k], kernel_range[k] = norm, rng_k
-        n = rng.integers(cfg.min_scatterers, cfg.max_scatterers + 1, size=o_total)
-        pos = _draw_positions(rng, n, s_max, size)
-        out = _draw_outside(rng, n, cfg.outside_margin, size)
-        outside_list.append(out)
-        # Render in chunks of similar scatterer counts, each trimmed to its own largest count:
-        # the cost is proportional to the padded width. Noise is drawn afterwards for all
-        # observations at once, so the result does not depend on the chunking.
-        both = np.concatenate([pos, out], axis=1)
-        both = both[np.arange(o_total)[:, None], np.argsort(~np.isfinite(both[..., 0]), axis=1, kind="stable")]
-        counts = np.isfinite(both[..., 0]).sum(1)
-        clean = np.empty((o_total, size, size))
-        by_count = np.argsort(counts, kind="stable")
-        for start in range(0, o_total, chunk):
-            idx = by_count[start:start + chunk]
-            width = max(int(counts[idx].max()), 1)
-            clean[idx] = render_observations(spec, both[idx, :width], size=size)
-        noisy = _add_noise(rng, clean, cfg.snr_db, cfg.line_noise)
-        observations[k], observation_range[k] = minmax_normalise(noisy)
-        if cfg.position_error > 0:  # what a defect finder reports: the truth plus an error
-            pos = pos + rng.normal(0.0, cfg.position_error, size=pos.shape)
-            pos = np.clip(pos, -0.5, size - 0.5 - 1e-3).astype(np.float32).astype(np.float64)
-        positions[k] = pos
-        n_scatterers[k] = n
-    max_out = max((o.shape[1] for o in outside_list), default=0)
-    outside = np.full((k_total, o_total, max_out, 2), np.nan, np.float32)
-    for k, o in enumerate(outside_list):
-        outside[k, :, : o.shape[1]] = o
-    arrays = {
-        "kernels": kernels,
-        "observations": observations,
-        "activation_maps": activation_map(positions, size),
-        "positions": positions,
-        "n_scatterers": n_scatterers,
-        "outside_positions": outside,
-        "kernel_range": kernel_range,
-        "observation_range": observation_range,
-        **{f"param_{k}": v for k, v in params.items()},
+def model_constants() -> dict:
+    """The fixed constants of the kernel model, as recorded in a dataset's ``meta.json``."""
+    return {
+        "angular_amplitude": ANGULAR_AMPLITUDE,
+        "wavefront_anisotropy": WAVEFRONT_ANISOTROPY,
+        "core_radius_px": CORE_RADIUS,
+        "taper_radii_px": list(TAPER_RADII),
+        "grid_px": GRID,
     }
-    meta = {
-        "format_version": FORMAT_VERSION,
-        "qpi_utils_version": __version__,
-        "source": "qpi_utils.simulate",
-        "profile": profile,
-        "seed": cfg.seed,
-        "simulation": {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.__dict__.items()},
-        "kernel_origin": [size // 2, size // 2],
-        "model_constants": {
-            "angular_amplitude": ANGULAR_AMPLITUDE,
-            "wavefront_anisotropy": WAVEFRONT_ANISOTROPY,
-            "core_radius_px": CORE_RADIUS,
-            "taper_radii_px": list(TAPER_RADII),
-            "grid_px": GRID,
-        },
-        "content_hash": content_hash(arrays),
-    }
-    return QPIDataset.from_arrays(arrays, meta)
-

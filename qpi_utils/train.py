@@ -16,49 +16,41 @@ Artefacts under the run directory: ``models/<step>.pt`` (weights + configuration
 
 from __future__ import annotations
 
-import csv
-import hashlib
-import json
 import logging
-import os
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import torch
 
+from .checkpoints import (check_fingerprint, load_blob, load_data, load_kernel_vae, save_blob,
+                          step_fingerprint)
 from .config import Profile, TrainConfig
-from .data import (KernelDataset, ObservationDataset, QPIDataset, Splits, check_splits, load_dataset,
-                   make_splits)
+from .data import KernelDataset, ObservationDataset
+from .files import write_csv
 from .losses import alignment_loss, kl_loss, reconstruction_loss, symmetric_loss
-from .models import (ModelConfigError, ModelInfo, ObservationEncoder, autoencoder_config,
-                     build_kernel_vae, build_observation_encoder, build_one_step, latent_shape,
-                     to_model_scale)
+from .models import (ModelConfigError, ModelInfo, build_kernel_vae, build_observation_encoder, build_one_step,
+                     kernel_latents, latent_shape, to_model_scale)
+from .plots import plot_history, save_figure
+from .runs import STEPS, RunLayout, as_layout
 
 __all__ = [
     "STEPS",
     "TrainingError",
-    "dataset_and_splits",
+    "kernel_vae_loss",
+    "one_step_loss",
     "train_kernel_vae",
     "train_alignment",
     "train_one_step",
-    "load_trained",
     "resolve_mixed_precision",
 ]
 
 log = logging.getLogger(__name__)
-STEPS = ("kernel_vae", "alignment", "one_step")
 _TEST_CAP = 512  # observations used for the per-epoch test loss (monitoring only)
 
 
 class TrainingError(RuntimeError):
     """Training cannot start or continue; the message says why and what to do."""
-
-
-# ------------------------------------------------------------------------------------------
-# helpers
 
 
 def resolve_mixed_precision(setting: str) -> str:
@@ -69,51 +61,6 @@ def resolve_mixed_precision(setting: str) -> str:
         log.warning("mixed precision %s requested without a GPU: training in fp32", setting)
         return "no"
     return setting
-
-
-def dataset_and_splits(profile: Profile, run_dir: Path) -> tuple[QPIDataset, Splits]:
-    data_dir = Path(run_dir) / "data"
-    if not (data_dir / "meta.json").is_file():
-        raise TrainingError(f"no dataset in {data_dir}: run notebook 01_simulate.ipynb, or `qpi simulate "
-                            f"--profile {profile.name} --run-dir {run_dir}`, first")
-    ds = load_dataset(data_dir)
-    s = profile.simulation
-    splits = make_splits(ds.symmetry, ds.n_observations, s.ood_fraction, s.id_test_fraction, s.split_seed)
-    check_splits(splits)
-    return ds, splits
-
-
-def _fingerprint(profile: Profile, step: str, ds: QPIDataset) -> dict:
-    """What a checkpoint must match to be resumed or used: profile, model, step config, data."""
-    return {
-        "profile": profile.name,
-        "model": asdict(profile.model),
-        "train": asdict(getattr(profile, step)),
-        "dataset_hash": ds.meta.get("content_hash"),
-        "split_seed": profile.simulation.split_seed,
-    }
-
-
-def _digest(obj) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def _atomic_torch_save(obj, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def _write_history(rows: list[dict], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    keys = list(rows[0]) if rows else ["epoch"]
-    with open(tmp, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=keys)
-        w.writeheader()
-        w.writerows(rows)
-    os.replace(tmp, path)
 
 
 class EpochShuffle(torch.utils.data.Sampler):
@@ -134,49 +81,12 @@ class EpochShuffle(torch.utils.data.Sampler):
         return min(self.n, self.max_samples) if self.max_samples else self.n
 
 
-def load_trained(path: Path, expect_step: str | None = None, fingerprint: dict | None = None) -> dict:
-    """Load ``models/<step>.pt``; check it is the right step and (optionally) configuration."""
-    path = Path(path)
-    if not path.is_file():
-        step = expect_step or path.stem
-        cmd, nb = {"kernel_vae": ("train-kernel-vae", "02_kernel_vae"), "alignment": ("train-alignment", "03_alignment"),
-                   "one_step": ("train-one-step", "04_one_step")}.get(step, (step, "?"))
-        raise TrainingError(f"{path} not found: run notebook {nb}.ipynb, or `qpi {cmd}`, first")
-    blob = torch.load(path, map_location="cpu", weights_only=True)
-    if expect_step and blob.get("step") != expect_step:
-        raise ModelConfigError(f"{path} holds step {blob.get('step')!r}, expected {expect_step!r}")
-    if fingerprint is not None:
-        _check_fingerprint(blob.get("fingerprint", {}), fingerprint, path)
-    return blob
-
-
-def _check_fingerprint(found: dict, expected: dict, path: Path) -> None:
-    if found == expected:
-        return
-    diffs = [k for k in sorted(set(found) | set(expected)) if found.get(k) != expected.get(k)]
-    hint = ""
-    if "profile" in diffs:
-        hint = f" (made with profile {found.get('profile')!r}, this run uses {expected.get('profile')!r})"
-    raise ModelConfigError(f"{path} was made with a different configuration{hint}: {', '.join(diffs)} differ. "
-                           "Use another --run-dir, or --restart to train afresh.")
-
-
-def _plot_history(rows: list[dict], path: Path, title: str) -> None:
-    from .plots import plot_history, save_figure
-
-    import matplotlib.pyplot as plt
-
-    fig = plot_history(rows, title)
-    save_figure(fig, path)
-    plt.close(fig)
-
-
 # ------------------------------------------------------------------------------------------
 # the shared loop
 
 
 def _fit(*, step: str, model: torch.nn.Module, train_set, test_set, loss_fn: Callable, tcfg: TrainConfig,
-         run_dir: Path, fingerprint: dict, info: ModelInfo, extra: dict | None = None, progress: bool = True,
+         layout: RunLayout, fingerprint: dict, info: ModelInfo, extra: dict | None = None, progress: bool = True,
          restart: bool = False, stop_after: int | None = None) -> dict:
     """Train ``model`` (the trainable module) with ``loss_fn(model, batch) -> (loss, parts)``.
 
@@ -186,15 +96,12 @@ def _fit(*, step: str, model: torch.nn.Module, train_set, test_set, loss_fn: Cal
     from accelerate import Accelerator
     from tqdm.auto import tqdm
 
-    run_dir = Path(run_dir)
-    model_path = run_dir / "models" / f"{step}.pt"
-    ckpt_path = run_dir / "checkpoints" / f"{step}.pt"
-    log_path = run_dir / "logs" / f"{step}.csv"
+    model_path, ckpt_path, log_path = layout.model(step), layout.checkpoint(step), layout.log(step)
 
     if model_path.is_file() and not restart:
-        blob = load_trained(model_path, step, fingerprint)
+        blob = load_blob(model_path, step, fingerprint)
         model.load_state_dict(blob["state_dict"])
-        print(f"{step}: already trained ({model_path}); use --restart to train again")
+        print(f"{step}: already trained ({layout.display(model_path)}); use --restart to train again")
         return blob["summary"]
 
     accelerator = Accelerator(mixed_precision=resolve_mixed_precision(tcfg.mixed_precision))
@@ -206,18 +113,22 @@ def _fit(*, step: str, model: torch.nn.Module, train_set, test_set, loss_fn: Cal
 
     start_epoch, history, elapsed = 0, [], 0.0
     if ckpt_path.is_file() and not restart:
-        ck = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        _check_fingerprint(ck.get("fingerprint", {}), fingerprint, ckpt_path)
+        ck = load_blob(ckpt_path)
+        check_fingerprint(ck.get("fingerprint", {}), fingerprint, ckpt_path)
         model.load_state_dict(ck["state_dict"])
         optimizer.load_state_dict(ck["optimizer"])
         scheduler.load_state_dict(ck["scheduler"])
         start_epoch, history, elapsed = ck["epoch"], ck["history"], ck["elapsed"]
-        print(f"{step}: resuming from epoch {start_epoch} of {tcfg.epochs} ({ckpt_path})")
+        print(f"{step}: resuming from epoch {start_epoch} of {tcfg.epochs} ({layout.display(ckpt_path)})")
     model, optimizer, loader, test_loader, scheduler = accelerator.prepare(
         model, optimizer, loader, test_loader, scheduler)
 
-    def to_device(batch):
-        return {k: (v.to(accelerator.device) if torch.is_tensor(v) else v) for k, v in batch.items()}
+    def run_batch(batch):
+        """(loss, parts, batch size) of one batch on the accelerator's device."""
+        batch = {k: (v.to(accelerator.device) if torch.is_tensor(v) else v) for k, v in batch.items()}
+        with accelerator.autocast():
+            loss, parts = loss_fn(model, batch)
+        return loss, parts, len(batch["kernel"])
 
     done_now = 0
     for epoch in range(start_epoch, tcfg.epochs):
@@ -231,15 +142,12 @@ def _fit(*, step: str, model: torch.nn.Module, train_set, test_set, loss_fn: Cal
         count = 0
         bar = tqdm(loader, desc=f"{step} epoch {epoch + 1}/{tcfg.epochs}", disable=not progress, leave=False)
         for batch in bar:
-            batch = to_device(batch)
-            with accelerator.autocast():
-                loss, parts = loss_fn(model, batch)
+            loss, parts, n = run_batch(batch)
             optimizer.zero_grad(set_to_none=True)
             accelerator.backward(loss)
             if accelerator.sync_gradients:
                 accelerator.clip_grad_norm_(model.parameters(), tcfg.grad_clip)
             optimizer.step()
-            n = len(batch["kernel"])
             count += n
             for k, v in {"loss": loss.detach(), **parts}.items():
                 sums[k] = sums.get(k, 0.0) + float(v) * n
@@ -251,22 +159,20 @@ def _fit(*, step: str, model: torch.nn.Module, train_set, test_set, loss_fn: Cal
         with torch.no_grad():
             torch.manual_seed(tcfg.seed)  # same noise for the test loss every epoch
             for batch in test_loader:
-                batch = to_device(batch)
-                with accelerator.autocast():
-                    loss, _ = loss_fn(model, batch)
-                test_sum += float(loss) * len(batch["kernel"])
-                test_n += len(batch["kernel"])
+                loss, _, n = run_batch(batch)
+                test_sum += float(loss) * n
+                test_n += n
         seconds = time.perf_counter() - t0
         elapsed += seconds
         row = {"epoch": epoch + 1, **{f"train_{k}": v / max(count, 1) for k, v in sums.items()},
                "test_loss": test_sum / max(test_n, 1), "lr": lr, "seconds": round(seconds, 3)}
         history.append(row)
         if accelerator.is_main_process:
-            _atomic_torch_save({"step": step, "fingerprint": fingerprint, "epoch": epoch + 1,
+            save_blob({"step": step, "fingerprint": fingerprint, "epoch": epoch + 1,
                                 "state_dict": accelerator.unwrap_model(model).state_dict(),
                                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                                 "history": history, "elapsed": elapsed}, ckpt_path)
-            _write_history(history, log_path)
+            write_csv(log_path, history)
         if progress:
             print(f"{step} epoch {epoch + 1}/{tcfg.epochs}: train {row['train_loss']:.5f}  "
                   f"test {row['test_loss']:.5f}  ({seconds:.1f} s)")
@@ -281,17 +187,24 @@ def _fit(*, step: str, model: torch.nn.Module, train_set, test_set, loss_fn: Cal
                "device": str(accelerator.device), **(extra or {})}
     if accelerator.is_main_process:
         unwrapped = accelerator.unwrap_model(model)
-        _atomic_torch_save({"step": step, "fingerprint": fingerprint, "summary": summary,
-                            "state_dict": unwrapped.state_dict(), "history": history}, model_path)
-        _plot_history(history, run_dir / "figures" / f"{step}_loss.png", step)
+        save_blob({"step": step, "fingerprint": fingerprint, "summary": summary,
+                   "state_dict": unwrapped.state_dict(), "history": history}, model_path)
+        save_figure(plot_history(history, step), layout.figure(f"{step}_loss"), close=True)
     return summary
+
+
+def _prepare(profile: Profile, run):
+    """The run's layout, dataset and splits: what every training starts from."""
+    layout = as_layout(run, profile)
+    return (layout, *load_data(profile, layout))
 
 
 # ------------------------------------------------------------------------------------------
 # step 1
 
 
-def _kernel_vae_loss(tcfg: TrainConfig):
+def kernel_vae_loss(tcfg: TrainConfig):
+    """Step 1's loss, ``loss_fn(vae, batch) -> (loss, parts)``: MSE + alpha sym + beta KL."""
     def loss_fn(vae, batch):
         x = to_model_scale(batch["kernel"])
         posterior = vae.encode(x).latent_dist
@@ -304,48 +217,23 @@ def _kernel_vae_loss(tcfg: TrainConfig):
     return loss_fn
 
 
-def train_kernel_vae(profile: Profile, run_dir: str | Path, progress: bool = True, restart: bool = False,
+def train_kernel_vae(profile: Profile, run: RunLayout | str | Path, progress: bool = True, restart: bool = False,
                      stop_after: int | None = None) -> dict:
     """Step 1: fine-tune the kernel VAE on the training kernels only (MSE + alpha sym + beta KL).
 
     The per-epoch test loss is on the OOD kernels, for monitoring only: nothing is selected on it.
     """
-    run_dir = Path(run_dir)
-    ds, splits = dataset_and_splits(profile, run_dir)
+    layout, ds, splits = _prepare(profile, run)
     vae, info = build_kernel_vae(profile.model)
     tcfg = profile.kernel_vae
     return _fit(step="kernel_vae", model=vae, train_set=KernelDataset(ds, splits.train_kernels),
-                test_set=KernelDataset(ds, splits.ood_kernels), loss_fn=_kernel_vae_loss(tcfg), tcfg=tcfg,
-                run_dir=run_dir, fingerprint=_fingerprint(profile, "kernel_vae", ds), info=info,
+                test_set=KernelDataset(ds, splits.ood_kernels), loss_fn=kernel_vae_loss(tcfg), tcfg=tcfg,
+                layout=layout, fingerprint=step_fingerprint(profile, "kernel_vae", ds), info=info,
                 progress=progress, restart=restart, stop_after=stop_after)
-
-
-def load_kernel_vae(profile: Profile, run_dir: Path, ds: QPIDataset):
-    """The trained step-1 VAE (eval mode, frozen) and its ModelInfo."""
-    from diffusers import AutoencoderKL
-
-    blob = load_trained(Path(run_dir) / "models" / "kernel_vae.pt", "kernel_vae",
-                        _fingerprint(profile, "kernel_vae", ds))
-    vae = AutoencoderKL(**autoencoder_config(profile.model, 1, 1))
-    vae.load_state_dict(blob["state_dict"])
-    vae.eval().requires_grad_(False)
-    return vae, ModelInfo(**blob["summary"]["model_info"])
 
 
 # ------------------------------------------------------------------------------------------
 # step 2
-
-
-@torch.no_grad()
-def kernel_latents(vae, ds: QPIDataset, batch_size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
-    """The frozen kernel encoder's latent mean and log-variance of every kernel, (K, 4, 8, 8) each."""
-    means, logvars = [], []
-    for start in range(0, ds.n_kernels, batch_size):
-        x = torch.from_numpy(np.array(ds.kernels[start:start + batch_size], dtype=np.float32))[:, None]
-        post = vae.encode(to_model_scale(x)).latent_dist
-        means.append(post.mean)
-        logvars.append(post.logvar)
-    return torch.cat(means), torch.cat(logvars)
 
 
 class _AlignmentData(torch.utils.data.Dataset):
@@ -370,41 +258,33 @@ def _alignment_loss(encoder, batch):
     return loss, {}
 
 
-def train_alignment(profile: Profile, run_dir: str | Path, progress: bool = True, restart: bool = False,
+def train_alignment(profile: Profile, run: RunLayout | str | Path, progress: bool = True, restart: bool = False,
                     stop_after: int | None = None) -> dict:
     """Step 2: train the observation encoder so that its latent distribution for (Y, M) matches
     the frozen kernel encoder's for the true kernel. The decoder is never run while training."""
-    run_dir = Path(run_dir)
-    ds, splits = dataset_and_splits(profile, run_dir)
-    vae, kernel_info = load_kernel_vae(profile, run_dir, ds)
+    layout, ds, splits = _prepare(profile, run)
+    vae, kernel_info = load_kernel_vae(profile, layout, ds)
     encoder, info = build_observation_encoder(profile.model, vae, kernel_info)
     k_shape = latent_shape(lambda x: vae.encode(x), 1)
     o_shape = latent_shape(encoder, 2)
     if k_shape != o_shape:
         raise ModelConfigError(f"latent shapes differ: kernel encoder {k_shape}, observation encoder {o_shape}")
-    t_mean, t_logvar = kernel_latents(vae, ds)
+    t_mean, t_logvar = kernel_latents(vae, ds.kernels)
     test_pairs = splits.id_test[:_TEST_CAP]
-    fp = {**_fingerprint(profile, "alignment", ds), "kernel_vae": _digest(_fingerprint(profile, "kernel_vae", ds))}
     return _fit(step="alignment", model=encoder,
                 train_set=_AlignmentData(ds, splits.train, t_mean, t_logvar),
                 test_set=_AlignmentData(ds, test_pairs, t_mean, t_logvar), loss_fn=_alignment_loss,
-                tcfg=profile.alignment, run_dir=run_dir, fingerprint=fp, info=info,
-                extra={"latent_shape": list(k_shape)}, progress=progress, restart=restart, stop_after=stop_after)
-
-
-def load_observation_encoder(profile: Profile, run_dir: Path, ds: QPIDataset):
-    fp = {**_fingerprint(profile, "alignment", ds), "kernel_vae": _digest(_fingerprint(profile, "kernel_vae", ds))}
-    blob = load_trained(Path(run_dir) / "models" / "alignment.pt", "alignment", fp)
-    enc = ObservationEncoder(profile.model)
-    enc.load_state_dict(blob["state_dict"])
-    return enc.eval().requires_grad_(False), ModelInfo(**blob["summary"]["model_info"])
+                tcfg=profile.alignment, layout=layout, fingerprint=step_fingerprint(profile, "alignment", ds),
+                info=info, extra={"latent_shape": list(k_shape)}, progress=progress, restart=restart,
+                stop_after=stop_after)
 
 
 # ------------------------------------------------------------------------------------------
 # one-step baseline
 
 
-def _one_step_loss(tcfg: TrainConfig):
+def one_step_loss(tcfg: TrainConfig):
+    """The baseline's loss, ``loss_fn(model, batch) -> (loss, parts)``: MSE to the kernel + beta KL."""
     def loss_fn(model, batch):
         posterior = model.encode(to_model_scale(batch["observation"])).latent_dist
         pred = model.decode(posterior.sample()).sample
@@ -415,23 +295,13 @@ def _one_step_loss(tcfg: TrainConfig):
     return loss_fn
 
 
-def train_one_step(profile: Profile, run_dir: str | Path, progress: bool = True, restart: bool = False,
+def train_one_step(profile: Profile, run: RunLayout | str | Path, progress: bool = True, restart: bool = False,
                    stop_after: int | None = None) -> dict:
     """The baseline: the same VAE family with 2 channels in, trained (Y, M) -> kernel directly."""
-    run_dir = Path(run_dir)
-    ds, splits = dataset_and_splits(profile, run_dir)
+    layout, ds, splits = _prepare(profile, run)
     model, info = build_one_step(profile.model)
     tcfg = profile.one_step
     return _fit(step="one_step", model=model, train_set=ObservationDataset(ds, splits.train),
-                test_set=ObservationDataset(ds, splits.id_test[:_TEST_CAP]), loss_fn=_one_step_loss(tcfg),
-                tcfg=tcfg, run_dir=run_dir, fingerprint=_fingerprint(profile, "one_step", ds), info=info,
+                test_set=ObservationDataset(ds, splits.id_test[:_TEST_CAP]), loss_fn=one_step_loss(tcfg),
+                tcfg=tcfg, layout=layout, fingerprint=step_fingerprint(profile, "one_step", ds), info=info,
                 progress=progress, restart=restart, stop_after=stop_after)
-
-
-def load_one_step(profile: Profile, run_dir: Path, ds: QPIDataset):
-    from diffusers import AutoencoderKL
-
-    blob = load_trained(Path(run_dir) / "models" / "one_step.pt", "one_step", _fingerprint(profile, "one_step", ds))
-    model = AutoencoderKL(**autoencoder_config(profile.model, 2, 1))
-    model.load_state_dict(blob["state_dict"])
-    return model.eval().requires_grad_(False), ModelInfo(**blob["summary"]["model_info"])

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .plots import _plt, fourier_magnitude
+from .plots import fourier_magnitude, pyplot
 from .simulate import (SYMMETRY_NAMES, SYMMETRY_ORDERS, KernelParams, activation_map, kernel_spectrum,
                        render_observations)
 
@@ -27,7 +27,7 @@ def explorer_figure(symmetry: int = 6, orientation: float = 0.0, frequency: floa
     Angles in degrees (orientation, phase), frequency in cycles/px, decay in px. Returns the
     figure; pass ``fig`` to redraw into an existing one (what the live sliders do).
     """
-    plt = _plt()
+    plt = pyplot()
     params = KernelParams(symmetry=int(symmetry), orientation=np.deg2rad(orientation), frequency=float(frequency),
                           phase=np.deg2rad(phase), decay=float(decay))
     spec = kernel_spectrum(params, supersample=3)[0]
@@ -76,7 +76,7 @@ def kernel_explorer():
         n_scatterers=w.IntSlider(value=12, min=1, max=100, description="defects", style=style),
         seed=w.IntSlider(value=0, min=0, max=20, description="positions seed", style=style),
     )
-    plt = _plt()
+    plt = pyplot()
 
     def update(**values):
         explorer_figure(**values)

@@ -17,7 +17,7 @@ def smoke_profile():
 @pytest.fixture(scope="session")
 def tiny_dataset(smoke_profile):
     """10 kernels (2 per symmetry class) x 8 observations, noiseless."""
-    from qpi_utils.simulate import simulate_dataset
+    from qpi_utils.data import simulate_dataset
 
     return simulate_dataset(smoke_profile.simulation, profile="smoke", progress=False)
 
@@ -34,10 +34,16 @@ def replace_sim(profile, **kw):
     return dataclasses.replace(profile.simulation, **kw)
 
 
-def rotate(image: np.ndarray, angle: float, origin: float) -> np.ndarray:
-    """Rotate an image by ``angle`` (rad) about pixel (origin, origin), cubic spline."""
-    from scipy.ndimage import affine_transform
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory, tiny_dataset, smoke_profile):
+    """A smoke run directory with the dataset and the three trained networks, and its loaded
+    :class:`qpi_utils.methods.TrainedModels` (trained once for every test that needs them)."""
+    from qpi_utils.data import save_dataset
+    from qpi_utils.methods import load_models
+    from qpi_utils.train import train_alignment, train_kernel_vae, train_one_step
 
-    rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
-    offset = np.array([origin, origin]) - rot @ np.array([origin, origin])
-    return affine_transform(image, rot, offset=offset, order=3, mode="constant")
+    run = tmp_path_factory.mktemp("trained_run")
+    save_dataset(tiny_dataset, run / "data")
+    for fn in (train_kernel_vae, train_alignment, train_one_step):
+        fn(smoke_profile, run, progress=False)
+    return run, load_models(smoke_profile, run)

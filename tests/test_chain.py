@@ -4,7 +4,7 @@ from pathlib import Path
 import nbformat as nbf
 import pytest
 
-from qpi_utils.chain import NOTEBOOKS, ChainError, run_chain
+from qpi_utils.chain import NOTEBOOKS, WIDGET_MIME, ChainError, run_chain, strip_notebook
 from qpi_utils.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,6 +33,9 @@ def _fake_notebooks(folder: Path, failing: str) -> None:
         params = nbf.v4.new_code_cell("PROFILE = None\nRUN_DIR = None")
         params.metadata["tags"] = ["parameters"]
         body = "raise ValueError('kernel has the wrong symmetry')" if name == failing else "x = 1"
+        if name == "01_simulate":  # a figure, written where the chain collects figures from
+            body = ("import os, pathlib\np = pathlib.Path(RUN_DIR) / 'figures'\np.mkdir(parents=True)\n"
+                    "(p / 'made_by_01.png').write_bytes(b'png')")
         nb.cells = [params, nbf.v4.new_code_cell(body)]
         nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
         nbf.write(nb, folder / f"{name}.ipynb")
@@ -45,6 +48,9 @@ def test_chain_stops_at_the_first_failing_notebook_and_names_it(tmp_path):
                   progress=False)
     done = {p.stem for p in (tmp_path / "run" / "notebooks").glob("*.ipynb")}
     assert done == {"01_simulate", "02_kernel_vae", "03_alignment"}  # nothing after the failure
+    # what the notebooks before the failure made is collected all the same
+    assert (tmp_path / "fig" / "made_by_01.png").is_file()
+    assert set(json.loads((tmp_path / "res" / "chain_times.json").read_text())) == {"01_simulate", "02_kernel_vae"}
 
 
 def test_committed_notebooks_have_the_parts_students_need():
@@ -60,3 +66,33 @@ def test_committed_notebooks_have_the_parts_students_need():
                        for o in c.get("outputs", [])), name
         code_lines = [len(c.source.splitlines()) for c in nb.cells if c.cell_type == "code"]
         assert max(code_lines) <= 15, f"{name}: code cells stay short (logic lives in qpi_utils)"
+
+
+def test_strip_notebook_removes_widget_state_and_injected_parameters():
+    nb = nbf.v4.new_notebook()
+    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {"x": 1}}}
+    injected = nbf.v4.new_code_cell("PROFILE = 'smoke'")
+    injected.metadata["tags"] = ["injected-parameters"]
+    bar = nbf.v4.new_code_cell("train()")
+    bar.outputs = [nbf.v4.new_output("display_data", data={WIDGET_MIME: {"model_id": "a"}, "text/plain": "epoch 1/2"}),
+                   nbf.v4.new_output("display_data", data={WIDGET_MIME: {"model_id": "b"}}),
+                   nbf.v4.new_output("stream", name="stdout", text="done\n")]
+    nb.cells = [injected, bar]
+    out = strip_notebook(json.loads(nbf.writes(nb)))
+    assert "widgets" not in out["metadata"] and len(out["cells"]) == 1
+    outputs = out["cells"][0]["outputs"]
+    assert [o["output_type"] for o in outputs] == ["display_data", "stream"]
+    assert list(outputs[0]["data"]) == ["text/plain"] and "".join(outputs[0]["data"]["text/plain"]) == "epoch 1/2"
+
+
+def test_committed_notebooks_are_small_and_use_the_one_setup_call():
+    paths = [ROOT / "notebooks" / f"{name}.ipynb" for name in NOTEBOOKS]
+    assert sum(p.stat().st_size for p in paths) < 3 * 1024 * 1024
+    for path in paths:
+        nb = nbf.read(path, as_version=4)
+        assert "widgets" not in nb.metadata, path.name
+        assert WIDGET_MIME not in path.read_text(), path.name
+        code = [c.source for c in nb.cells if c.cell_type == "code"]
+        assert sum("qpi.setup(PROFILE, RUN_DIR)" in c for c in code) == 1, path.name
+        assert not any("from qpi_utils" in c for c in code), f"{path.name}: import the package once, as qpi"
+        assert "## Exercises" in nb.cells[-1].source, f"{path.name} ends with exercises"

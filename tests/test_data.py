@@ -1,12 +1,13 @@
+import dataclasses
 import json
 
 import numpy as np
 import pytest
 
-from qpi_utils.data import (DatasetError, KernelDataset, ObservationDataset, QPIDataset, check_splits,
-                            estimate_symmetry, load_authors_csv, load_dataset, make_splits, save_dataset,
-                            write_authors_csv)
-from qpi_utils.simulate import SYMMETRY_ORDERS
+from qpi_utils.data import (DatasetError, KernelDataset, ObservationDataset, QPIDataset, load_dataset, save_dataset,
+                            simulate_dataset, stack_pairs)
+from qpi_utils.simulate import SYMMETRY_ORDERS, KernelParams, kernel_image, kernel_spectrum, render_observations
+from qpi_utils.splits import make_splits
 
 
 def test_save_load_round_trip_memory_mapped(tiny_dataset, tmp_path):
@@ -76,46 +77,6 @@ def test_validation_catches_nan_and_bad_activation_maps(tiny_dataset):
         ds.check_activation_maps()
 
 
-def test_paper_splits_are_stratified_and_do_not_leak():
-    symmetry = np.array([SYMMETRY_ORDERS[k % 5] for k in range(100)])
-    s = make_splits(symmetry, n_observations=500, seed=3)
-    check_splits(s)
-    assert len(s.ood_kernels) == 20 and len(s.train_kernels) == 80
-    assert (np.bincount(symmetry[s.ood_kernels], minlength=7)[list(SYMMETRY_ORDERS)] == 4).all()
-    assert len(s.train) == 80 * 400 and len(s.id_test) == 80 * 100 and len(s.ood_test) == 20 * 500
-    # no observation in two splits; every observation of a training kernel in exactly one
-    everything = np.concatenate([s.train, s.id_test, s.ood_test])
-    assert len(np.unique(everything, axis=0)) == 100 * 500
-    assert set(s.train[:, 0]) == set(s.train_kernels) and set(s.id_test[:, 0]) == set(s.train_kernels)
-    assert set(s.ood_test[:, 0]) == set(s.ood_kernels)
-    # deterministic, seed-dependent
-    again = make_splits(symmetry, 500, seed=3)
-    np.testing.assert_array_equal(again.train, s.train)
-    assert not np.array_equal(make_splits(symmetry, 500, seed=4).ood_kernels, s.ood_kernels)
-
-
-def test_small_splits_keep_classes_apart(tiny_dataset):
-    s = make_splits(tiny_dataset.symmetry, tiny_dataset.n_observations)
-    check_splits(s)
-    assert len(s.ood_kernels) == 2
-    assert len(set(tiny_dataset.symmetry[s.ood_kernels])) == 2  # two different classes
-
-
-def test_leak_is_detected():
-    symmetry = np.array([SYMMETRY_ORDERS[k % 5] for k in range(10)])
-    s = make_splits(symmetry, 10)
-    from dataclasses import replace
-
-    leaky = replace(s, train=np.concatenate([s.train, s.ood_test[:1]]))
-    with pytest.raises(DatasetError, match="OOD kernel"):
-        check_splits(leaky)
-    leaky = replace(s, id_test=np.concatenate([s.id_test, s.train[:1]]))
-    with pytest.raises(DatasetError, match="both in train and in id_test"):
-        check_splits(leaky)
-    with pytest.raises(DatasetError, match="unknown split 'val'"):
-        s.pairs("val")
-
-
 def test_torch_datasets(tiny_dataset):
     import torch
 
@@ -135,46 +96,83 @@ def test_torch_datasets(tiny_dataset):
         ObservationDataset(tiny_dataset, np.array([[99, 0]]))
 
 
-def test_authors_csv_round_trip(tiny_dataset, tmp_path):
+def test_dataset_is_bit_reproducible_and_seed_dependent(smoke_profile):
+    cfg = dataclasses.replace(smoke_profile.simulation, n_kernels=5, n_observations=6, snr_db=15.0,
+                              line_noise=0.1, outside_margin=8.0)
+    a = simulate_dataset(cfg, progress=False)
+    b = simulate_dataset(cfg, progress=False, chunk=2)
+    assert a.meta["content_hash"] == b.meta["content_hash"]
+    for name, arr in a.arrays.items():
+        np.testing.assert_array_equal(arr, b.arrays[name], err_msg=name)
+    c = simulate_dataset(dataclasses.replace(cfg, seed=1), progress=False)
+    assert c.meta["content_hash"] != a.meta["content_hash"]
+
+
+def test_dataset_contents(tiny_dataset, smoke_profile):
     ds = tiny_dataset
-    files = []
-    for k in range(ds.n_kernels):
-        files.append(write_authors_csv(tmp_path / f"kernel_{k:03d}.csv", ds.kernels[k], ds.observations[k],
-                                       ds.positions[k], kernel_origin=32.0, pixel_size=100 / 63,
-                                       max_scatterers=ds.positions.shape[2]))
-    loaded = load_authors_csv(tmp_path, symmetry=ds.symmetry)
-    np.testing.assert_allclose(loaded.kernels, ds.kernels, atol=1e-6)
-    np.testing.assert_allclose(loaded.observations, ds.observations, atol=1e-6)
-    np.testing.assert_allclose(loaded.positions, ds.positions, atol=1e-4)
-    np.testing.assert_array_equal(loaded.activation_maps, ds.activation_maps)
-    assert loaded.meta["kernel_origin"] == pytest.approx([32.0, 32.0])
-    loaded.check_activation_maps()
-    # symmetry estimated from the kernel images when not given
-    guessed = load_authors_csv(files[:5])
-    assert guessed.meta["symmetry_source"].startswith("estimated")
+    s = smoke_profile.simulation
+    assert ds.kernels.shape == (s.n_kernels, 64, 64)
+    assert ds.observations.shape == (s.n_kernels, s.n_observations, 64, 64)
+    # even over classes
+    counts = np.bincount(ds.symmetry, minlength=7)[list(SYMMETRY_ORDERS)]
+    assert (counts == s.n_kernels // 5).all()
+    assert ds.kernels.min() == 0 and ds.kernels.max() == 1
+    assert np.allclose(ds.observations.min(axis=(-2, -1)), 0) and np.allclose(ds.observations.max(axis=(-2, -1)), 1)
+    assert ds.n_scatterers.min() >= s.min_scatterers and ds.n_scatterers.max() <= s.max_scatterers
+    ds.check_activation_maps()
+    # undoing the normalisation gives back the raw kernel
+    k = 3
+    raw = kernel_image(KernelParams(**{**ds.params(k), "symmetry": int(ds.params(k)["symmetry"])}),
+                       supersample=s.supersample)
+    assert np.abs(ds.denormalise_kernel(k, ds.kernels[k]) - raw).max() < 1e-5
 
 
-def test_authors_csv_bad_input(tiny_dataset, tmp_path):
+def test_noiseless_observation_is_rendered_from_stored_positions(tiny_dataset):
     ds = tiny_dataset
-    good = write_authors_csv(tmp_path / "k.csv", ds.kernels[0], ds.observations[0], ds.positions[0],
-                             kernel_origin=32.0, pixel_size=1.0, max_scatterers=ds.positions.shape[2])
-    with pytest.raises(DatasetError, match="file not found"):
-        load_authors_csv([tmp_path / "missing.csv"])
-    lines = good.read_text().splitlines()
-    bad = tmp_path / "short.csv"
-    bad.write_text("\n".join(lines[:4] + [lines[4].rsplit(",", 1)[0]]) + "\n")
-    with pytest.raises(DatasetError, match=r"short.csv, row 5: expected \d+ values"):
-        load_authors_csv([bad])
-    nan = tmp_path / "nan.csv"
-    nan.write_text("\n".join(lines[:3] + ["nan," + lines[3].split(",", 1)[1]] + lines[4:]) + "\n")
-    with pytest.raises(DatasetError, match="nan.csv, row 4, column 1: NaN"):
-        load_authors_csv([nan])
-    text = tmp_path / "text.csv"
-    text.write_text("64,100\nhello\n")
-    with pytest.raises(DatasetError, match="text.csv, row 2: not a number"):
-        load_authors_csv([text])
+    k, o = 2, 5
+    p = ds.params(k)
+    spec = kernel_spectrum({key: np.array([v]) for key, v in p.items()})[0]
+    raw = render_observations(spec, ds.positions[k, o][None].astype(np.float64))[0]
+    lo, hi = ds.arrays["observation_range"][k, o]
+    assert np.abs(ds.observations[k, o] * (hi - lo) + lo - raw).max() < 1e-5 * (hi - lo)
 
 
-def test_estimate_symmetry_recovers_the_class(tiny_dataset):
-    right = sum(estimate_symmetry(k, origin=32.0) == s for k, s in zip(tiny_dataset.kernels, tiny_dataset.symmetry))
-    assert right >= 8  # of 10
+def test_outside_scatterers_appear_in_y_but_not_in_m(smoke_profile):
+    cfg = dataclasses.replace(smoke_profile.simulation, n_kernels=5, n_observations=4, outside_margin=12.0,
+                              min_scatterers=40, max_scatterers=40)
+    ds = simulate_dataset(cfg, progress=False)
+    out = ds.arrays["outside_positions"]
+    n_out = np.isfinite(out[..., 0]).sum(-1)
+    assert n_out.mean() > 10  # about 40 * ((88/64)**2 - 1) = 36 expected
+    inside_fov = ((out >= -0.5) & (out < 63.5)).all(-1) & np.isfinite(out[..., 0])
+    assert not inside_fov.any()
+    assert (ds.activation_maps.reshape(5, 4, -1).sum(-1) == 40).all()
+    p = ds.params(0)
+    spec = kernel_spectrum({key: np.array([v]) for key, v in p.items()})[0]
+    only_labelled = render_observations(spec, ds.positions[0, :1].astype(np.float64))[0]
+    lo, hi = ds.arrays["observation_range"][0, 0]
+    assert np.abs(ds.observations[0, 0] * (hi - lo) + lo - only_labelled).max() > 1e-2
+
+
+def test_given_kernels_and_position_errors(smoke_profile):
+    cfg = dataclasses.replace(smoke_profile.simulation, n_kernels=2, n_observations=3, position_error=1.5)
+    params = {"symmetry": np.array([0, 6]), "orientation": np.array([0.0, 0.2]), "frequency": np.array([0.1, 0.15]),
+              "phase": np.array([0.0, 1.0]), "decay": np.array([6.0, 9.0])}
+    ds = simulate_dataset(cfg, progress=False, params=params)
+    assert list(ds.symmetry) == [0, 6] and ds.params(1)["frequency"] == pytest.approx(0.15)
+    ds.check_activation_maps()  # M matches the (erroneous) labelled positions it was built from
+    clean = simulate_dataset(dataclasses.replace(cfg, position_error=0.0), progress=False, params=params)
+    np.testing.assert_array_equal(ds.observations, clean.observations)  # Y uses the true positions
+    shift = np.nanmean(np.hypot(*(ds.positions - clean.positions).transpose(3, 0, 1, 2)))
+    assert 1.0 < shift < 3.0  # mean of a 2-D Gaussian error with std 1.5 px is about 1.9 px
+    with pytest.raises(ValueError, match="params must give 2 kernels"):
+        simulate_dataset(cfg, progress=False, params={k: v[:1] for k, v in params.items()})
+
+
+def test_stack_pairs_matches_the_observation_dataset(tiny_dataset):
+    pairs = np.array([[0, 1], [3, 2]])
+    x = stack_pairs(tiny_dataset, pairs)
+    items = ObservationDataset(tiny_dataset, pairs)
+    assert x.shape == (2, 2, 64, 64)
+    for i in range(2):
+        assert np.array_equal(x[i].numpy(), items[i]["observation"].numpy())

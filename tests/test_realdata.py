@@ -87,8 +87,8 @@ def test_nan_rows_are_an_error_unless_cropped():
     data[30:] = np.nan  # an interrupted scan
     img = R.STMImage(data=data, pixel_nm=(0.1, 0.1), channel="Z", unit="m", source="scan.sxm")
     with pytest.raises(RealDataError, match="scan.sxm: channel Z has 320 NaN"):
-        R._check_finite(img, crop_nan=False)
-    assert R._check_finite(img, crop_nan=True).data.shape == (30, 32)
+        R.check_finite(img, crop_nan=False)
+    assert R.check_finite(img, crop_nan=True).data.shape == (30, 32)
 
 
 def test_defect_finder_recall_and_precision_on_known_positions():

@@ -3,11 +3,10 @@ import dataclasses
 import numpy as np
 import pytest
 
-from conftest import rotate
-from qpi_utils.simulate import (KERNEL_ORIGIN, SYMMETRY_ORDERS, KernelParams, activation_map,
-                                kernel_field, kernel_image, kernel_spectrum, minmax_normalise,
-                                observation_direct, render_observations, simulate_dataset,
-                                symmetry_angles)
+from qpi_utils.imaging import rotate_image
+from qpi_utils.simulate import (KERNEL_ORIGIN, SYMMETRY_ORDERS, KernelParams, activation_map, add_noise,
+                                kernel_field, kernel_image, kernel_spectrum, observation_direct,
+                                render_observations, symmetry_angles)
 
 
 def _params(n, **kw):
@@ -53,9 +52,9 @@ def test_pixel_kernel_rotated_by_interpolation_matches_itself(n):
     img = kernel_image(_params(n, frequency=0.08, decay=6.0))
     disc = np.hypot(*np.mgrid[-32:32, -32:32]) < 20
     for angle in symmetry_angles(n):
-        err = np.abs(rotate(img, angle, KERNEL_ORIGIN) - img)[disc].max()
+        err = np.abs(rotate_image(img, angle, KERNEL_ORIGIN) - img)[disc].max()
         assert err < 0.05 * np.abs(img).max()
-    wrong = np.abs(rotate(img, np.pi / n, KERNEL_ORIGIN) - img)[disc].max()
+    wrong = np.abs(rotate_image(img, np.pi / n, KERNEL_ORIGIN) - img)[disc].max()
     assert wrong > 0.2 * np.abs(img).max()
 
 
@@ -114,80 +113,12 @@ def test_activation_map_matches_positions():
     assert m[0, 0] == 1 and m[63, 63] == 1 and m[10, 0] == 1 and m[10, 10] == 2
 
 
-def test_minmax_normalise_round_trip():
-    x = np.random.default_rng(0).normal(size=(3, 4, 8, 8))
-    norm, ranges = minmax_normalise(x)
-    assert norm.min() == 0 and norm.max() == 1 and ranges.shape == (3, 4, 2)
-    back = norm * (ranges[..., 1:2, None] - ranges[..., 0:1, None]) + ranges[..., 0:1, None]
-    assert np.allclose(back, x)
-
-
-def test_dataset_is_bit_reproducible_and_seed_dependent(smoke_profile):
-    cfg = dataclasses.replace(smoke_profile.simulation, n_kernels=5, n_observations=6, snr_db=15.0,
-                              line_noise=0.1, outside_margin=8.0)
-    a = simulate_dataset(cfg, progress=False)
-    b = simulate_dataset(cfg, progress=False, chunk=2)
-    assert a.meta["content_hash"] == b.meta["content_hash"]
-    for name, arr in a.arrays.items():
-        np.testing.assert_array_equal(arr, b.arrays[name], err_msg=name)
-    c = simulate_dataset(dataclasses.replace(cfg, seed=1), progress=False)
-    assert c.meta["content_hash"] != a.meta["content_hash"]
-
-
-def test_dataset_contents(tiny_dataset, smoke_profile):
-    ds = tiny_dataset
-    s = smoke_profile.simulation
-    assert ds.kernels.shape == (s.n_kernels, 64, 64)
-    assert ds.observations.shape == (s.n_kernels, s.n_observations, 64, 64)
-    # even over classes
-    counts = np.bincount(ds.symmetry, minlength=7)[list(SYMMETRY_ORDERS)]
-    assert (counts == s.n_kernels // 5).all()
-    assert ds.kernels.min() == 0 and ds.kernels.max() == 1
-    assert np.allclose(ds.observations.min(axis=(-2, -1)), 0) and np.allclose(ds.observations.max(axis=(-2, -1)), 1)
-    assert ds.n_scatterers.min() >= s.min_scatterers and ds.n_scatterers.max() <= s.max_scatterers
-    ds.check_activation_maps()
-    # undoing the normalisation gives back the raw kernel
-    k = 3
-    raw = kernel_image(KernelParams(**{**ds.params(k), "symmetry": int(ds.params(k)["symmetry"])}),
-                       supersample=s.supersample)
-    assert np.abs(ds.denormalise_kernel(k, ds.kernels[k]) - raw).max() < 1e-5
-
-
-def test_noiseless_observation_is_rendered_from_stored_positions(tiny_dataset):
-    ds = tiny_dataset
-    k, o = 2, 5
-    p = ds.params(k)
-    spec = kernel_spectrum({key: np.array([v]) for key, v in p.items()})[0]
-    raw = render_observations(spec, ds.positions[k, o][None].astype(np.float64))[0]
-    lo, hi = ds.arrays["observation_range"][k, o]
-    assert np.abs(ds.observations[k, o] * (hi - lo) + lo - raw).max() < 1e-5 * (hi - lo)
-
-
-def test_outside_scatterers_appear_in_y_but_not_in_m(smoke_profile):
-    cfg = dataclasses.replace(smoke_profile.simulation, n_kernels=5, n_observations=4, outside_margin=12.0,
-                              min_scatterers=40, max_scatterers=40)
-    ds = simulate_dataset(cfg, progress=False)
-    out = ds.arrays["outside_positions"]
-    n_out = np.isfinite(out[..., 0]).sum(-1)
-    assert n_out.mean() > 10  # about 40 * ((88/64)**2 - 1) = 36 expected
-    inside_fov = ((out >= -0.5) & (out < 63.5)).all(-1) & np.isfinite(out[..., 0])
-    assert not inside_fov.any()
-    assert (ds.activation_maps.reshape(5, 4, -1).sum(-1) == 40).all()
-    p = ds.params(0)
-    spec = kernel_spectrum({key: np.array([v]) for key, v in p.items()})[0]
-    only_labelled = render_observations(spec, ds.positions[0, :1].astype(np.float64))[0]
-    lo, hi = ds.arrays["observation_range"][0, 0]
-    assert np.abs(ds.observations[0, 0] * (hi - lo) + lo - only_labelled).max() > 1e-2
-
-
 def test_noise_has_the_requested_snr(smoke_profile):
-    from qpi_utils.simulate import _add_noise
-
     clean = np.random.default_rng(0).normal(size=(200, 64, 64))
-    noisy = _add_noise(np.random.default_rng(1), clean, snr_db=20.0, line_noise=0.0)
+    noisy = add_noise(np.random.default_rng(1), clean, snr_db=20.0, line_noise=0.0)
     ratio = clean.std() / (noisy - clean).std()
     assert abs(20 * np.log10(ratio) - 20.0) < 0.2
-    lines = _add_noise(np.random.default_rng(1), clean, snr_db=None, line_noise=0.5) - clean
+    lines = add_noise(np.random.default_rng(1), clean, snr_db=None, line_noise=0.5) - clean
     assert np.allclose(lines, lines[..., :1])  # constant along each scan line
 
 
@@ -198,18 +129,3 @@ def test_bad_kernel_parameters_are_rejected():
         KernelParams(symmetry=2, frequency=0.7)
     with pytest.raises(ValueError, match="positions must have shape"):
         render_observations(kernel_spectrum(KernelParams(symmetry=0))[0], np.zeros((3, 2)))
-
-
-def test_given_kernels_and_position_errors(smoke_profile):
-    cfg = dataclasses.replace(smoke_profile.simulation, n_kernels=2, n_observations=3, position_error=1.5)
-    params = {"symmetry": np.array([0, 6]), "orientation": np.array([0.0, 0.2]), "frequency": np.array([0.1, 0.15]),
-              "phase": np.array([0.0, 1.0]), "decay": np.array([6.0, 9.0])}
-    ds = simulate_dataset(cfg, progress=False, params=params)
-    assert list(ds.symmetry) == [0, 6] and ds.params(1)["frequency"] == pytest.approx(0.15)
-    ds.check_activation_maps()  # M matches the (erroneous) labelled positions it was built from
-    clean = simulate_dataset(dataclasses.replace(cfg, position_error=0.0), progress=False, params=params)
-    np.testing.assert_array_equal(ds.observations, clean.observations)  # Y uses the true positions
-    shift = np.nanmean(np.hypot(*(ds.positions - clean.positions).transpose(3, 0, 1, 2)))
-    assert 1.0 < shift < 3.0  # mean of a 2-D Gaussian error with std 1.5 px is about 1.9 px
-    with pytest.raises(ValueError, match="params must give 2 kernels"):
-        simulate_dataset(cfg, progress=False, params={k: v[:1] for k, v in params.items()})

@@ -5,7 +5,9 @@ import torch
 from qpi_utils.config import get_profile
 from qpi_utils.data import save_dataset
 from qpi_utils.models import ModelConfigError
-from qpi_utils.train import (TrainingError, load_trained, train_alignment, train_kernel_vae, train_one_step)
+from qpi_utils.checkpoints import load_blob
+from qpi_utils.runs import MissingArtefactError
+from qpi_utils.train import train_alignment, train_kernel_vae, train_one_step
 
 
 @pytest.fixture
@@ -58,8 +60,8 @@ def test_interrupted_training_resumes_to_the_same_weights(run_dir, tmp_path_fact
     assert a.keys() == b.keys()
     for k in a:
         assert torch.equal(a[k], b[k]), k
-    hist_a = load_trained(straight / "models" / "one_step.pt")["history"]
-    hist_b = load_trained(run_dir / "models" / "one_step.pt")["history"]
+    hist_a = load_blob(straight / "models" / "one_step.pt")["history"]
+    hist_b = load_blob(run_dir / "models" / "one_step.pt")["history"]
     assert [r["train_loss"] for r in hist_a] == [r["train_loss"] for r in hist_b]
 
 
@@ -75,10 +77,10 @@ def test_checkpoint_from_another_profile_is_refused(run_dir, smoke_profile):
 
 
 def test_steps_in_the_wrong_order_fail_before_training(run_dir, smoke_profile, tmp_path_factory):
-    with pytest.raises(TrainingError, match="qpi train-kernel-vae"):
+    with pytest.raises(MissingArtefactError, match="step-1 kernel VAE is missing.*qpi train-kernel-vae"):
         train_alignment(smoke_profile, run_dir, progress=False)
     empty = tmp_path_factory.mktemp("empty")
-    with pytest.raises(TrainingError, match="qpi simulate"):
+    with pytest.raises(MissingArtefactError, match="qpi simulate"):
         train_kernel_vae(smoke_profile, empty, progress=False)
     assert not (run_dir / "checkpoints" / "alignment.pt").exists()
 

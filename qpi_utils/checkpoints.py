@@ -1,0 +1,125 @@
+"""Loading what a run made: the dataset with its splits, and the trained networks.
+
+Every "load the trained X from a run directory" goes through this module. Each trained network
+is stored as ``models/<step>.pt`` (weights, summary, history) with a *fingerprint* of what made
+it (profile, model and training configuration, dataset hash, split seed); loading with another
+configuration is refused with an error that says what differs. A missing artefact raises
+:class:`qpi_utils.runs.MissingArtefactError` naming it and what makes it, in the caller's
+words (the :class:`~qpi_utils.runs.RunLayout`'s context: a CLI command or a notebook).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from .config import Profile
+from .data import QPIDataset, load_dataset
+from .files import atomic_path
+from .models import ModelConfigError, ModelInfo, ObservationEncoder, autoencoder_config
+from .runs import RunLayout, as_layout
+from .splits import Splits, check_splits, make_splits
+
+__all__ = ["fingerprint", "digest", "save_blob", "load_blob", "check_fingerprint", "load_data",
+           "load_kernel_vae", "load_observation_encoder", "load_one_step", "step_fingerprint"]
+
+
+def fingerprint(profile: Profile, step: str, ds: QPIDataset) -> dict:
+    """What a checkpoint must match to be resumed or used: profile, model, step config, data."""
+    return {
+        "profile": profile.name,
+        "model": asdict(profile.model),
+        "train": asdict(getattr(profile, step)),
+        "dataset_hash": ds.meta.get("content_hash"),
+        "split_seed": profile.simulation.split_seed,
+    }
+
+
+def digest(obj) -> str:
+    """Short stable hash of a JSON-able object."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def step_fingerprint(profile: Profile, step: str, ds: QPIDataset) -> dict:
+    """The fingerprint of ``step``; step 2's also pins the step-1 VAE it was aligned to."""
+    fp = fingerprint(profile, step, ds)
+    if step == "alignment":
+        fp["kernel_vae"] = digest(fingerprint(profile, "kernel_vae", ds))
+    return fp
+
+
+def save_blob(obj: dict, path: Path) -> Path:
+    """``torch.save`` atomically (temporary file, then rename)."""
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+    return Path(path)
+
+
+def check_fingerprint(found: dict, expected: dict, path: Path) -> None:
+    if found == expected:
+        return
+    diffs = [k for k in sorted(set(found) | set(expected)) if found.get(k) != expected.get(k)]
+    hint = ""
+    if "profile" in diffs:
+        hint = f" (made with profile {found.get('profile')!r}, this run uses {expected.get('profile')!r})"
+    raise ModelConfigError(f"{path} was made with a different configuration{hint}: {', '.join(diffs)} differ. "
+                           "Use another --run-dir, or --restart to train afresh.")
+
+
+def load_blob(path: Path, expect_step: str | None = None, expected_fingerprint: dict | None = None) -> dict:
+    """A saved model or checkpoint file; checks its step and (optionally) its fingerprint."""
+    path = Path(path)
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    if expect_step and blob.get("step") != expect_step:
+        raise ModelConfigError(f"{path} holds step {blob.get('step')!r}, expected {expect_step!r}")
+    if expected_fingerprint is not None:
+        check_fingerprint(blob.get("fingerprint", {}), expected_fingerprint, path)
+    return blob
+
+
+def load_data(profile: Profile, run: RunLayout | str | Path) -> tuple[QPIDataset, Splits]:
+    """The run's dataset (memory-mapped) and the profile's splits, checked for leakage."""
+    layout = as_layout(run, profile)
+    layout.require("data")
+    ds = load_dataset(layout.data)
+    s = profile.simulation
+    splits = make_splits(ds.symmetry, ds.n_observations, s.ood_fraction, s.id_test_fraction, s.split_seed)
+    check_splits(splits)
+    return ds, splits
+
+
+def _load_trained(profile: Profile, run, step: str, ds: QPIDataset) -> dict:
+    layout = as_layout(run, profile)
+    return load_blob(layout.require(step), step, step_fingerprint(profile, step, ds))
+
+
+def _load_into(profile: Profile, run, step: str, ds: QPIDataset, model: torch.nn.Module):
+    """The trained weights of ``step`` loaded into ``model`` (eval mode, frozen), and its ModelInfo."""
+    blob = _load_trained(profile, run, step, ds)
+    model.load_state_dict(blob["state_dict"])
+    return model.eval().requires_grad_(False), ModelInfo(**blob["summary"]["model_info"])
+
+
+def _autoencoder(profile: Profile, in_channels: int):
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(**autoencoder_config(profile.model, in_channels, 1))
+
+
+def load_kernel_vae(profile: Profile, run: RunLayout | str | Path, ds: QPIDataset):
+    """The trained step-1 VAE (eval mode, frozen) and its ModelInfo."""
+    return _load_into(profile, run, "kernel_vae", ds, _autoencoder(profile, 1))
+
+
+def load_observation_encoder(profile: Profile, run: RunLayout | str | Path, ds: QPIDataset):
+    """The trained step-2 observation encoder (eval mode, frozen) and its ModelInfo."""
+    return _load_into(profile, run, "alignment", ds, ObservationEncoder(profile.model))
+
+
+def load_one_step(profile: Profile, run: RunLayout | str | Path, ds: QPIDataset):
+    """The trained one-step baseline (eval mode, frozen) and its ModelInfo."""
+    return _load_into(profile, run, "one_step", ds, _autoencoder(profile, 2))

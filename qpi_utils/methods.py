@@ -1,0 +1,119 @@
+"""The methods a table compares, loaded from a run: every trained network, the physics
+baselines and the hybrid, each as a function (B, 2, 64, 64) (Y, M) on [0, 1] -> (B, 1, 64, 64)
+kernels on [0, 1].
+
+* ``mean_kernel`` -- the mean of the training kernels, predicted for every observation: the
+  floor every method has to beat.
+* ``one_step`` -- the baseline network, (Y, M) -> kernel, using the posterior mean.
+* ``two_step`` -- (Y, M) -> observation encoder -> latent mean -> frozen kernel decoder.
+* ``defect_average``, ``least_squares`` -- the physics baselines of :mod:`qpi_utils.baselines`
+  (least squares with its regularisation chosen on training observations).
+* ``hybrid`` -- two-step, refined so the decoded kernel explains Y through the forward model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .baselines import choose_regularisation, defect_average, hybrid, least_squares
+from .checkpoints import load_data, load_kernel_vae, load_observation_encoder, load_one_step
+from .config import Profile
+from .data import ObservationDataset, QPIDataset, stack_pairs
+from .models import from_model_scale, to_model_scale
+from .runs import RunLayout, as_layout
+from .splits import Splits
+
+__all__ = ["METHODS", "TrainedModels", "load_models", "predict_two_step", "predict_one_step", "predict_dataset"]
+
+METHODS = ("mean_kernel", "one_step", "two_step", "defect_average", "least_squares", "hybrid")
+
+
+@torch.no_grad()
+def predict_two_step(encoder, decoder_vae, observations: torch.Tensor) -> torch.Tensor:
+    """(B, 2, 64, 64) (Y, M) on [0, 1] -> (B, 1, 64, 64) kernels on [0, 1]."""
+    mean, _ = encoder(to_model_scale(observations))
+    return from_model_scale(decoder_vae.decode(mean).sample)
+
+
+@torch.no_grad()
+def predict_one_step(model, observations: torch.Tensor) -> torch.Tensor:
+    mean = model.encode(to_model_scale(observations)).latent_dist.mean
+    return from_model_scale(model.decode(mean).sample)
+
+
+@torch.no_grad()
+def predict_dataset(predict, ds: QPIDataset, pairs: np.ndarray, batch_size: int = 64, device="cpu",
+                    progress: bool = False, desc: str = "predict") -> np.ndarray:
+    """Run ``predict((B, 2, 64, 64) tensor) -> (B, 1, 64, 64)`` over the pairs; (N, 64, 64) float32."""
+    from tqdm.auto import tqdm
+
+    data = ObservationDataset(ds, pairs)
+    loader = torch.utils.data.DataLoader(data, batch_size=batch_size, shuffle=False)
+    out = []
+    for batch in tqdm(loader, desc=desc, disable=not progress, leave=False):
+        out.append(predict(batch["observation"].to(device)).float().cpu().numpy()[:, 0])
+    return np.concatenate(out) if out else np.zeros((0, 64, 64), np.float32)
+
+
+@dataclass
+class TrainedModels:
+    """Everything a trained run holds, loaded once (eval mode, frozen, on ``device``)."""
+
+    profile: Profile
+    ds: QPIDataset
+    splits: Splits
+    kernel_vae: torch.nn.Module
+    observation_encoder: torch.nn.Module
+    one_step: torch.nn.Module
+    infos: dict
+    device: str
+    ls_lambda: float
+    ls_scores: dict
+    layout: RunLayout
+
+    def methods(self) -> dict:
+        """name -> (predict function on (B, 2, 64, 64) [0,1] tensors -> (B, 1, 64, 64), pretrained)."""
+        ph = self.profile.physics
+        mean_kernel = np.asarray(self.ds.kernels[self.splits.train_kernels], np.float64).mean(0)
+        mk = torch.from_numpy(mean_kernel).float()
+
+        def numpy_method(fn):
+            def run(x):
+                xn = x.detach().cpu().double().numpy()
+                return torch.from_numpy(fn(xn[:, 0], xn[:, 1])).float()[:, None].to(x.device)
+
+            return run
+
+        pre = self.infos["kernel_vae"].pretrained
+        return {
+            "mean_kernel": (lambda x: mk.to(x.device).expand(len(x), 1, 64, 64), False),
+            "one_step": (lambda x: predict_one_step(self.one_step, x), self.infos["one_step"].pretrained),
+            "two_step": (lambda x: predict_two_step(self.observation_encoder, self.kernel_vae, x), pre),
+            "defect_average": (numpy_method(defect_average), False),
+            "least_squares": (numpy_method(lambda y, m: least_squares(y, m, lam=self.ls_lambda,
+                                                                       iterations=ph.ls_iterations)), False),
+            "hybrid": (lambda x: hybrid(self.observation_encoder, self.kernel_vae, x, ph), pre),
+        }
+
+
+def load_models(profile: Profile, run: RunLayout | str | Path) -> TrainedModels:
+    """Load the dataset, splits and the three trained networks of a run directory, and choose the
+    least-squares regularisation on training observations (:func:`baselines.choose_regularisation`)."""
+    layout = as_layout(run, profile)
+    ds, splits = load_data(profile, layout)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    vae, vae_info = load_kernel_vae(profile, layout, ds)
+    encoder, enc_info = load_observation_encoder(profile, layout, ds)
+    one, one_info = load_one_step(profile, layout, ds)
+    ph = profile.physics
+    calib = splits.train[np.random.default_rng(0).permutation(len(splits.train))[:ph.ls_calibration_observations]]
+    x = stack_pairs(ds, calib).double().numpy()
+    lam, scores = choose_regularisation(x[:, 0], x[:, 1], np.asarray(ds.kernels)[calib[:, 0]],
+                                        grid=ph.ls_lambda_grid, iterations=ph.ls_iterations)
+    return TrainedModels(profile, ds, splits, vae.to(device), encoder.to(device), one.to(device),
+                         {"kernel_vae": vae_info, "observation_encoder": enc_info, "one_step": one_info}, device,
+                         lam, scores, layout)

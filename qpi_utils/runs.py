@@ -1,0 +1,153 @@
+"""The run directory: one place that knows where every artefact of a run lives.
+
+A run directory holds everything one profile's chain makes::
+
+    <run>/data/            the simulated dataset (qpi_utils.data format)
+    <run>/checkpoints/     <step>.pt, the last epoch of an unfinished training
+    <run>/models/          <step>.pt, trained networks
+    <run>/logs/            <step>.csv, per-epoch losses
+    <run>/figures/         PNG figures (collected into figures/<profile> by the chain)
+    <run>/results/         tables and provenance (collected into results/<profile>)
+    <run>/notebooks/       executed copies of the notebooks (the chain)
+
+:class:`RunLayout` owns these paths; the CLI, the chain, training, evaluation and the notebooks
+all go through it. When an artefact is missing, :meth:`RunLayout.require` says what makes it,
+in the words of whoever asked: a CLI command (``context="cli"``) or a notebook
+(``context="notebook"``). :func:`setup` is the one set-up call of every notebook.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import Profile, get_profile
+
+__all__ = ["STEPS", "MissingArtefactError", "RunLayout", "ARTEFACTS", "project_root", "resolve_run_dir", "as_layout", "setup"]
+
+STEPS = ("kernel_vae", "alignment", "one_step")  # the trained networks of a run, in training order
+
+# artefact -> (what it is, the CLI command that makes it, the notebook that makes it)
+ARTEFACTS = {
+    "data": ("the simulated dataset", "simulate", "01_simulate"),
+    "kernel_vae": ("the step-1 kernel VAE", "train-kernel-vae", "02_kernel_vae"),
+    "alignment": ("the step-2 observation encoder", "train-alignment", "03_alignment"),
+    "one_step": ("the one-step baseline", "train-one-step", "04_one_step"),
+    "results": ("the ID/OOD results table", "evaluate", "05_results"),
+}
+
+
+class MissingArtefactError(FileNotFoundError):
+    """An artefact a step needs is not in the run directory; the message says what makes it."""
+
+
+def project_root(start: str | os.PathLike | None = None) -> Path:
+    """The kit's checkout (the nearest parent holding pyproject.toml and qpi_utils/), else the
+    current directory. Notebooks run from notebooks/ and the CLI from the top level both land
+    on the same run directories this way."""
+    here = Path(start or Path.cwd()).resolve()
+    for cand in (here, *here.parents):
+        if (cand / "pyproject.toml").is_file() and (cand / "qpi_utils").is_dir():
+            return cand
+    return here
+
+
+def resolve_run_dir(profile_name: str, run_dir: str | os.PathLike | None = None) -> Path:
+    """Absolute run directory: ``run_dir`` if given, else ``$QPI_RUN_DIR``, else
+    ``<project root>/runs/<profile>``."""
+    chosen = run_dir or os.environ.get("QPI_RUN_DIR")
+    return Path(chosen).resolve() if chosen else project_root() / "runs" / profile_name
+
+
+@dataclass(frozen=True)
+class RunLayout:
+    """Paths under one run directory. ``context`` ("cli" or "notebook") chooses how missing
+    artefacts are explained; ``profile_name`` goes into the suggested commands."""
+
+    root: Path
+    profile_name: str = "quick"
+    context: str = "cli"
+
+    def __post_init__(self):
+        object.__setattr__(self, "root", Path(self.root).resolve())
+        if self.context not in ("cli", "notebook"):
+            raise ValueError(f"context must be 'cli' or 'notebook', got {self.context!r}")
+
+    @classmethod
+    def for_profile(cls, profile: Profile | str, run_dir: str | os.PathLike | None = None,
+                    context: str = "cli") -> "RunLayout":
+        name = profile if isinstance(profile, str) else profile.name
+        return cls(resolve_run_dir(name, run_dir), name, context)
+
+    # directories ------------------------------------------------------------------------------
+    data = property(lambda self: self.root / "data")
+    checkpoints = property(lambda self: self.root / "checkpoints")
+    models = property(lambda self: self.root / "models")
+    logs = property(lambda self: self.root / "logs")
+    figures = property(lambda self: self.root / "figures")
+    results = property(lambda self: self.root / "results")
+    notebooks = property(lambda self: self.root / "notebooks")
+
+    # files ------------------------------------------------------------------------------------
+    def model(self, step: str) -> Path:
+        return self.models / f"{step}.pt"
+
+    def checkpoint(self, step: str) -> Path:
+        return self.checkpoints / f"{step}.pt"
+
+    def log(self, step: str) -> Path:
+        return self.logs / f"{step}.csv"
+
+    def figure(self, name: str) -> Path:
+        """``figures/<name>``, ``.png`` added when ``name`` has no suffix."""
+        return self.figures / (name if Path(name).suffix else f"{name}.png")
+
+    def result(self, name: str) -> Path:
+        return self.results / name
+
+    # missing artefacts ------------------------------------------------------------------------
+    def how_to_make(self, artefact: str) -> str:
+        """How to make ``artefact`` (a key of :data:`ARTEFACTS`), in this layout's context."""
+        what, cmd, notebook = ARTEFACTS[artefact]
+        if self.context == "notebook":
+            return f"run notebook {notebook}.ipynb first"
+        return f"run `qpi {cmd} --profile {self.profile_name} --run-dir {self.display(self.root)}` first"
+
+    def require(self, artefact: str, path: Path | None = None) -> Path:
+        """The artefact's path (its ``data/meta.json`` or ``models/<step>.pt``, or ``path``);
+        :class:`MissingArtefactError` naming it and what makes it when it is not there."""
+        what = ARTEFACTS[artefact][0]
+        if path is None:
+            path = self.data / "meta.json" if artefact == "data" else self.model(artefact)
+        if not Path(path).is_file():
+            raise MissingArtefactError(f"{what} is missing ({self.display(path)} not found): "
+                                       f"{self.how_to_make(artefact)}")
+        return Path(path)
+
+    def display(self, path: str | os.PathLike) -> str:
+        """``path`` relative to the checkout when inside it (outputs carry no machine's paths)."""
+        path = Path(path).resolve()
+        try:
+            return str(path.relative_to(project_root()))
+        except ValueError:
+            return str(path)
+
+
+def setup(profile: str | None = None, run_dir: str | os.PathLike | None = None,
+          overrides: dict | list | None = None, quiet: bool = False) -> tuple[Profile, RunLayout]:
+    """The set-up call of every notebook: the profile (``None``: ``$QPI_PROFILE``, else the
+    default for this machine) and its run directory, with missing artefacts explained in
+    notebook terms. Prints both unless ``quiet``."""
+    prof = get_profile(profile, overrides)
+    run = RunLayout.for_profile(prof, run_dir, context="notebook")
+    if not quiet:
+        print(f"profile: {prof.name}; run directory: {run.display(run.root)}")
+    return prof, run
+
+
+def as_layout(run: "RunLayout | str | os.PathLike", profile: Profile | str) -> RunLayout:
+    """``run`` as a :class:`RunLayout` (a plain path becomes one with the CLI's wording)."""
+    if isinstance(run, RunLayout):
+        return run
+    return RunLayout(Path(run), profile if isinstance(profile, str) else profile.name, "cli")

@@ -1,0 +1,20 @@
+import numpy as np
+
+from qpi_utils.analysis import latent_embeddings, two_step_diagnostics
+
+
+def test_diagnostics_split_the_two_step_error(trained_run):
+    _, models = trained_run
+    d = two_step_diagnostics(models, n_pairs=8)
+    assert set(d["vae_ceiling_rmse"]) == {"train_kernels", "ood_kernels"}
+    assert all(0 <= v < 1 for v in d["vae_ceiling_rmse"].values())
+    assert set(d["alignment_mse"]) == {"ID", "OOD"} and d["latent"]["mean_std_across_kernels"] > 0
+
+
+def test_embeddings_are_two_dimensional_and_labelled(trained_run):
+    _, models = trained_run
+    emb = latent_embeddings(models, per_kernel=2)
+    k, o = emb["kernels"], emb["observations"]
+    assert k["embedding"].shape == (models.ds.n_kernels, 2) and o["embedding"].shape[1] == 2
+    assert k["ood"].sum() == len(models.splits.ood_kernels)
+    assert np.array_equal(o["symmetry"], models.ds.symmetry[o["kernel_id"]])

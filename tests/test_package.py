@@ -1,0 +1,134 @@
+"""The package's shape: no import cycles, no private names used across modules, no imports of
+the package hidden inside functions (each module says what it depends on at its top)."""
+
+import ast
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "qpi_utils"
+MODULES = {p.stem: p for p in sorted(PACKAGE.glob("*.py"))}
+
+
+def _imported_module(node: ast.ImportFrom, alias: ast.alias | None = None) -> str | None:
+    """The qpi_utils submodule an ``import`` statement refers to (None: another package)."""
+    if node.level == 1:
+        if node.module is None:  # from . import x
+            return alias.name if alias is not None else None
+        return node.module.split(".")[0]
+    if node.module and node.module.startswith("qpi_utils."):
+        return node.module.split(".")[1]
+    if node.module == "qpi_utils" and alias is not None:
+        return alias.name
+    return None
+
+
+def _module_level_imports(tree: ast.Module) -> set[str]:
+    deps = set()
+    for node in tree.body:  # top level only: function bodies are checked separately
+        if isinstance(node, ast.ImportFrom):
+            for a in node.names:
+                mod = _imported_module(node, a)
+                if mod in MODULES:
+                    deps.add(mod)
+        elif isinstance(node, ast.Import):
+            deps |= {a.name.split(".")[1] for a in node.names if a.name.startswith("qpi_utils.")}
+    return deps
+
+
+def _graph() -> dict[str, set[str]]:
+    return {name: _module_level_imports(ast.parse(path.read_text())) - {name} for name, path in MODULES.items()}
+
+
+def test_no_import_cycle():
+    graph = _graph()
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node):
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                cycle = stack[stack.index(nxt):] + [nxt]
+                pytest.fail("import cycle: " + " -> ".join(cycle))
+            if nxt not in state:
+                visit(nxt)
+        stack.pop()
+        state[node] = 2
+
+    for name in graph:
+        if name not in state:
+            visit(name)
+
+
+def test_no_package_import_inside_a_function():
+    """Heavy optional libraries (diffusers, matplotlib, papermill, ...) may be imported lazily;
+    the package's own modules are imported at the top of each module."""
+    bad = []
+    for name, path in MODULES.items():
+        if name == "__init__":  # its __getattr__ imports submodules on first use, by design
+            continue
+        for fn in ast.walk(ast.parse(path.read_text())):
+            if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                for node in ast.walk(fn):
+                    if isinstance(node, ast.ImportFrom) and (node.level > 0 or (node.module or "").startswith("qpi_utils")):
+                        bad.append(f"{path.name}:{node.lineno} in {fn.name}()")
+    assert not bad, "package imports inside functions: " + ", ".join(bad)
+
+
+def _private_uses(source: str, where: str) -> list[str]:
+    tree = ast.parse(source)
+    aliases = set()  # names bound to qpi_utils modules in this source
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            for a in node.names:
+                if _imported_module(node, a) == a.name and a.name in MODULES:
+                    aliases.add(a.asname or a.name)
+                elif (node.level > 0 or (node.module or "").startswith("qpi_utils")) and a.name.startswith("_") \
+                        and not a.name.startswith("__"):
+                    found.append(f"{where}:{node.lineno} imports {a.name}")
+        elif isinstance(node, ast.Import):
+            for a in node.names:
+                if a.name.startswith("qpi_utils"):
+                    aliases.add(a.asname or a.name.split(".")[0])
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
+            base = node.value
+            while isinstance(base, ast.Attribute):
+                base = base.value
+            if isinstance(base, ast.Name) and base.id in aliases:
+                found.append(f"{where}:{node.lineno} uses {ast.unparse(node)}")
+    return found
+
+
+def _sources():
+    for path in MODULES.values():
+        yield path.read_text(), str(path.relative_to(ROOT))
+    for path in sorted((ROOT / "tests").glob("*.py")) + sorted((ROOT / "benchmarks").glob("*.py")):
+        yield path.read_text(), str(path.relative_to(ROOT))
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        cells = json.loads(path.read_text())["cells"]
+        code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+        # IPython magics (%pip, !cmd) are not Python: parse them as `pass` at the same indentation
+        code = "\n".join(line[: len(line) - len(line.lstrip())] + "pass" if line.lstrip().startswith(("%", "!"))
+                         else line for line in code.splitlines())
+        yield code, str(path.relative_to(ROOT))
+
+
+def test_no_private_name_is_used_outside_its_module():
+    found = [f for src, where in _sources() for f in _private_uses(src, where)]
+    assert not found, "private names used across modules: " + "; ".join(found)
+
+
+def test_the_checks_catch_what_they_look_for():
+    """The checks above fail on the faults they exist for (so they cannot pass vacuously)."""
+    assert _private_uses("from qpi_utils.baselines import _rfft", "x")
+    assert _private_uses("from qpi_utils import baselines\nbaselines._rfft(1)", "x")
+    assert _private_uses("import qpi_utils as qpi\nqpi.simulate._add_noise(1)", "x")
+    assert not _private_uses("import numpy as np\nnp._x", "x")
+    assert _module_level_imports(ast.parse("from .data import QPIDataset\nfrom . import train")) == {"data", "train"}
+    assert _graph()["data"] >= {"simulate"}  # the graph sees real edges
