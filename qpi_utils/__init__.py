@@ -13,7 +13,8 @@ One module per concept, in the order of the method:
   :mod:`~qpi_utils.metrics`, :mod:`~qpi_utils.evaluate`, :mod:`~qpi_utils.analysis`,
   :mod:`~qpi_utils.sweeps`, :mod:`~qpi_utils.provenance`;
 * around them -- :mod:`~qpi_utils.config` (profiles), :mod:`~qpi_utils.runs` (the run
-  directory), :mod:`~qpi_utils.realdata`, :mod:`~qpi_utils.plots`, :mod:`~qpi_utils.widgets`,
+  directory), :mod:`~qpi_utils.notebook` (the notebooks' ``setup``), :mod:`~qpi_utils.budget`
+  (FLOPs and time of a profile), :mod:`~qpi_utils.realdata`, :mod:`~qpi_utils.plots`, :mod:`~qpi_utils.widgets`,
   :mod:`~qpi_utils.chain`, :mod:`~qpi_utils.cli`, and the helpers :mod:`~qpi_utils.files`
   (atomic writes) and :mod:`~qpi_utils.imaging` (min-max scaling, rotation).
 
@@ -29,12 +30,15 @@ Submodules are imported on first use, so ``import qpi_utils`` itself is light.
 import importlib
 
 __version__ = "0.1.0"
+# The kit's public repository, in one place: the notebooks' Colab badges and install cells and
+# the README use it, and tests/test_chain.py fails when one of them disagrees.
+REPOSITORY = "github.com/qpi-kit/qpi-kit"
 
-SUBMODULES = ("analysis", "authors_csv", "baselines", "chain", "checkpoints", "cli", "config", "data",
-              "evaluate", "files", "imaging", "losses", "methods", "metrics", "models", "physics", "plots",
+SUBMODULES = ("analysis", "authors_csv", "baselines", "budget", "chain", "checkpoints", "cli", "config", "data",
+              "evaluate", "files", "imaging", "losses", "methods", "metrics", "models", "notebook", "physics", "plots",
               "provenance", "realdata", "runs", "simulate", "splits", "sweeps", "train", "widgets")
 
-__all__ = ["setup", "__version__", *SUBMODULES]
+__all__ = ["setup", "__version__", "REPOSITORY", *SUBMODULES]
 
 
 def __getattr__(name: str):
@@ -42,5 +46,5 @@ def __getattr__(name: str):
     if name in SUBMODULES:
         return importlib.import_module(f"{__name__}.{name}")
     if name == "setup":
-        return importlib.import_module(f"{__name__}.runs").setup
+        return importlib.import_module(f"{__name__}.notebook").setup
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

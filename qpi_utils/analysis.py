@@ -12,7 +12,7 @@ from .methods import TrainedModels
 from .metrics import errors
 from .models import from_model_scale, kernel_latents, to_model_scale
 
-__all__ = ["two_step_diagnostics", "latent_embeddings"]
+__all__ = ["two_step_diagnostics", "latent_embeddings", "class_agreement"]
 
 
 @torch.no_grad()
@@ -54,7 +54,8 @@ def latent_embeddings(models: TrainedModels, per_kernel: int = 4, seed: int = 0,
     step-2 latent means of ``per_kernel`` test observations of every kernel (ID and OOD).
 
     Returns {"kernels": {...}, "observations": {...}}, each with ``embedding`` (N, 2),
-    ``symmetry``, ``kernel_id`` and ``ood`` (bool) arrays.
+    ``symmetry``, ``kernel_id``, ``frequency`` and ``ood`` (bool) arrays, and the
+    :func:`class_agreement` of the latents (nearest-neighbour class agreement and its chance level).
     """
     from sklearn.manifold import TSNE
 
@@ -75,9 +76,26 @@ def latent_embeddings(models: TrainedModels, per_kernel: int = 4, seed: int = 0,
         perp = min(perplexity, max(2.0, (len(x) - 1) / 3))
         return TSNE(n_components=2, perplexity=perp, init="pca", random_state=seed).fit_transform(x)
 
-    return {
-        "kernels": {"embedding": embed(k_mean.reshape(ds.n_kernels, -1).numpy()), "symmetry": ds.symmetry,
-                    "kernel_id": np.arange(ds.n_kernels), "ood": ood_k},
-        "observations": {"embedding": embed(o_mean.float().cpu().reshape(len(pairs), -1).numpy()),
-                         "symmetry": ds.symmetry[pairs[:, 0]], "kernel_id": pairs[:, 0], "ood": ood_k[pairs[:, 0]]},
-    }
+    frequency = np.asarray(ds.arrays["param_frequency"], np.float64)
+    out = {}
+    for name, latents, kernel_id in (("kernels", k_mean.reshape(ds.n_kernels, -1).numpy(), np.arange(ds.n_kernels)),
+                                     ("observations", o_mean.float().cpu().reshape(len(pairs), -1).numpy(), pairs[:, 0])):
+        symmetry = ds.symmetry[kernel_id]
+        out[name] = {"embedding": embed(latents), "symmetry": symmetry, "kernel_id": kernel_id,
+                     "frequency": frequency[kernel_id], "ood": ood_k[kernel_id],
+                     **class_agreement(latents, symmetry)}
+    return out
+
+
+def class_agreement(latents: np.ndarray, labels: np.ndarray) -> dict:
+    """Do the latents cluster by class? The fraction of points whose nearest other point (in the
+    latent space itself, not the t-SNE picture) has the same class, and that fraction for
+    labels drawn at random with the same class sizes (chance: sum of squared class shares)."""
+    x = np.asarray(latents, np.float64).reshape(len(latents), -1)
+    d = ((x[:, None, :] - x[None, :, :]) ** 2).sum(-1)
+    np.fill_diagonal(d, np.inf)
+    nearest = d.argmin(1)
+    labels = np.asarray(labels)
+    shares = np.unique(labels, return_counts=True)[1] / len(labels)
+    return {"nearest_neighbour_same_class": float((labels[nearest] == labels).mean()),
+            "chance": float((shares ** 2).sum())}

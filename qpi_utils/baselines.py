@@ -38,9 +38,21 @@ def _check_batch(name: str, x: np.ndarray) -> np.ndarray:
         x = x[None]
     if x.ndim != 3 or x.shape[-2:] != (64, 64):
         raise ValueError(f"{name} must be (64, 64) or (N, 64, 64), got shape {x.shape}")
+    if len(x) == 0:
+        raise ValueError(f"{name}: the batch is empty")
     if not np.isfinite(x).all():
         raise ValueError(f"{name} contains NaN or inf")
     return x
+
+
+def _check_pair(observations, maps) -> tuple[np.ndarray, np.ndarray]:
+    y = _check_batch("observations", observations)
+    m = _check_batch("activation maps", maps)
+    if y.shape != m.shape:
+        raise ValueError(f"observations {y.shape} and activation maps {m.shape} differ in shape")
+    if (m < 0).any():
+        raise ValueError("activation maps must count defects (>= 0)")
+    return y, m
 
 
 def defect_average(observations: np.ndarray, maps: np.ndarray) -> np.ndarray:
@@ -48,8 +60,7 @@ def defect_average(observations: np.ndarray, maps: np.ndarray) -> np.ndarray:
     (32, 32)); pixels a window takes from outside the field of view are left out of the mean.
     Y's mean is removed first so missing pixels do not bias the average. Returns (N, 64, 64)
     min-max scaled to [0, 1]; an image with no labelled defect gives zeros."""
-    y = _check_batch("observations", observations)
-    m = _check_batch("activation maps", maps)
+    y, m = _check_pair(observations, maps)
     y = y - y.mean(axis=(-2, -1), keepdims=True)
     # sum over defects of shifted windows = correlation of Y with M; coverage = correlation of 1 with M
     op = ConvolutionOperator.from_maps(m)
@@ -69,12 +80,15 @@ def least_squares(observations: np.ndarray, maps: np.ndarray, lam: float = 1e-3,
     ``iterations``, which regularises too (early stopping keeps B in the range of H^T).
     Returns (N, 64, 64) kernels min-max scaled to [0, 1] (``return_raw``: the unscaled B).
     """
-    y = _check_batch("observations", observations)
-    m = _check_batch("activation maps", maps)
-    if y.shape != m.shape:
-        raise ValueError(f"observations {y.shape} and activation maps {m.shape} differ in shape")
-    if lam <= 0:
-        raise ValueError(f"lam must be > 0, got {lam}")
+    y, m = _check_pair(observations, maps)
+    if not (np.isfinite(lam) and lam > 0):
+        raise ValueError(f"lam must be a finite number > 0, got {lam}")
+    if isinstance(iterations, bool) or not isinstance(iterations, (int, np.integer)) or iterations < 1:
+        raise ValueError(f"iterations must be an integer >= 1, got {iterations!r}")
+    empty = np.flatnonzero(m.sum(axis=(-2, -1)) == 0)
+    if len(empty):
+        raise ValueError(f"activation map {int(empty[0])} (of {len(m)}) has no defect: the kernel is not determined "
+                         "by that observation; leave it out")
     damp = (lam * np.maximum(m.sum(axis=(-2, -1)), 1.0))[:, None, None]
     op = ConvolutionOperator.from_maps(m)
     eps_c = 1e-6 * 64 * 64  # a whisper of damping on the offset keeps the system definite
@@ -160,7 +174,8 @@ def hybrid(observation_encoder, kernel_vae, observations: torch.Tensor, cfg: Phy
 
 def _hybrid_loss(kernel_vae, z, z0, op: ConvolutionOperator, y, border, mu):
     """Data misfit of s M (*) (A(z) - zero level) + c against Y, plus mu ||z - z0||^2."""
-    kern = from_model_scale(kernel_vae.decode(z).sample)[:, 0].double()
+    with torch.autocast("cuda", dtype=torch.float16, enabled=z.is_cuda):  # the decoder in fp16 on a GPU
+        kern = from_model_scale(kernel_vae.decode(z).sample)[:, 0].double()  # the physics in float64
     kern = kern - kern[:, border].mean(1)[:, None, None]
     f = op.forward(kern).reshape(len(y), -1)
     s, c = _fit_scale_offset(f, y)

@@ -24,16 +24,24 @@ from .models import ModelConfigError, ModelInfo, ObservationEncoder, autoencoder
 from .runs import RunLayout, as_layout
 from .splits import Splits, check_splits, make_splits
 
-__all__ = ["fingerprint", "digest", "save_blob", "load_blob", "check_fingerprint", "load_data",
+__all__ = ["CheckpointError", "fingerprint", "digest", "save_blob", "load_blob", "check_fingerprint", "load_data",
            "load_kernel_vae", "load_observation_encoder", "load_one_step", "step_fingerprint"]
 
 
+class CheckpointError(ValueError):
+    """A model or checkpoint file cannot be read; the message names it and what to do."""
+
+
 def fingerprint(profile: Profile, step: str, ds: QPIDataset) -> dict:
-    """What a checkpoint must match to be resumed or used: profile, model, step config, data."""
+    """What a checkpoint must match to be resumed or used: profile, model, step config (all but
+    the epoch count, so a run can be extended by raising it, and the checkpoint interval), data."""
+    train = asdict(getattr(profile, step))
+    for free in ("epochs", "checkpoint_every"):  # may change between calls: extend a run, save less often
+        train.pop(free)
     return {
         "profile": profile.name,
         "model": asdict(profile.model),
-        "train": asdict(getattr(profile, step)),
+        "train": train,
         "dataset_hash": ds.meta.get("content_hash"),
         "split_seed": profile.simulation.split_seed,
     }
@@ -73,7 +81,17 @@ def check_fingerprint(found: dict, expected: dict, path: Path) -> None:
 def load_blob(path: Path, expect_step: str | None = None, expected_fingerprint: dict | None = None) -> dict:
     """A saved model or checkpoint file; checks its step and (optionally) its fingerprint."""
     path = Path(path)
-    blob = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # torch raises many kinds for a truncated or foreign file
+        detail = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path}: cannot be read ({detail}); the file is damaged or incomplete: "
+                              "delete it, or rerun with --restart to train afresh") from None
+    if not isinstance(blob, dict) or "state_dict" not in blob:
+        raise CheckpointError(f"{path}: not a qpi-kit model or checkpoint (no weights in it): delete it, "
+                              "or rerun with --restart to train afresh")
     if expect_step and blob.get("step") != expect_step:
         raise ModelConfigError(f"{path} holds step {blob.get('step')!r}, expected {expect_step!r}")
     if expected_fingerprint is not None:

@@ -1,7 +1,7 @@
 """The ``qpi`` command line: every step of the kit, each reading one profile.
 
 Run ``qpi --help`` or ``qpi COMMAND --help``. All commands take ``--profile`` (smoke, quick,
-paper; default ``$QPI_PROFILE``, else paper on a GPU and quick on a CPU) and ``--set
+colab, paper; default ``$QPI_PROFILE``, else colab on a GPU and quick on a CPU) and ``--set
 section.key=value`` overrides, and write under ``--run-dir`` (default ``runs/<profile>`` in the
 checkout).
 """
@@ -14,12 +14,16 @@ import sys
 import time
 from pathlib import Path
 
+from .budget import SUSTAINED_TFLOPS, chain_flops, estimate_seconds, measure_training, training_samples
 from .chain import ChainError, run_chain
 from .config import PROFILE_NAMES, ProfileError, default_profile_name, get_profile
-from .data import DatasetError, save_dataset, simulate_dataset
+from .checkpoints import CheckpointError, load_blob, step_fingerprint
+from .data import DatasetError, check_dataset_target, load_dataset, save_dataset, simulate_dataset
 from .evaluate import evaluate, markdown_table
-from .models import ModelConfigError
-from .runs import RunLayout
+from .files import write_text
+from .models import ModelConfigError, load_pretrained_rgb
+from .realdata import RealDataError
+from .runs import STEPS, RunLayout
 from .train import TrainingError, train_alignment, train_kernel_vae, train_one_step
 
 __all__ = ["main", "build_parser"]
@@ -27,8 +31,9 @@ __all__ = ["main", "build_parser"]
 
 def _common(p: argparse.ArgumentParser, run_dir: bool = True) -> None:
     p.add_argument("--profile", default=None, choices=PROFILE_NAMES,
-                   help="size profile: smoke (CI, seconds), quick (2-core CPU, <30 min for the chain), "
-                        "paper (GPU, the paper's sizes); default $QPI_PROFILE, else paper on a GPU, quick on a CPU")
+                   help="size profile: smoke (CI, seconds), quick (2-core CPU, <30 min for the chain), colab (a "
+                        "free T4, about 1 h), paper (a big GPU, the paper's sizes); default $QPI_PROFILE, else "
+                        "colab on a GPU, quick on a CPU")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override one profile value, e.g. --set simulation.n_kernels=20 (repeatable)")
     if run_dir:
@@ -49,10 +54,11 @@ def cmd_profile(args) -> int:
 def cmd_simulate(args) -> int:
     prof = args.profile_obj
     out = Path(args.out) if args.out else _layout(args).data
+    check_dataset_target(out, args.force)  # before the work: a bad --out fails at once
     t0 = time.perf_counter()
     ds = simulate_dataset(prof.simulation, profile=prof.name, progress=not args.no_progress)
     elapsed = time.perf_counter() - t0
-    save_dataset(ds, out)
+    save_dataset(ds, out, force=args.force)
     s = prof.simulation
     print(f"wrote {out}: {s.n_kernels} kernels x {s.n_observations} observations "
           f"({s.n_kernels * s.n_observations / elapsed:.0f} observations/s, {elapsed:.1f} s); "
@@ -70,6 +76,66 @@ def _train(step: str):
     return run
 
 
+def cmd_check(args) -> int:
+    """Full check of a run directory: every dataset value against its hash, every activation
+    map against its positions, every trained model readable and made with this profile."""
+    layout = _layout(args)
+    layout.require("data")
+    ds = load_dataset(layout.data, verify=True)
+    print(f"{layout.display(layout.data)}: {ds.n_kernels} kernels x {ds.n_observations} observations, "
+          f"content hash {ds.meta['content_hash'][:16]} verified")
+    for step in STEPS:
+        for path in (layout.model(step), layout.checkpoint(step)):
+            if path.is_file():
+                blob = load_blob(path, step, step_fingerprint(args.profile_obj, step, ds))
+                print(f"{layout.display(path)}: readable, {len(blob['history'])} epochs, fits profile "
+                      f"{args.profile_obj.name}")
+    return 0
+
+
+def _estimate(profile) -> dict:
+    flops = chain_flops(profile)
+    return {"profile": profile.name, "pflop": {k: round(v / 1e15, 3) for k, v in flops.items()},
+            "pflop_total": round(sum(flops.values()) / 1e15, 2),
+            "assumed_sustained_tflops": SUSTAINED_TFLOPS,
+            "estimated_hours": {gpu: round(estimate_seconds(flops, t) / 3600, 2) for gpu, t in SUSTAINED_TFLOPS.items()}}
+
+
+def cmd_doctor(args) -> int:
+    """Device, versions, pretrained weights, and how long the chosen profile will take."""
+    import accelerate
+    import diffusers
+    import torch
+
+    prof = args.profile_obj
+    cuda = torch.cuda.is_available()
+    device = torch.cuda.get_device_name(0) if cuda else f"CPU ({torch.get_num_threads()} threads)"
+    print(f"device: {device}; torch {torch.__version__}, diffusers {diffusers.__version__}, "
+          f"accelerate {accelerate.__version__}")
+    report = {"device": device, **_estimate(prof)}
+    if prof.model.pretrained:
+        try:
+            load_pretrained_rgb(prof.model.pretrained)
+            report["pretrained_weights"] = "load"
+        except OSError as exc:
+            report["pretrained_weights"] = f"do not load ({str(exc).strip().splitlines()[0][:120]})"
+        print(f"pretrained weights {prof.model.pretrained}: {report['pretrained_weights']}")
+    article = lambda gpu: "an" if gpu[0] in "AEIOU" else "a"
+    hours = ", ".join((f"{h:.2g} h" if h >= 1 else f"{h * 60:.0f} min") + f" on {article(gpu)} {gpu}"
+                      for gpu, h in report["estimated_hours"].items())
+    print(f"profile {prof.name}: {report['pflop_total']:.3g} PFLOP counted for the chain; about {hours} "
+          f"(at an assumed sustained {', '.join(f'{t:g} TFLOP/s on {article(g)} {g}' for g, t in SUSTAINED_TFLOPS.items())})")
+    if args.measure:
+        per_sample, samples = measure_training(prof), training_samples(prof)
+        seconds = {step: per_sample[step] * samples[step] for step in per_sample}
+        report["measured_training_seconds"] = {k: round(v, 1) for k, v in seconds.items()}
+        print(f"measured on this device: training about {sum(seconds.values()) / 3600:.2g} h "
+              f"({', '.join(f'{k} {v / 60:.0f} min' for k, v in seconds.items())})")
+    if args.json:
+        write_text(args.json, json.dumps(report, indent=2) + "\n")
+    return 0
+
+
 def cmd_evaluate(args) -> int:
     layout = _layout(args)
     results = Path(args.results_dir) if args.results_dir else layout.results
@@ -81,6 +147,10 @@ def cmd_evaluate(args) -> int:
 
 def cmd_reproduce(args) -> int:
     """The main job: the numbered notebooks in order (papermill), figures and tables collected."""
+    if args.profile_obj.name == "paper":  # hours of GPU time: say so before starting
+        est = _estimate(args.profile_obj)
+        print(f"the paper profile: about {est['estimated_hours']['T4']:.1f} h on a T4, "
+              f"{est['estimated_hours']['A100']:.1f} h on an A100 (counted FLOPs; see `qpi doctor`)", flush=True)
     if args.overrides:
         print("qpi reproduce: error: --set is not supported for the notebook chain; the notebooks read the "
               "profile as defined in qpi_utils/config.py", file=sys.stderr)
@@ -103,6 +173,8 @@ COMMANDS = {
     "train-kernel-vae": (_train("kernel_vae"), "step 1: train the kernel VAE (MSE + alpha sym + beta KL)", True),
     "train-alignment": (_train("alignment"), "step 2: train the observation encoder to the frozen kernel latents", True),
     "train-one-step": (_train("one_step"), "baseline: train (Y, M) -> kernel directly", True),
+    "doctor": (cmd_doctor, "device, versions, pretrained weights, and the estimated time of a profile", False),
+    "check": (cmd_check, "verify a run directory in full: dataset hash, activation maps, model files", True),
     "evaluate": (cmd_evaluate, "ID/OOD table (MAE, MSE, RMSE on [0,1] and [-1,1]) with provenance", True),
     "reproduce": (cmd_reproduce, "run the numbered notebooks in order (papermill) into --run-dir, collect "
                                  "figures into figures/<profile> and tables into results/<profile>", True),
@@ -121,7 +193,10 @@ def build_parser() -> argparse.ArgumentParser:
         _common(p, run_dir=has_run_dir)
         if name == "simulate":
             p.add_argument("--out", type=Path, default=None,
-                           help="dataset directory to write (default <run-dir>/data); replaced atomically")
+                           help="dataset directory to write (default <run-dir>/data); must be new, empty or a "
+                                "dataset (replaced atomically)")
+            p.add_argument("--force", action="store_true",
+                           help="replace --out even if it holds other files (they are deleted)")
         for extra in EXTRA_ARGS.get(name, ()):
             extra(p)
         p.set_defaults(func=func)
@@ -138,6 +213,10 @@ EXTRA_ARGS: dict = {
     "train-alignment": [_restart],
     "train-one-step": [_restart],
     "evaluate": [_results],
+    "doctor": [lambda p: p.add_argument("--no-measure", dest="measure", action="store_false",
+                                        help="skip timing real training steps on this device (slow on a CPU for "
+                                             "the colab and paper profiles)"),
+               lambda p: p.add_argument("--json", type=Path, default=None, help="also write the report here")],
     "reproduce": [_results,
                   lambda p: p.add_argument("--figures-dir", type=Path, default=None,
                                            help="where the chain's figures are collected (default figures/<profile>)"),
@@ -155,9 +234,18 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.profile_obj = get_profile(args.profile or default_profile_name(), args.overrides)
         return int(args.func(args) or 0)
-    except (ProfileError, DatasetError, FileNotFoundError, TrainingError, ModelConfigError) as exc:
+    except (ProfileError, DatasetError, FileNotFoundError, TrainingError, ModelConfigError, CheckpointError,
+            RealDataError, ChainError) as exc:
         print(f"qpi {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a folder that is a file, a read-only place, a full disk: say which
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"qpi {args.command}: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\nqpi {args.command}: interrupted; rerun the same command to resume "
+              "(training continues from its last checkpoint)", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -54,7 +54,10 @@ __all__ = [
     "DatasetError",
     "QPIDataset",
     "content_hash",
+    "sample_hash",
     "save_dataset",
+    "check_dataset_target",
+    "recover_dataset",
     "load_dataset",
     "simulate_dataset",
     "KernelDataset",
@@ -82,6 +85,18 @@ def content_hash(arrays: dict[str, np.ndarray]) -> str:
         h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
         h.update(a.tobytes())
     return h.hexdigest()
+
+
+def _sample_rows(n: int, k: int = 16) -> np.ndarray:
+    return np.unique(np.linspace(0, n - 1, min(n, k)).astype(int)) if n else np.zeros(0, int)
+
+
+def sample_hash(arrays: dict[str, np.ndarray], n: int = 4096) -> str:
+    """SHA-256 over ``n`` evenly spaced values of every array: a cheap check, on every load, that
+    the files are still the ones written (a few MB read even at the paper's size). It samples:
+    the full check is :func:`content_hash` (``load_dataset(verify=True)``, ``qpi check``)."""
+    return content_hash({name: np.asarray(a).reshape(-1)[_sample_rows(np.size(a), n)] if np.ndim(a) else np.asarray(a)
+                         for name, a in arrays.items()})
 
 
 @dataclass
@@ -138,39 +153,132 @@ class QPIDataset:
                 raise DatasetError(f"{where}: {name} must be (K={k}, O={o}, S, 2), got {tuple(a.shape)}")
         for name in ("kernels", "observations"):
             a = self.arrays[name]
-            if not np.isfinite(a).all():
+            lo, hi = float(np.min(a)), float(np.max(a))
+            if not (np.isfinite(lo) and np.isfinite(hi)):
                 bad = np.argwhere(~np.isfinite(a))[0].tolist()
                 raise DatasetError(f"{where}: {name} contains NaN or inf (first at index {bad})")
+            if lo < 0.0 or hi > 1.0:
+                raise DatasetError(f"{where}: {name} must be min-max scaled to [0, 1], found values in [{lo:g}, {hi:g}]")
+        for name in ("kernel_range", "observation_range"):
+            if not np.isfinite(self.arrays[name]).all():
+                raise DatasetError(f"{where}: {name} contains NaN or inf")
+        if (np.asarray(self.n_scatterers) < 0).any():
+            raise DatasetError(f"{where}: n_scatterers has negative counts")
+        self.check_activation_maps(where, sample=64)
         sym = self.arrays["param_symmetry"]
         bad = [s for s in np.unique(sym) if s not in SYMMETRY_ORDERS]
         if bad:
             raise DatasetError(f"{where}: param_symmetry has values {bad}; allowed {SYMMETRY_ORDERS}")
 
-    def check_activation_maps(self, where: str = "dataset") -> None:
-        """Raise if any activation map differs from the one its positions imply."""
-        expected = activation_map(self.positions, self.kernels.shape[-1])
-        mismatch = np.argwhere((expected != np.asarray(self.activation_maps)).any(axis=(-2, -1)))
+    def check_activation_maps(self, where: str = "dataset", sample: int | None = None) -> None:
+        """Raise if an activation map differs from the one its positions imply, or if the
+        counts disagree. ``sample``: check only that many evenly spaced observations (cheap)."""
+        k_total, o_total = self.n_scatterers.shape
+        flat = np.arange(k_total * o_total) if sample is None else _sample_rows(k_total * o_total, sample)
+        ks, os_ = np.divmod(flat, o_total)
+        positions = np.asarray(self.positions[ks, os_])
+        expected = activation_map(positions, self.kernels.shape[-1])
+        mismatch = np.flatnonzero((expected != np.asarray(self.activation_maps[ks, os_])).any(axis=(-2, -1)))
         if len(mismatch):
-            k, o = mismatch[0].tolist()
+            k, o = int(ks[mismatch[0]]), int(os_[mismatch[0]])
             raise DatasetError(
                 f"{where}: activation map of kernel {k}, observation {o} does not match its positions "
                 f"({len(mismatch)} maps differ)")
-        counts = np.isfinite(self.positions[..., 0]).sum(-1)
-        if (counts != self.n_scatterers).any():
-            k, o = np.argwhere(counts != self.n_scatterers)[0].tolist()
-            raise DatasetError(f"{where}: n_scatterers[{k}, {o}] = {self.n_scatterers[k, o]} but "
-                               f"{counts[k, o]} positions are given")
+        counts = np.isfinite(positions[..., 0]).sum(-1)
+        stored = np.asarray(self.n_scatterers[ks, os_])
+        if (counts != stored).any():
+            i = int(np.flatnonzero(counts != stored)[0])
+            raise DatasetError(f"{where}: n_scatterers[{ks[i]}, {os_[i]}] = {stored[i]} but "
+                               f"{counts[i]} positions are given")
 
     def denormalise_kernel(self, k: int, image: np.ndarray) -> np.ndarray:
         lo, hi = self.arrays["kernel_range"][k]
         return image * (hi - lo) + lo
 
 
-def save_dataset(ds: QPIDataset, path: str | os.PathLike) -> Path:
-    """Write ``ds`` to directory ``path`` atomically (temporary directory, then rename)."""
+def _is_dataset_dir(path: Path) -> bool:
+    """Does ``path`` hold a dataset of this format (a ``meta.json`` naming its format version)?"""
+    try:
+        meta = json.loads((path / "meta.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(meta, dict) and "format_version" in meta
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _debris(path: Path, kind: str) -> list[Path]:
+    """Hidden ``.NAME.tmp-*`` / ``.NAME.old-*`` folders left beside ``path`` by writers that
+    were killed (their process is gone); folders of a live writer are not touched."""
+    out = []
+    for cand in path.parent.glob(f".{path.name}.{kind}-*"):
+        pid = cand.name.rsplit("-", 1)[-1]
+        if kind == "tmp":  # mkdtemp adds a random suffix after "<pid>_"
+            pid = cand.name[len(f".{path.name}.tmp-"):].split("_")[0]
+        if cand.is_dir() and not (pid.isdigit() and int(pid) != os.getpid() and _pid_alive(int(pid))):
+            out.append(cand)
+    return out
+
+
+def recover_dataset(path: str | os.PathLike) -> None:
+    """Finish what an interrupted :func:`save_dataset` left: if ``path`` is missing but the old
+    dataset was moved aside (a crash between the two renames), move it back; remove the
+    temporary folders of writers that are gone."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    if not path.exists():
+        old = sorted((d for d in _debris(path, "old") if _is_dataset_dir(d)), key=lambda d: d.stat().st_mtime)
+        if old:
+            os.replace(old[-1], path)
+    for d in _debris(path, "tmp") + _debris(path, "old"):
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def check_dataset_target(path: str | os.PathLike, force: bool = False) -> Path:
+    """Raise :class:`DatasetError` unless a dataset may be written at ``path``: absent, an empty
+    folder, or a dataset written before (anything else only with ``force``). Call it before
+    long work, so a bad ``--out`` fails at once."""
+    path = Path(path)
+    if path.is_symlink() or (path.exists() and not path.is_dir()):
+        raise DatasetError(f"{path} exists and is not a directory: choose a new folder for the dataset")
+    if path.resolve() in (Path.cwd().resolve(), *Path.cwd().resolve().parents) and not force:
+        raise DatasetError(f"{path} is the current folder or one of its parents: choose a new folder for the dataset")
+    for parent in (path, *path.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                raise DatasetError(f"cannot write a dataset at {path}: {parent} is a file")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise DatasetError(f"cannot write a dataset at {path}: {parent} is not writable")
+            break
+    recover_dataset(path)
+    if path.is_dir() and any(path.iterdir()) and not _is_dataset_dir(path) and not force:
+        sample = ", ".join(sorted(p.name for p in path.iterdir())[:4])
+        raise DatasetError(f"{path} holds files that are not a qpi dataset ({sample}, ...): nothing was written. "
+                           "Choose a new or empty folder (e.g. <run-dir>/data), or pass --force to replace it")
+    return path
+
+
+def save_dataset(ds: QPIDataset, path: str | os.PathLike, force: bool = False) -> Path:
+    """Write ``ds`` to directory ``path`` atomically (temporary directory, then rename).
+
+    ``path`` must be absent, an empty directory, or a dataset written before (which is
+    replaced); anything else (a file, a folder of other files, a run directory) is refused with
+    a :class:`DatasetError` unless ``force``, so nothing of the user's is ever deleted by mistake.
+    An interrupted write leaves the old dataset (or none) and debris that the next call cleans.
+    """
+    path = check_dataset_target(path, force)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-{os.getpid()}_", dir=path.parent))
+    except OSError as exc:
+        raise DatasetError(f"cannot write a dataset at {path}: {exc.strerror or exc}") from None
     try:
         for name in ARRAY_NAMES:
             np.save(tmp / f"{name}.npy", np.asarray(ds.arrays[name]), allow_pickle=False)
@@ -178,9 +286,10 @@ def save_dataset(ds: QPIDataset, path: str | os.PathLike) -> Path:
         meta.setdefault("format_version", FORMAT_VERSION)
         meta.setdefault("content_hash", content_hash({n: np.asarray(ds.arrays[n]) for n in ARRAY_NAMES}))
         meta["shapes"] = {n: list(np.shape(ds.arrays[n])) for n in ARRAY_NAMES}
+        meta["sample_hash"] = sample_hash({n: np.asarray(ds.arrays[n]) for n in ARRAY_NAMES})
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True))  # last: marks complete
         old = None
-        if path.exists():
+        if path.exists():  # moved aside, not deleted, until the new one is in place
             old = path.with_name(f".{path.name}.old-{os.getpid()}")
             os.replace(path, old)
         os.replace(tmp, path)
@@ -188,6 +297,7 @@ def save_dataset(ds: QPIDataset, path: str | os.PathLike) -> Path:
             shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        recover_dataset(path)
         raise
     return path
 
@@ -195,9 +305,13 @@ def save_dataset(ds: QPIDataset, path: str | os.PathLike) -> Path:
 def load_dataset(path: str | os.PathLike, mmap: bool = True, verify: bool = False) -> QPIDataset:
     """Load a dataset directory written by :func:`save_dataset` (memory-mapped by default).
 
-    ``verify=True`` re-hashes every array and compares with ``meta.json`` (reads everything).
+    Always checked (cheap): the format, every array's presence, shape and value range, the
+    activation maps of a sample of observations against their positions, and a hash of a sample
+    of every array (a dataset edited in place is caught). ``verify=True`` re-hashes every array
+    and checks every activation map (reads everything).
     """
     path = Path(path)
+    recover_dataset(path)
     if not path.is_dir():
         raise DatasetError(f"{path}: no dataset directory here (run `qpi simulate --out {path}` first)")
     meta_file = path / "meta.json"
@@ -205,11 +319,17 @@ def load_dataset(path: str | os.PathLike, mmap: bool = True, verify: bool = Fals
         raise DatasetError(f"{path}: meta.json is missing: the dataset is incomplete (an interrupted write?)")
     try:
         meta = json.loads(meta_file.read_text())
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DatasetError(f"{meta_file}: not valid JSON ({exc})") from None
+    if not isinstance(meta, dict):
+        raise DatasetError(f"{meta_file}: must hold a JSON object (format_version, content_hash, ...), "
+                           f"found a {type(meta).__name__}")
     version = meta.get("format_version")
     if version != FORMAT_VERSION:
         raise DatasetError(f"{meta_file}: format_version {version!r}, this kit reads {FORMAT_VERSION}")
+    shapes = meta.get("shapes", {})
+    if not isinstance(shapes, dict):
+        raise DatasetError(f"{meta_file}: 'shapes' must be an object, found {shapes!r}")
     arrays = {}
     for name in ARRAY_NAMES:
         f = path / f"{name}.npy"
@@ -219,15 +339,21 @@ def load_dataset(path: str | os.PathLike, mmap: bool = True, verify: bool = Fals
             arrays[name] = np.load(f, mmap_mode="r" if mmap else None, allow_pickle=False)
         except (ValueError, OSError, EOFError) as exc:
             raise DatasetError(f"{f}: cannot be read as .npy ({exc})") from None
-        expected = meta.get("shapes", {}).get(name)
+        expected = shapes.get(name)
         if expected is not None and list(arrays[name].shape) != expected:
             raise DatasetError(f"{f}: shape {list(arrays[name].shape)} but meta.json says {expected}")
+    if "sample_hash" in meta and sample_hash(arrays) != meta["sample_hash"]:
+        raise DatasetError(f"{path}: its arrays changed after it was written (sampled hash differs from "
+                           "meta.json): re-simulate it, or load with verify=True to check every value")
     if verify:
         digest = content_hash({n: np.asarray(a) for n, a in arrays.items()})
         if digest != meta.get("content_hash"):
             raise DatasetError(f"{path}: content hash {digest[:12]}... does not match meta.json "
                                f"({str(meta.get('content_hash'))[:12]}...): files changed or corrupt")
-    return QPIDataset.from_arrays(arrays, meta, where=str(path))
+    ds = QPIDataset.from_arrays(arrays, meta, where=str(path))
+    if verify:
+        ds.check_activation_maps(str(path))
+    return ds
 
 
 # --------------------------------------------------------------------------------------------

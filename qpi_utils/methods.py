@@ -27,22 +27,31 @@ from .models import from_model_scale, to_model_scale
 from .runs import RunLayout, as_layout
 from .splits import Splits
 
-__all__ = ["METHODS", "TrainedModels", "load_models", "predict_two_step", "predict_one_step", "predict_dataset"]
+__all__ = ["METHODS", "TrainedModels", "load_models", "gpu_autocast", "predict_two_step", "predict_one_step", "predict_dataset"]
 
 METHODS = ("mean_kernel", "one_step", "two_step", "defect_average", "least_squares", "hybrid")
+
+
+def gpu_autocast(x: torch.Tensor):
+    """fp16 autocast for inference on a CUDA tensor (the SDXL-VAE is fp16-safe: the fp16-fix
+    weights); a no-op on the CPU, where results stay fp32 and bit-reproducible."""
+    return torch.autocast("cuda", dtype=torch.float16, enabled=x.is_cuda)
 
 
 @torch.no_grad()
 def predict_two_step(encoder, decoder_vae, observations: torch.Tensor) -> torch.Tensor:
     """(B, 2, 64, 64) (Y, M) on [0, 1] -> (B, 1, 64, 64) kernels on [0, 1]."""
-    mean, _ = encoder(to_model_scale(observations))
-    return from_model_scale(decoder_vae.decode(mean).sample)
+    with gpu_autocast(observations):
+        mean, _ = encoder(to_model_scale(observations))
+        return from_model_scale(decoder_vae.decode(mean).sample).float()
 
 
 @torch.no_grad()
 def predict_one_step(model, observations: torch.Tensor) -> torch.Tensor:
-    mean = model.encode(to_model_scale(observations)).latent_dist.mean
-    return from_model_scale(model.decode(mean).sample)
+    """(B, 2, 64, 64) (Y, M) on [0, 1] -> (B, 1, 64, 64) kernels on [0, 1] (posterior mean)."""
+    with gpu_autocast(observations):
+        mean = model.encode(to_model_scale(observations)).latent_dist.mean
+        return from_model_scale(model.decode(mean).sample).float()
 
 
 @torch.no_grad()

@@ -15,7 +15,10 @@ __all__ = ["errors"]
 
 def errors(pred: np.ndarray, target: np.ndarray) -> dict[str, np.ndarray]:
     """Per-sample MAE, MSE, RMSE of (N, H, W) images on [0, 1] and on [-1, 1]."""
-    d = (np.asarray(pred, np.float64) - np.asarray(target, np.float64)).reshape(len(pred), -1)
+    pred, target = np.asarray(pred, np.float64), np.asarray(target, np.float64)
+    if pred.shape != target.shape or pred.ndim < 2:
+        raise ValueError(f"predictions {pred.shape} and targets {target.shape} must be (N, H, W) of one shape")
+    d = (pred - target).reshape(len(pred), -1)
     mae, mse = np.abs(d).mean(1), (d * d).mean(1)
     rmse = np.sqrt(mse)
     return {"mae": mae, "mse": mse, "rmse": rmse, "mae_pm1": 2 * mae, "mse_pm1": 4 * mse, "rmse_pm1": 2 * rmse}

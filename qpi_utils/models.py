@@ -20,8 +20,10 @@ says so, and ``pretrained`` is False in the :class:`ModelInfo` that every result
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -32,6 +34,8 @@ from .config import ModelConfig
 __all__ = [
     "ModelInfo",
     "ModelConfigError",
+    "PretrainedWeightsError",
+    "load_pretrained_rgb",
     "autoencoder_config",
     "build_kernel_vae",
     "build_one_step",
@@ -118,15 +122,54 @@ def adapt_rgb_autoencoder(rgb_vae, cfg: ModelConfig, in_channels: int, out_chann
     return model
 
 
+class PretrainedWeightsError(ModelConfigError):
+    """The profile asks for pretrained weights that cannot be loaded here."""
+
+
+def _hub_reachable(host: str = "huggingface.co") -> bool:
+    """Can the hub's name be resolved at all? (Without network this fails at once, where a
+    download attempt would retry for half a minute.)"""
+    import socket
+
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+        return False
+    try:
+        socket.getaddrinfo(host, 443)
+    except OSError:
+        return False
+    return True
+
+
+def load_pretrained_rgb(name: str):
+    """The RGB ``AutoencoderKL`` ``name`` (a Hugging Face id or a local folder): from a local
+    folder or the hub's cache first, then from the hub when it can be reached. Raises OSError."""
+    from diffusers import AutoencoderKL
+
+    try:
+        return AutoencoderKL.from_pretrained(name, local_files_only=True)
+    except OSError:
+        if Path(name).exists() or not _hub_reachable():
+            raise
+    return AutoencoderKL.from_pretrained(name)
+
+
 def _autoencoder(cfg: ModelConfig, in_channels: int, out_channels: int):
-    """(model, ModelInfo): pretrained and adapted when possible, else random with a warning."""
+    """(model, ModelInfo): pretrained and adapted when the profile asks for it. Weights that
+    cannot be loaded stop with :class:`PretrainedWeightsError`, unless the profile allows random
+    initialisation (``model.allow_random_init``), which is then warned about and recorded."""
     from diffusers import AutoencoderKL
 
     if cfg.pretrained:
         try:
-            rgb = AutoencoderKL.from_pretrained(cfg.pretrained)
+            rgb = load_pretrained_rgb(cfg.pretrained)
         except OSError as exc:  # no network, no cache, or no such repository
-            msg = (f"could not load pretrained weights {cfg.pretrained!r} ({str(exc).splitlines()[0][:160]}); "
+            reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+            if not cfg.allow_random_init:
+                raise PretrainedWeightsError(
+                    f"pretrained weights {cfg.pretrained!r} cannot be loaded ({reason}): connect to the internet "
+                    "once (they are cached), or pass --set model.allow_random_init=true to train from random "
+                    "weights (results then record pretrained: false)") from None
+            msg = (f"could not load pretrained weights {cfg.pretrained!r} ({reason}); "
                    "falling back to RANDOM initialisation: results will record pretrained=false")
             warnings.warn(msg, RuntimeWarning, stacklevel=3)
             log.warning(msg)

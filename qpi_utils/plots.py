@@ -10,7 +10,7 @@ import numpy as np
 from .files import atomic_path
 from .simulate import SYMMETRY_NAMES, SYMMETRY_ORDERS
 
-__all__ = ["pyplot", "save_figure", "fourier_magnitude", "plot_dataset_examples", "plot_history", "plot_predictions",
+__all__ = ["pyplot", "save_figure", "zero_level", "diverging_limits", "show_image", "fourier_magnitude", "plot_dataset_examples", "plot_history", "plot_predictions",
            "plot_tsne", "plot_kernel_reconstructions", "plot_error_vs_defects", "plot_sweep", "plot_real_map",
            "plot_fft", "plot_extracted_kernels"]
 
@@ -45,6 +45,38 @@ def save_figure(fig, path: str | os.PathLike, dpi: int = 120, close: bool = Fals
     return Path(path)
 
 
+def zero_level(image: np.ndarray, border: int = 4) -> float:
+    """The kernel's zero level: the mean of its ``border``-pixel frame (kernels decay to zero
+    there; min-max scaling moved that zero away from 0)."""
+    image = np.asarray(image, np.float64)
+    frame = np.ones(image.shape, bool)
+    frame[border:-border, border:-border] = False
+    return float(image[frame].mean())
+
+
+def diverging_limits(image: np.ndarray) -> tuple[float, float]:
+    """(vmin, vmax) of a red-blue map centred on the image's zero level (white = zero)."""
+    zero = zero_level(image)
+    half = float(np.nanmax(np.abs(np.asarray(image, np.float64) - zero))) or 1.0
+    return zero - half, zero + half
+
+
+def show_image(ax, image: np.ndarray, limits: tuple[float, float] | None = None, cmap: str = "RdBu_r",
+               colorbar: bool = True, **kwargs):
+    """``imshow`` on a red-blue map centred on ``image``'s zero level (or on ``limits``, to share
+    a scale across panels), with a slim colorbar."""
+    vmin, vmax = limits or diverging_limits(image)
+    im = ax.imshow(image, cmap=cmap, vmin=vmin, vmax=vmax, **kwargs)
+    if colorbar:
+        ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
+    return im
+
+
+def _legend_outside(ax, **kwargs):
+    """A legend beside the axes, so it hides no curve."""
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, **kwargs)
+
+
 def fourier_magnitude(image: np.ndarray) -> np.ndarray:
     """log(1 + |FFT|) of the mean-subtracted image, zero frequency at the centre."""
     image = np.asarray(image, dtype=np.float64)
@@ -60,16 +92,17 @@ def plot_dataset_examples(ds, observation: int = 0):
         if not len(ks):
             continue
         k = int(ks[0])
-        axes[0, col].imshow(ds.kernels[k], cmap="RdBu_r")
+        show_image(axes[0, col], ds.kernels[k])
         axes[0, col].set_title(f"kernel {k}: {SYMMETRY_NAMES[order]}")
-        axes[1, col].imshow(ds.observations[k, observation], cmap="RdBu_r")
+        show_image(axes[1, col], ds.observations[k, observation], (0.0, 1.0), cmap="gray")
         pos = np.asarray(ds.positions[k, observation])
         axes[1, col].scatter(pos[:, 0], pos[:, 1], s=6, c="k", marker="x", linewidths=0.6)
         axes[1, col].set_xlim(-0.5, 63.5)
         axes[1, col].set_ylim(63.5, -0.5)
         axes[1, col].set_title(f"observation, {int(ds.n_scatterers[k, observation])} defects")
-        axes[2, col].imshow(fourier_magnitude(ds.kernels[k]), cmap="magma")
-        axes[2, col].set_title("|FFT| of kernel")
+        mag = axes[2, col].imshow(fourier_magnitude(ds.kernels[k]), cmap="magma")
+        fig.colorbar(mag, ax=axes[2, col], fraction=0.046, pad=0.03)
+        axes[2, col].set_title("log(1 + |FFT|) of kernel")
     return _without_ticks(fig, axes)
 
 
@@ -100,14 +133,15 @@ def plot_predictions(observations: np.ndarray, truth: np.ndarray, predictions: d
     cols = 2 + len(predictions)
     fig, axes = plt.subplots(n, cols, figsize=(2.3 * cols, 2.3 * n), squeeze=False)
     for i in range(n):
-        axes[i, 0].imshow(observations[i, 0], cmap="RdBu_r")
+        axes[i, 0].imshow(observations[i, 0], cmap="gray")
         ys, xs = np.nonzero(observations[i, 1])
-        axes[i, 0].scatter(xs, ys, s=3, c="k")
+        axes[i, 0].scatter(xs, ys, s=3, c="r")
         axes[i, 0].set_xlim(-0.5, 63.5)
         axes[i, 0].set_ylim(63.5, -0.5)
-        axes[i, 1].imshow(truth[i], cmap="RdBu_r", vmin=0, vmax=1)
+        limits = diverging_limits(truth[i])  # every estimate on the true kernel's scale
+        show_image(axes[i, 1], truth[i], limits)
         for j, (name, pred) in enumerate(predictions.items()):
-            axes[i, 2 + j].imshow(pred[i], cmap="RdBu_r", vmin=0, vmax=1)
+            show_image(axes[i, 2 + j], pred[i], limits)
             rmse = float(np.sqrt(np.mean((np.asarray(pred[i], np.float64) - truth[i]) ** 2)))
             axes[i, 2 + j].text(2, 60, f"RMSE {rmse:.3f}", fontsize=8, color="k",
                                 bbox=dict(facecolor="white", alpha=0.7, lw=0))
@@ -121,24 +155,26 @@ def plot_predictions(observations: np.ndarray, truth: np.ndarray, predictions: d
     return _without_ticks(fig, axes)
 
 
-def plot_tsne(embedding: np.ndarray, symmetry: np.ndarray, kernel_id: np.ndarray, title: str,
+def plot_tsne(embedding: np.ndarray, symmetry: np.ndarray, frequency: np.ndarray, title: str,
               marker_split: np.ndarray | None = None):
-    """Two panels of the same 2-D embedding: coloured by symmetry class and by kernel.
-
-    marker_split: optional boolean (N,), True for OOD points (drawn as crosses)."""
+    """Two panels of the same 2-D embedding: coloured by symmetry class (one colour per class)
+    and by the kernel's ripple frequency (colorbar). marker_split: optional boolean (N,), True
+    for OOD points (drawn as crosses)."""
     plt = pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.6))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.6))
     ood = np.zeros(len(embedding), bool) if marker_split is None else np.asarray(marker_split, bool)
-    for order in SYMMETRY_ORDERS:
+    colours = plt.get_cmap("tab10")
+    for c, order in enumerate(SYMMETRY_ORDERS):
         for flag, marker in ((False, "o"), (True, "x")):
             sel = (symmetry == order) & (ood == flag)
             if sel.any():
-                axes[0].scatter(embedding[sel, 0], embedding[sel, 1], s=12, marker=marker,
+                axes[0].scatter(embedding[sel, 0], embedding[sel, 1], s=14, marker=marker, color=colours(c),
                                 label=f"{SYMMETRY_NAMES[order]}{' (OOD)' if flag else ''}")
-    axes[0].legend(fontsize=7, markerscale=1.5, loc="best")
+    _legend_outside(axes[0], fontsize=7, markerscale=1.5)
     axes[0].set_title(f"{title}: by symmetry class")
-    axes[1].scatter(embedding[:, 0], embedding[:, 1], c=kernel_id, cmap="tab20", s=12)
-    axes[1].set_title(f"{title}: by kernel")
+    points = axes[1].scatter(embedding[:, 0], embedding[:, 1], c=frequency, cmap="viridis", s=14)
+    fig.colorbar(points, ax=axes[1], fraction=0.046, pad=0.03, label="frequency (cycles/px)")
+    axes[1].set_title(f"{title}: by ripple frequency")
     return _without_ticks(fig, axes)
 
 
@@ -148,9 +184,10 @@ def plot_kernel_reconstructions(kernels: np.ndarray, reconstructions: np.ndarray
     n = len(kernels)
     fig, axes = plt.subplots(2, n, figsize=(2.2 * n, 4.6), squeeze=False)
     for i in range(n):
-        axes[0, i].imshow(kernels[i], cmap="RdBu_r", vmin=0, vmax=1)
+        limits = diverging_limits(kernels[i])
+        show_image(axes[0, i], kernels[i], limits)
         axes[0, i].set_title(labels[i], fontsize=8)
-        axes[1, i].imshow(reconstructions[i], cmap="RdBu_r", vmin=0, vmax=1)
+        show_image(axes[1, i], reconstructions[i], limits)
         rmse = float(np.sqrt(np.mean((reconstructions[i] - kernels[i]) ** 2)))
         axes[1, i].set_title(f"VAE, RMSE {rmse:.3f}", fontsize=8)
     return _without_ticks(fig, axes)
@@ -176,7 +213,7 @@ def plot_error_vs_defects(per_sample_csv, bins=(1, 10, 25, 50, 75, 101)):
         ax.set_title(setting)
         ax.set_xlabel("defects in the image")
     axes[0].set_ylabel("RMSE [0,1]")
-    axes[1].legend()
+    _legend_outside(axes[1], fontsize=8)
     fig.tight_layout()
     return fig
 
@@ -196,7 +233,7 @@ def plot_sweep(rows: list[dict], sweep: str, xlabel: str | None = None):
     ax.set_ylabel("RMSE [0,1], OOD kernels")
     if sweep == "snr_db":
         ax.invert_xaxis()  # harder to the right
-    ax.legend(fontsize=7)
+    _legend_outside(ax, fontsize=7)
     fig.tight_layout()
     return fig
 
@@ -239,15 +276,12 @@ def plot_extracted_kernels(kernels: dict, scores: dict | None = None, pixel_nm: 
     n = len(kernels)
     fig, axes = plt.subplots(2, n, figsize=(3 * n, 6), squeeze=False)
     for i, (name, k) in enumerate(kernels.items()):
-        axes[0, i].imshow(k, cmap="RdBu_r", origin="lower")
+        show_image(axes[0, i], k, origin="lower")
         title = name if scores is None else f"{name}\nexplains {100 * scores[name]:.0f} % of Y"
         axes[0, i].set_title(title, fontsize=9)
-        axes[1, i].imshow(fourier_magnitude(k), cmap="magma", origin="lower")
-        axes[1, i].set_title("|FFT|", fontsize=9)
-    for ax in axes.ravel():
-        ax.set_xticks([])
-        ax.set_yticks([])
+        mag = axes[1, i].imshow(fourier_magnitude(k), cmap="magma", origin="lower")
+        fig.colorbar(mag, ax=axes[1, i], fraction=0.046, pad=0.03)
+        axes[1, i].set_title("log(1 + |FFT|)", fontsize=9)
     if pixel_nm:
         fig.suptitle(f"64 x 64 windows, {64 * pixel_nm:.1f} nm wide", y=1.0)
-    fig.tight_layout()
-    return fig
+    return _without_ticks(fig, axes)

@@ -98,22 +98,43 @@ def _sha256(path: Path) -> str:
 
 
 def fetch(name: str) -> Path:
-    """Path to a verified copy of one of :data:`DATA_FILES`, downloading it if needed."""
+    """Path to a verified copy of one of :data:`DATA_FILES`, downloading it if needed.
+
+    A copy already in :func:`data_dir` with the right SHA-256 is used without any network
+    access. Otherwise the file is downloaded (pooch) and checked; every failure says which file,
+    where to put it by hand, its URL and its checksum.
+    """
     import pooch
 
     if name not in DATA_FILES:
         raise RealDataError(f"unknown data file {name!r}; available: {', '.join(DATA_FILES)}")
     entry, folder = DATA_FILES[name], data_dir()
     local = folder / name
+    by_hand = (f"download {entry['url']} yourself and put it at {local} (SHA-256 {entry['sha256']}), "
+               "or set QPI_DATA_DIR to a folder that holds it")
+    problem = ""
     if local.is_file():
         digest = _sha256(local)
         if digest == entry["sha256"]:
             return local
-        if not os.access(folder, os.W_OK):
-            raise RealDataError(f"{local}: checksum {digest[:12]}... is not the expected {entry['sha256'][:12]}... "
-                                "and the folder is read-only")
-    return Path(pooch.retrieve(entry["url"], known_hash=f"sha256:{entry['sha256']}", fname=name, path=folder,
-                               progressbar=False))
+        problem = f"checksum mismatch: {local} has SHA-256 {digest[:16]}..., expected {entry['sha256'][:16]}...; "
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RealDataError(f"{name}: {problem}cannot create the data folder {folder} ({exc.strerror or exc}): "
+                            f"{by_hand}") from None
+    if not os.access(folder, os.W_OK):
+        raise RealDataError(f"{name}: {problem}the data folder {folder} is read-only, so it cannot be downloaded "
+                            f"there: {by_hand}")
+    try:
+        return Path(pooch.retrieve(entry["url"], known_hash=f"sha256:{entry['sha256']}", fname=name, path=folder,
+                                   progressbar=False))
+    except ValueError as exc:  # pooch: the downloaded file has another hash
+        raise RealDataError(f"{name}: checksum mismatch after downloading {entry['url']} ({exc}): {by_hand}") from None
+    except Exception as exc:  # no network, DNS, HTTP errors: requests raises many kinds
+        detail = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        raise RealDataError(f"{name}: {problem}could not download it ({type(exc).__name__}: {detail}); "
+                            f"offline? {by_hand}") from None
 
 
 def check_finite(img: STMImage, crop_nan: bool) -> STMImage:
@@ -243,6 +264,11 @@ def read_createc(path: str | os.PathLike, channel: str = "topography", direction
         gain_z = float(header["GainZ"])
     except (KeyError, ValueError) as exc:
         raise RealDataError(f"{path}: header field missing or not a number ({exc})") from None
+    for field_name, value in (("Num.X", nx), ("Num.Y", ny), ("Channels", n_ch)):
+        if value < 1:
+            raise RealDataError(f"{path}: header field {field_name} is {value}; it must be >= 1")
+    if not (np.isfinite(length_x) and np.isfinite(length_y) and length_x > 0 and length_y > 0):
+        raise RealDataError(f"{path}: header scan lengths must be > 0 angstrom, got {length_x}, {length_y}")
     try:
         values = np.frombuffer(zlib.decompress(raw[16384:]), dtype="<f4")
     except zlib.error as exc:

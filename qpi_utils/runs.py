@@ -13,7 +13,7 @@ A run directory holds everything one profile's chain makes::
 :class:`RunLayout` owns these paths; the CLI, the chain, training, evaluation and the notebooks
 all go through it. When an artefact is missing, :meth:`RunLayout.require` says what makes it,
 in the words of whoever asked: a CLI command (``context="cli"``) or a notebook
-(``context="notebook"``). :func:`setup` is the one set-up call of every notebook.
+(``context="notebook"``). The notebooks' set-up call is :func:`qpi_utils.notebook.setup`.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import Profile, get_profile
+from .config import Profile
 
-__all__ = ["STEPS", "MissingArtefactError", "RunLayout", "ARTEFACTS", "project_root", "resolve_run_dir", "as_layout", "setup"]
+__all__ = ["STEPS", "MissingArtefactError", "RunLayout", "ARTEFACTS", "project_root", "resolve_run_dir", "as_layout"]
 
 STEPS = ("kernel_vae", "alignment", "one_step")  # the trained networks of a run, in training order
 
@@ -132,18 +132,6 @@ class RunLayout:
             return str(path.relative_to(project_root()))
         except ValueError:
             return str(path)
-
-
-def setup(profile: str | None = None, run_dir: str | os.PathLike | None = None,
-          overrides: dict | list | None = None, quiet: bool = False) -> tuple[Profile, RunLayout]:
-    """The set-up call of every notebook: the profile (``None``: ``$QPI_PROFILE``, else the
-    default for this machine) and its run directory, with missing artefacts explained in
-    notebook terms. Prints both unless ``quiet``."""
-    prof = get_profile(profile, overrides)
-    run = RunLayout.for_profile(prof, run_dir, context="notebook")
-    if not quiet:
-        print(f"profile: {prof.name}; run directory: {run.display(run.root)}")
-    return prof, run
 
 
 def as_layout(run: "RunLayout | str | os.PathLike", profile: Profile | str) -> RunLayout:

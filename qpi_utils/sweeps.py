@@ -10,16 +10,31 @@ from pathlib import Path
 
 import numpy as np
 
+from .config import PhysicsConfig, Profile
 from .data import simulate_dataset
 from .methods import TrainedModels, predict_dataset
 from .metrics import errors
 from .files import write_csv
 from .simulate import PARAM_NAMES
 
-__all__ = ["SWEEPS", "SWEEP_COLUMNS", "robustness_sweep", "write_sweeps"]
+__all__ = ["SWEEPS", "SWEEP_COLUMNS", "sweep_values", "sweep_points", "robustness_sweep", "write_sweeps",
+           "markdown_sweep"]
 
 SWEEPS = ("snr_db", "scatterers", "outside_margin", "position_error")
 SWEEP_COLUMNS = ("sweep", "value", "method", "n", "rmse", "rmse_pm1")
+
+
+def sweep_values(physics: PhysicsConfig, sweep: str) -> tuple:
+    """The values a sweep visits, from the profile's physics section."""
+    if sweep not in SWEEPS:
+        raise ValueError(f"unknown sweep {sweep!r}; choose one of {', '.join(SWEEPS)}")
+    return {"snr_db": physics.sweep_snr_db, "scatterers": physics.sweep_scatterers,
+            "outside_margin": physics.sweep_outside_margin, "position_error": physics.sweep_position_error}[sweep]
+
+
+def sweep_points(profile: Profile) -> int:
+    """How many (sweep, value) points the four sweeps visit."""
+    return sum(len(sweep_values(profile.physics, sweep)) for sweep in SWEEPS)
 
 
 def robustness_sweep(models: TrainedModels, sweep: str, progress: bool = False) -> list[dict]:
@@ -31,11 +46,8 @@ def robustness_sweep(models: TrainedModels, sweep: str, progress: bool = False) 
     and sizes come from ``profile.physics``; everything else is the profile's simulation.
     Returns rows {sweep, value, method, n, rmse, rmse_pm1}.
     """
-    if sweep not in SWEEPS:
-        raise ValueError(f"unknown sweep {sweep!r}; choose one of {', '.join(SWEEPS)}")
     ph, sim = models.profile.physics, models.profile.simulation
-    values = {"snr_db": ph.sweep_snr_db, "scatterers": ph.sweep_scatterers,
-              "outside_margin": ph.sweep_outside_margin, "position_error": ph.sweep_position_error}[sweep]
+    values = sweep_values(ph, sweep)
     ood = models.splits.ood_kernels
     params = {name: np.asarray(models.ds.arrays[f"param_{name}"])[ood] for name in PARAM_NAMES}
     per_kernel = max(1, -(-ph.sweep_observations // len(ood)))
@@ -61,3 +73,23 @@ def robustness_sweep(models: TrainedModels, sweep: str, progress: bool = False) 
 def write_sweeps(rows: list[dict], path: str | Path) -> Path:
     """The sweep rows as CSV (columns :data:`SWEEP_COLUMNS`), written atomically."""
     return write_csv(path, rows, SWEEP_COLUMNS)
+
+
+SWEEP_HEADINGS = {"snr_db": "SNR (dB)", "scatterers": "labelled defects", "outside_margin": "outside band (px)",
+                  "position_error": "position error (px)"}
+
+
+def markdown_sweep(rows: list[dict], sweep: str, skip: tuple[str, ...] = ("mean_kernel",)) -> str:
+    """One sweep as a markdown table: a row per value, a column per method (RMSE [0, 1]), the
+    lowest RMSE of each row in bold. ``rows`` as :func:`robustness_sweep` returns or as read
+    back from ``sweeps.csv``."""
+    sel = [r for r in rows if r["sweep"] == sweep and r["method"] not in skip]
+    methods = list(dict.fromkeys(r["method"] for r in sel))
+    values = sorted({float(r["value"]) for r in sel}, reverse=(sweep == "snr_db"))
+    rmse = {(float(r["value"]), r["method"]): float(r["rmse"]) for r in sel}
+    lines = [f"| {SWEEP_HEADINGS[sweep]} | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|"]
+    for v in values:
+        best = min(rmse[(v, m)] for m in methods)
+        cells = [f"**{rmse[(v, m)]:.3f}**" if rmse[(v, m)] == best else f"{rmse[(v, m)]:.3f}" for m in methods]
+        lines.append(f"| {v:g} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

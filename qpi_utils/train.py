@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 
 from .checkpoints import (check_fingerprint, load_blob, load_data, load_kernel_vae, save_blob,
@@ -47,10 +48,19 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 _TEST_CAP = 512  # observations used for the per-epoch test loss (monitoring only)
+LOG_EVERY = 50  # steps between reading the running loss back from the device (and checking it)
+CHECKPOINT_SECONDS = 15 * 60  # a checkpoint at least this often, whatever TrainConfig.checkpoint_every says
 
 
 class TrainingError(RuntimeError):
     """Training cannot start or continue; the message says why and what to do."""
+
+
+def _check_finite(loss_sum: torch.Tensor, step: str, epoch: int, when: str, optimizer) -> None:
+    """Stop before a diverged model is ever saved."""
+    if not torch.isfinite(loss_sum).all():
+        raise TrainingError(f"{step}: the loss became {float(loss_sum):g} in epoch {epoch + 1} ({when}): training "
+                            f"diverged (lr {optimizer.param_groups[0]['lr']:g}); lower {step}.lr and rerun with --restart")
 
 
 def resolve_mixed_precision(setting: str) -> str:
@@ -100,9 +110,16 @@ def _fit(*, step: str, model: torch.nn.Module, train_set, test_set, loss_fn: Cal
 
     if model_path.is_file() and not restart:
         blob = load_blob(model_path, step, fingerprint)
-        model.load_state_dict(blob["state_dict"])
-        print(f"{step}: already trained ({layout.display(model_path)}); use --restart to train again")
-        return blob["summary"]
+        trained = int(blob["summary"]["epochs"])
+        if trained == tcfg.epochs:
+            model.load_state_dict(blob["state_dict"])
+            print(f"{step}: already trained ({layout.display(model_path)}); use --restart to train again")
+            return blob["summary"]
+        if trained > tcfg.epochs or not ckpt_path.is_file():
+            why = "more than" if trained > tcfg.epochs else "and its checkpoint to extend from is missing; asked for"
+            raise TrainingError(f"{layout.display(model_path)} was trained for {trained} epochs, {why} "
+                                f"{tcfg.epochs}: use --restart to train {tcfg.epochs} epochs afresh")
+        print(f"{step}: extending from {trained} to {tcfg.epochs} epochs")
 
     accelerator = Accelerator(mixed_precision=resolve_mixed_precision(tcfg.mixed_precision))
     sampler = EpochShuffle(len(train_set), tcfg.seed, tcfg.max_train_samples)
@@ -119,6 +136,9 @@ def _fit(*, step: str, model: torch.nn.Module, train_set, test_set, loss_fn: Cal
         optimizer.load_state_dict(ck["optimizer"])
         scheduler.load_state_dict(ck["scheduler"])
         start_epoch, history, elapsed = ck["epoch"], ck["history"], ck["elapsed"]
+        if start_epoch > tcfg.epochs:
+            raise TrainingError(f"{layout.display(ckpt_path)} holds {start_epoch} epochs, more than the {tcfg.epochs} "
+                                "asked for: raise the epoch count, or use --restart")
         print(f"{step}: resuming from epoch {start_epoch} of {tcfg.epochs} ({layout.display(ckpt_path)})")
     model, optimizer, loader, test_loader, scheduler = accelerator.prepare(
         model, optimizer, loader, test_loader, scheduler)
@@ -130,55 +150,76 @@ def _fit(*, step: str, model: torch.nn.Module, train_set, test_set, loss_fn: Cal
             loss, parts = loss_fn(model, batch)
         return loss, parts, len(batch["kernel"])
 
-    done_now = 0
-    for epoch in range(start_epoch, tcfg.epochs):
-        t0 = time.perf_counter()
-        # accelerate's prepared loader keeps its own epoch counter and pushes it into the sampler
-        # when iterated; set it to the true epoch so a resumed run sees the same order
-        (loader.set_epoch if hasattr(loader, "set_epoch") else sampler.set_epoch)(epoch)
-        torch.manual_seed(tcfg.seed * 1_000_003 + epoch)  # the VAE's sampling noise, per epoch
-        model.train()
-        sums: dict[str, float] = {}
-        count = 0
-        bar = tqdm(loader, desc=f"{step} epoch {epoch + 1}/{tcfg.epochs}", disable=not progress, leave=False)
-        for batch in bar:
-            loss, parts, n = run_batch(batch)
-            optimizer.zero_grad(set_to_none=True)
-            accelerator.backward(loss)
-            if accelerator.sync_gradients:
-                accelerator.clip_grad_norm_(model.parameters(), tcfg.grad_clip)
-            optimizer.step()
-            count += n
-            for k, v in {"loss": loss.detach(), **parts}.items():
-                sums[k] = sums.get(k, 0.0) + float(v) * n
-            bar.set_postfix(loss=f"{float(loss.detach()):.4g}")
-        lr = optimizer.param_groups[0]["lr"]
-        scheduler.step()
-        model.eval()
-        test_sum, test_n = 0.0, 0
-        with torch.no_grad():
-            torch.manual_seed(tcfg.seed)  # same noise for the test loss every epoch
-            for batch in test_loader:
-                loss, _, n = run_batch(batch)
-                test_sum += float(loss) * n
-                test_n += n
-        seconds = time.perf_counter() - t0
-        elapsed += seconds
-        row = {"epoch": epoch + 1, **{f"train_{k}": v / max(count, 1) for k, v in sums.items()},
-               "test_loss": test_sum / max(test_n, 1), "lr": lr, "seconds": round(seconds, 3)}
-        history.append(row)
-        if accelerator.is_main_process:
-            save_blob({"step": step, "fingerprint": fingerprint, "epoch": epoch + 1,
-                                "state_dict": accelerator.unwrap_model(model).state_dict(),
-                                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                                "history": history, "elapsed": elapsed}, ckpt_path)
-            write_csv(log_path, history)
-        if progress:
-            print(f"{step} epoch {epoch + 1}/{tcfg.epochs}: train {row['train_loss']:.5f}  "
-                  f"test {row['test_loss']:.5f}  ({seconds:.1f} s)")
-        done_now += 1
-        if stop_after is not None and done_now >= stop_after and epoch + 1 < tcfg.epochs:
-            return {"interrupted_after_epoch": epoch + 1}
+    done_now, last_save = 0, time.perf_counter()
+    try:
+        for epoch in range(start_epoch, tcfg.epochs):
+            t0 = time.perf_counter()
+            # accelerate's prepared loader keeps its own epoch counter and pushes it into the sampler
+            # when iterated; set it to the true epoch so a resumed run sees the same order
+            (loader.set_epoch if hasattr(loader, "set_epoch") else sampler.set_epoch)(epoch)
+            torch.manual_seed(tcfg.seed * 1_000_003 + epoch)  # the VAE's sampling noise, per epoch
+            model.train()
+            # running sums stay on the device: reading a loss back to the host every step would
+            # stall a GPU; they are read (and checked) every LOG_EVERY steps and at the epoch's end
+            sums: dict[str, torch.Tensor] = {}
+            count = 0
+            bar = tqdm(loader, desc=f"{step} epoch {epoch + 1}/{tcfg.epochs}", disable=not progress, leave=False)
+            for i, batch in enumerate(bar):
+                loss, parts, n = run_batch(batch)
+                optimizer.zero_grad(set_to_none=True)
+                accelerator.backward(loss)
+                if accelerator.sync_gradients:
+                    accelerator.clip_grad_norm_(model.parameters(), tcfg.grad_clip)
+                optimizer.step()
+                count += n
+                for k, v in {"loss": loss.detach(), **parts}.items():
+                    sums[k] = sums.get(k, 0.0) + v.float() * n
+                if (i + 1) % LOG_EVERY == 0:
+                    _check_finite(sums["loss"], step, epoch, f"by batch {i + 1}", optimizer)
+                    bar.set_postfix(loss=f"{float(sums['loss']) / count:.4g}")
+            sums = {k: float(v) for k, v in sums.items()}
+            _check_finite(torch.tensor(sums.get("loss", 0.0)), step, epoch, "by the end of the epoch", optimizer)
+            lr = optimizer.param_groups[0]["lr"]
+            scheduler.step()
+            model.eval()
+            test_sum, test_n = 0.0, 0
+            with torch.no_grad():
+                torch.manual_seed(tcfg.seed)  # same noise for the test loss every epoch
+                for batch in test_loader:
+                    loss, _, n = run_batch(batch)
+                    test_sum += float(loss) * n
+                    test_n += n
+            seconds = time.perf_counter() - t0
+            elapsed += seconds
+            row = {"epoch": epoch + 1, **{f"train_{k}": v / max(count, 1) for k, v in sums.items()},
+                   "test_loss": test_sum / max(test_n, 1), "lr": lr, "seconds": round(seconds, 3)}
+            history.append(row)
+            bad = [name for name, p in model.named_parameters() if not torch.isfinite(p).all()]
+            if bad or not np.isfinite(row["test_loss"]):
+                raise TrainingError(f"{step}: {'weights ' + bad[0] if bad else 'the test loss'} became non-finite "
+                                    f"in epoch {epoch + 1}: training diverged; lower {step}.lr and rerun with --restart")
+            done_now += 1
+            stopping = stop_after is not None and done_now >= stop_after
+            due = ((epoch + 1) % tcfg.checkpoint_every == 0 or epoch + 1 == tcfg.epochs or stopping
+                   or time.perf_counter() - last_save > CHECKPOINT_SECONDS)
+            if accelerator.is_main_process and due:  # a checkpoint per epoch would be ~1 GB each at paper size
+                save_blob({"step": step, "fingerprint": fingerprint, "epoch": epoch + 1,
+                           "state_dict": accelerator.unwrap_model(model).state_dict(),
+                           "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                           "history": history, "elapsed": elapsed}, ckpt_path)
+                last_save = time.perf_counter()
+            if accelerator.is_main_process:
+                write_csv(log_path, history)
+            if progress:
+                print(f"{step} epoch {epoch + 1}/{tcfg.epochs}: train {row['train_loss']:.5f}  "
+                      f"test {row['test_loss']:.5f}  ({seconds:.1f} s)")
+            if stopping and epoch + 1 < tcfg.epochs:
+                return {"interrupted_after_epoch": epoch + 1}
+    except KeyboardInterrupt:
+        done = history[-1]["epoch"] if history else 0
+        print(f"\n{step}: interrupted; {done} of {tcfg.epochs} epochs are saved in the checkpoint: rerun the same "
+              "command (or cell) to resume")
+        raise
 
     summary = {"step": step, "epochs": tcfg.epochs, "wall_seconds": round(elapsed, 2),
                "train_samples_per_second": round(sum(len(sampler) for _ in history) / max(elapsed, 1e-9), 2),

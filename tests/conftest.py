@@ -47,3 +47,12 @@ def trained_run(tmp_path_factory, tiny_dataset, smoke_profile):
     for fn in (train_kernel_vae, train_alignment, train_one_step):
         fn(smoke_profile, run, progress=False)
     return run, load_models(smoke_profile, run)
+
+
+@pytest.fixture
+def run_dir(tmp_path, tiny_dataset):
+    """A run directory holding the tiny dataset (nothing trained yet)."""
+    from qpi_utils.data import save_dataset
+
+    save_dataset(tiny_dataset, tmp_path / "data")
+    return tmp_path

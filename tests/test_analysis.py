@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from qpi_utils.analysis import latent_embeddings, two_step_diagnostics
 
@@ -18,3 +19,14 @@ def test_embeddings_are_two_dimensional_and_labelled(trained_run):
     assert k["embedding"].shape == (models.ds.n_kernels, 2) and o["embedding"].shape[1] == 2
     assert k["ood"].sum() == len(models.splits.ood_kernels)
     assert np.array_equal(o["symmetry"], models.ds.symmetry[o["kernel_id"]])
+
+
+def test_class_agreement_is_one_for_separated_classes_and_chance_for_noise():
+    from qpi_utils.analysis import class_agreement
+
+    labels = np.repeat([0, 2, 3, 4, 6], 20)
+    separated = labels[:, None] * 10.0 + np.random.default_rng(0).normal(size=(100, 3))
+    a = class_agreement(separated, labels)
+    assert a["nearest_neighbour_same_class"] == 1.0 and a["chance"] == pytest.approx(0.2)
+    noise = class_agreement(np.random.default_rng(1).normal(size=(100, 3)), labels)
+    assert noise["nearest_neighbour_same_class"] < 0.5

@@ -40,7 +40,7 @@ def test_bad_values_name_the_key(override, message):
 
 
 def test_unknown_profile_lists_the_choices():
-    with pytest.raises(ProfileError, match="smoke, quick, paper"):
+    with pytest.raises(ProfileError, match="smoke, quick, colab, paper"):
         get_profile("fast")
 
 

@@ -55,11 +55,15 @@ def test_load_errors_name_the_problem(tiny_dataset, tmp_path):
         load_dataset(path)
     path = save_dataset(tiny_dataset, tmp_path / "ds2")
     arr = np.load(path / "observations.npy")
-    arr[0, 0, 0, 0] += 0.5
+    arr.flat[1] = 1.0 - arr.flat[1]  # one pixel, in range, between the values the cheap check samples
     np.save(path / "observations.npy", arr)
-    load_dataset(path)  # shapes fine
+    load_dataset(path)  # the cheap check on every load samples
     with pytest.raises(DatasetError, match="content hash"):
-        load_dataset(path, verify=True)
+        load_dataset(path, verify=True)  # the full check sees every value
+    arr.flat[0] = 1.0 - arr.flat[0]  # a sampled value
+    np.save(path / "observations.npy", arr)
+    with pytest.raises(DatasetError, match="changed after it was written"):
+        load_dataset(path)
     (path / "meta.json").unlink()
     with pytest.raises(DatasetError, match="meta.json is missing"):
         load_dataset(path)
@@ -72,9 +76,8 @@ def test_validation_catches_nan_and_bad_activation_maps(tiny_dataset):
         QPIDataset.from_arrays(arrays, tiny_dataset.meta)
     arrays = {k: np.array(v) for k, v in tiny_dataset.arrays.items()}
     arrays["activation_maps"][4, 1] = 0
-    ds = QPIDataset.from_arrays(arrays, tiny_dataset.meta)
     with pytest.raises(DatasetError, match="kernel 4, observation 1 does not match"):
-        ds.check_activation_maps()
+        QPIDataset.from_arrays(arrays, tiny_dataset.meta)  # checked on a sample (here: every map) at once
 
 
 def test_torch_datasets(tiny_dataset):

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from qpi_utils.config import get_profile
-from qpi_utils.models import (ModelConfigError, adapt_rgb_autoencoder, autoencoder_config,
+from qpi_utils.models import (ModelConfigError, PretrainedWeightsError, adapt_rgb_autoencoder, autoencoder_config,
                               build_kernel_vae, build_observation_encoder, build_one_step, latent_shape)
 
 
@@ -74,12 +74,22 @@ def test_pretrained_weights_load_from_a_local_copy(small_cfg, tmp_path):
     assert torch.equal(vae.state_dict()["encoder.conv_in.weight"], w)
 
 
-def test_missing_pretrained_weights_fall_back_visibly(small_cfg, tmp_path, monkeypatch):
+def test_missing_pretrained_weights_stop_with_one_line_unless_allowed(small_cfg, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     cfg = dataclasses.replace(small_cfg, pretrained=str(tmp_path / "no-such-weights"))
+    with pytest.raises(PretrainedWeightsError, match="cannot be loaded.*model.allow_random_init=true") as info:
+        build_kernel_vae(cfg)
+    assert "\n" not in str(info.value)
+    allowed = dataclasses.replace(cfg, allow_random_init=True)
     with pytest.warns(RuntimeWarning, match="RANDOM initialisation"):
-        vae, info = build_kernel_vae(cfg)
+        vae, info = build_kernel_vae(allowed)
     assert info.pretrained is False and "unavailable" in info.source
+
+
+def test_the_paper_profile_offline_is_an_error_not_hours_of_random_training(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(PretrainedWeightsError, match="madebyollin/sdxl-vae-fp16-fix"):
+        build_kernel_vae(get_profile("paper").model)
 
 
 def test_paper_architecture_shapes_at_batch_1():

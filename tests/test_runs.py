@@ -1,7 +1,7 @@
 import pytest
 
 from qpi_utils.config import get_profile
-from qpi_utils.runs import MissingArtefactError, RunLayout, as_layout, project_root, resolve_run_dir, setup
+from qpi_utils.runs import MissingArtefactError, RunLayout, as_layout, project_root, resolve_run_dir
 
 
 def test_run_directory_follows_the_environment_and_the_checkout(monkeypatch, tmp_path):
@@ -47,9 +47,6 @@ def test_paths_inside_the_checkout_are_shown_relative():
     assert run.display(run.data) == "runs/smoke/data"
 
 
-def test_setup_gives_the_profile_and_a_notebook_layout(tmp_path, capsys):
-    profile, run = setup("smoke", tmp_path)
-    assert profile.name == "smoke" and run.root == tmp_path.resolve() and run.context == "notebook"
-    assert "profile: smoke" in capsys.readouterr().out
+def test_an_unknown_context_is_refused(tmp_path):
     with pytest.raises(ValueError, match="context must be"):
         RunLayout(tmp_path, "smoke", "gui")

@@ -1,7 +1,7 @@
 import pytest
 
 from qpi_utils.methods import METHODS
-from qpi_utils.sweeps import SWEEP_COLUMNS, SWEEPS, robustness_sweep, write_sweeps
+from qpi_utils.sweeps import SWEEP_COLUMNS, SWEEPS, robustness_sweep, sweep_points, sweep_values, write_sweeps
 
 
 def test_every_method_at_every_value_on_fresh_ood_observations(trained_run, smoke_profile, tmp_path):
@@ -10,12 +10,22 @@ def test_every_method_at_every_value_on_fresh_ood_observations(trained_run, smok
     for sweep in SWEEPS:
         sweep_rows = robustness_sweep(models, sweep)
         rows += sweep_rows
-        values = getattr(smoke_profile.physics, {"snr_db": "sweep_snr_db", "scatterers": "sweep_scatterers",
-                                                 "outside_margin": "sweep_outside_margin",
-                                                 "position_error": "sweep_position_error"}[sweep])
+        values = sweep_values(smoke_profile.physics, sweep)
         assert len(sweep_rows) == len(values) * len(METHODS)
         assert all(r["n"] >= smoke_profile.physics.sweep_observations for r in sweep_rows)
     with pytest.raises(ValueError, match="unknown sweep"):
         robustness_sweep(models, "temperature")
+    assert len(rows) == sweep_points(smoke_profile) * len(METHODS)
     path = write_sweeps(rows, tmp_path / "sweeps.csv")
     assert path.read_text().splitlines()[0] == ",".join(SWEEP_COLUMNS)
+
+
+def test_markdown_sweep_marks_the_best_method_of_each_value():
+    from qpi_utils.sweeps import markdown_sweep
+
+    rows = [{"sweep": "snr_db", "value": v, "method": m, "rmse": r}
+            for v, m, r in ((0.0, "a", 0.2), (0.0, "b", 0.1), (20.0, "a", 0.05), (20.0, "b", 0.07),
+                            (20.0, "mean_kernel", 0.01))]
+    lines = markdown_sweep(rows, "snr_db").splitlines()
+    assert lines[0] == "| SNR (dB) | a | b |"  # the mean kernel is left out
+    assert lines[2] == "| 20 | **0.050** | 0.070 |" and lines[3] == "| 0 | 0.200 | **0.100** |"

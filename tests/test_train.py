@@ -10,12 +10,6 @@ from qpi_utils.runs import MissingArtefactError
 from qpi_utils.train import train_alignment, train_kernel_vae, train_one_step
 
 
-@pytest.fixture
-def run_dir(tmp_path, tiny_dataset):
-    save_dataset(tiny_dataset, tmp_path / "data")
-    return tmp_path
-
-
 def _state(path):
     return torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
 

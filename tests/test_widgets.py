@@ -1,12 +1,13 @@
 import numpy as np
 
 from qpi_utils.simulate import KernelParams, kernel_image
-from qpi_utils.widgets import DEFAULTS, explorer_figure, kernel_explorer
+from qpi_utils.plots import zero_level
+from qpi_utils.widgets import DEFAULTS, Explorer, explorer_figure, kernel_explorer
 
 
 def test_explorer_update_draws_kernel_observation_and_fft():
     fig = explorer_figure(symmetry=4, orientation=30.0, frequency=0.1, phase=90.0, decay=6.0, n_scatterers=7, seed=3)
-    assert len(fig.axes) == 3
+    assert len(fig.axes) == 6  # three panels and their colorbars
     data = fig.explorer_data
     ref = kernel_image(KernelParams(symmetry=4, orientation=np.deg2rad(30.0), frequency=0.1, phase=np.deg2rad(90.0),
                                     decay=6.0), supersample=3)
@@ -15,7 +16,20 @@ def test_explorer_update_draws_kernel_observation_and_fft():
     assert "7 defects" in fig.axes[1].get_title()
     # redrawing into the same figure (what the live sliders do) replaces the panels
     again = explorer_figure(symmetry=0, n_scatterers=2, fig=fig)
-    assert again is fig and len(fig.axes) == 3 and "isotropic" in fig.axes[0].get_title()
+    assert again is fig and len(fig.axes) == 6 and "isotropic" in fig.axes[0].get_title()  # 3 panels + colorbars
+
+
+def test_an_update_changes_only_the_data():
+    explorer = Explorer(symmetry=6)
+    artists = (explorer.kernel_im, explorer.obs_im, explorer.fft_im)
+    state = explorer.update(symmetry=2, frequency=0.2, n_scatterers=5)
+    assert (explorer.kernel_im, explorer.obs_im, explorer.fft_im) == artists
+    assert np.array_equal(explorer.kernel_im.get_array(), state["kernel"])
+    assert "2-fold" in explorer.axes[0].get_title() and len(explorer.dots.get_offsets()) == 5
+    radius = np.hypot(*explorer.circle.get_data())
+    assert np.allclose(radius, 0.2)  # the circle marks |q| = f
+    lo, hi = explorer.kernel_im.get_clim()
+    assert abs((lo + hi) / 2 - zero_level(state["kernel"])) < 1e-9  # white is the kernel's zero
 
 
 def test_fft_ring_sits_at_the_chosen_frequency():
@@ -30,5 +44,6 @@ def test_fft_ring_sits_at_the_chosen_frequency():
 def test_sliders_exist_for_all_parameters():
     w = kernel_explorer()
     names = {c.description for c in w.children if hasattr(c, "description")}
+    assert all(c.continuous_update is False for c in w.children if hasattr(c, "continuous_update"))
     assert {"symmetry", "orientation (deg)", "frequency (1/px)", "phase (deg)", "decay (px)", "defects"} <= names
     assert set(DEFAULTS) == {"symmetry", "orientation", "frequency", "phase", "decay", "n_scatterers", "seed"}

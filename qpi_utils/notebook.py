@@ -1,0 +1,72 @@
+"""The one set-up call of every notebook, and what makes a notebook stand alone.
+
+``profile, run = qpi.setup(PROFILE, RUN_DIR, requires=(...))`` chooses the profile and its run
+directory and makes sure what the notebook needs is there. A notebook opened on its own (a fresh
+Colab runtime, say) finds missing earlier artefacts and makes them, saying so, exactly as the
+earlier notebooks would: the dataset regenerates bit-identically from the profile's seed and
+training resumes from any checkpoint. With ``make_missing=False`` it names the notebook to run
+first instead.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from .config import Profile, get_profile
+from .data import save_dataset, simulate_dataset
+from .plots import pyplot
+from .runs import ARTEFACTS, MissingArtefactError, RunLayout
+from .train import train_alignment, train_kernel_vae, train_one_step
+
+__all__ = ["REQUIRES", "setup", "ensure"]
+
+# what each artefact needs first
+REQUIRES = {"data": (), "kernel_vae": ("data",), "alignment": ("data", "kernel_vae"), "one_step": ("data",)}
+NOTEBOOK_DPI = 72
+_MAKE = {"kernel_vae": train_kernel_vae, "alignment": train_alignment, "one_step": train_one_step}
+
+DRIVE_HINT = ("On Colab, keep your work across disconnects: mount Google Drive "
+              "(`from google.colab import drive; drive.mount('/content/drive')`) and set "
+              "RUN_DIR = '/content/drive/MyDrive/qpi-kit/runs/<profile>' in the parameters cell.")
+
+
+def ensure(profile: Profile, run: RunLayout, artefact: str, make_missing: bool = True) -> None:
+    """Make ``artefact`` (and what it needs) if it is not in ``run`` yet, or raise
+    :class:`~qpi_utils.runs.MissingArtefactError` naming the notebook that makes it."""
+    for needed in REQUIRES[artefact]:
+        ensure(profile, run, needed, make_missing)
+    path = run.data / "meta.json" if artefact == "data" else run.model(artefact)
+    if path.is_file():
+        return
+    if not make_missing:
+        run.require(artefact)
+    what, _, notebook = ARTEFACTS[artefact]
+    print(f"{what} is missing: making it now, as notebook {notebook} does", flush=True)
+    if artefact == "data":
+        save_dataset(simulate_dataset(profile.simulation, profile=profile.name), run.data)
+    else:
+        _MAKE[artefact](profile, run)
+
+
+def setup(profile: str | None = None, run_dir: str | os.PathLike | None = None, requires: tuple[str, ...] = (),
+          overrides: dict | list | None = None, make_missing: bool = True,
+          quiet: bool = False) -> tuple[Profile, RunLayout]:
+    """The profile (``None``: ``$QPI_PROFILE``, else the default for this machine) and its run
+    directory, with every artefact in ``requires`` present (see :func:`ensure`). Prints both
+    unless ``quiet``; on Colab without a chosen run directory, says how to keep it on Drive."""
+    prof = get_profile(profile, overrides)
+    run = RunLayout.for_profile(prof, run_dir, context="notebook")
+    # figures shown in the notebook at screen resolution keep the committed notebooks small; the
+    # files written by save_figure have their own, higher resolution
+    pyplot().rcParams["figure.dpi"] = NOTEBOOK_DPI
+    if not quiet:
+        print(f"profile: {prof.name}; run directory: {run.display(run.root)}")
+        if "google.colab" in sys.modules and not (run_dir or os.environ.get("QPI_RUN_DIR")):
+            print(DRIVE_HINT)
+    unknown = [a for a in requires if a not in REQUIRES]
+    if unknown:
+        raise MissingArtefactError(f"unknown artefact(s) {unknown}; choose from {', '.join(REQUIRES)}")
+    for artefact in requires:
+        ensure(prof, run, artefact, make_missing)
+    return prof, run

@@ -1,0 +1,41 @@
+"""The GPU profiles on a CPU: their estimate, and the real 84 M-parameter training path."""
+import pytest
+
+from qpi_utils.budget import SUSTAINED_TFLOPS, chain_flops, estimate_seconds, flops_per_sample, training_samples
+from qpi_utils.config import get_profile
+from qpi_utils.data import save_dataset
+from qpi_utils.train import train_alignment, train_kernel_vae, train_one_step
+
+
+def test_flops_scale_with_what_the_profile_runs():
+    quick = get_profile("quick")
+    per = flops_per_sample(quick)
+    assert per["kernel_vae"] > per["alignment"] > 0  # step 2 never runs the decoder
+    doubled = get_profile("quick", {"alignment.epochs": 2 * quick.alignment.epochs})
+    a, b = chain_flops(quick, per), chain_flops(doubled, per)
+    assert b["alignment"] == pytest.approx(2 * a["alignment"]) and b["one_step"] == a["one_step"]
+    assert training_samples(quick)["kernel_vae"] == 80 * quick.kernel_vae.epochs
+
+
+def test_the_colab_profile_fits_an_hour_on_a_t4_and_paper_does_not():
+    per = flops_per_sample(get_profile("colab"))  # the same SDXL-VAE architecture for both
+    colab = estimate_seconds(chain_flops(get_profile("colab"), per), SUSTAINED_TFLOPS["T4"])
+    paper = estimate_seconds(chain_flops(get_profile("paper"), per), SUSTAINED_TFLOPS["T4"])
+    assert 0.3 * 3600 < colab < 3600 < 3 * 3600 < paper
+
+
+def test_one_training_step_of_the_paper_architecture_runs_on_a_cpu(tmp_path, tiny_dataset):
+    """The real paper code path (SDXL-VAE, 84 M parameters, random weights since the pretrained
+    ones cannot be downloaded here) for one step of each training, at batch 1, on tiny data."""
+    prof = get_profile("paper", {"model.allow_random_init": True, "simulation.n_kernels": 10,
+                                 "simulation.n_observations": 8, "simulation.max_scatterers": 30,
+                                 **{f"{s}.{k}": v for s in ("kernel_vae", "alignment", "one_step")
+                                    for k, v in (("epochs", 1), ("batch_size", 1), ("max_train_samples", 1))}})
+    save_dataset(tiny_dataset, tmp_path / "data")
+    with pytest.warns(RuntimeWarning, match="RANDOM initialisation"):
+        s1 = train_kernel_vae(prof, tmp_path, progress=False)
+    s2 = train_alignment(prof, tmp_path, progress=False)
+    with pytest.warns(RuntimeWarning, match="RANDOM initialisation"):
+        s3 = train_one_step(prof, tmp_path, progress=False)
+    assert s1["model_info"]["parameters"] > 83e6 and s1["model_info"]["pretrained"] is False
+    assert s2["latent_shape"] == [4, 8, 8] and s3["epochs"] == 1

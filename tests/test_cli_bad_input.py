@@ -1,0 +1,65 @@
+"""The command line: every bad input is one line on stderr and a non-zero exit, never a traceback."""
+import pytest
+
+import qpi_utils.cli as cli
+from qpi_utils.cli import main
+
+
+def _run(capsys, *argv):
+    code = main(list(argv))
+    err = capsys.readouterr().err
+    return code, err
+
+
+def test_simulate_into_a_folder_of_other_files_keeps_them(tmp_path, capsys):
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "thesis.txt").write_text("keep")
+    code, err = _run(capsys, "simulate", "--profile", "smoke", "--out", str(tmp_path / "x"), "--no-progress")
+    assert code == 2 and "not a qpi dataset" in err and "Traceback" not in err
+    assert (tmp_path / "x" / "thesis.txt").read_text() == "keep"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["simulate", "--profile", "smoke", "--set", "simulation.snr_db=NaN"], "snr_db must be a finite number"),
+    (["simulate", "--profile", "smoke", "--set", "physics.ls_iterations=-5"], "ls_iterations must be >= 1"),
+    (["train-alignment", "--profile", "smoke", "--run-dir", "{tmp}/empty"], "qpi simulate --profile smoke"),
+    (["evaluate", "--profile", "smoke", "--run-dir", "{tmp}/empty"], "is missing"),
+    (["simulate", "--profile", "smoke", "--out", "{tmp}/afile/ds"], "is a file"),
+    (["simulate", "--profile", "smoke", "--out", "{tmp}/afile"], "is not a directory"),
+])
+def test_bad_input_is_one_clear_line(tmp_path, capsys, argv, message):
+    (tmp_path / "afile").write_text("x")
+    code, err = _run(capsys, *[a.replace("{tmp}", str(tmp_path)) for a in argv], "--no-progress")
+    assert code == 2 and message in err and "Traceback" not in err and err.count("\n") == 1
+
+
+def test_an_os_error_names_the_path(tmp_path, capsys, monkeypatch):
+    def fail(*a, **k):
+        raise PermissionError(13, "Permission denied", str(tmp_path / "results"))
+
+    monkeypatch.setattr(cli, "evaluate", fail)
+    code, err = _run(capsys, "evaluate", "--profile", "smoke", "--run-dir", str(tmp_path))
+    assert code == 2 and f"{tmp_path / 'results'}: Permission denied" in err
+
+
+def test_ctrl_c_says_how_to_resume(tmp_path, capsys, monkeypatch):
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "train_kernel_vae", interrupted)
+    code, err = _run(capsys, "train-kernel-vae", "--profile", "smoke", "--run-dir", str(tmp_path))
+    assert code == 130 and "interrupted; rerun the same command to resume" in err
+
+
+def test_check_verifies_the_dataset_in_full(tmp_path, capsys, tiny_dataset):
+    import numpy as np
+
+    from qpi_utils.data import save_dataset
+
+    save_dataset(tiny_dataset, tmp_path / "data")
+    assert main(["check", "--profile", "smoke", "--run-dir", str(tmp_path)]) == 0
+    obs = np.load(tmp_path / "data" / "observations.npy")
+    obs[1, 3, 5, 5] = 0.5  # an edit the sampled load check does not see
+    np.save(tmp_path / "data" / "observations.npy", obs)
+    code, err = _run(capsys, "check", "--profile", "smoke", "--run-dir", str(tmp_path))
+    assert code == 2 and ("content hash" in err or "changed after it was written" in err)
