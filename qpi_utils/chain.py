@@ -3,7 +3,8 @@
 ``qpi reproduce --profile P`` executes ``notebooks/01_*.ipynb`` ... ``08_*.ipynb`` into
 ``<run>/notebooks/`` (executed copies kept), each with the same ``PROFILE`` and ``RUN_DIR``.
 After each notebook it copies the figures written so far (``<run>/figures``) to
-``figures/<profile>/`` and the tables (``<run>/results``) to ``results/<profile>/``, so a late
+``figures/<profile>/``, the tables (``<run>/results``) to ``results/<profile>/`` and the training
+logs (``<run>/logs``) to ``results/<profile>/logs/``, so a late
 failure keeps what the earlier notebooks made. It stops at the first failing notebook, naming
 it and the failing cell's error. Executed notebooks are stripped of widget state (progress-bar
 widgets keep their plain-text form), which would otherwise make up most of their size.
@@ -11,6 +12,7 @@ widgets keep their plain-text form), which would otherwise make up most of their
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -46,9 +48,12 @@ def notebook_paths(notebooks_dir: str | os.PathLike | None = None) -> list[Path]
 def strip_notebook(nb: dict) -> dict:
     """Drop papermill's injected-parameters cell (the notebook keeps its own defaults) and all
     widget state: the notebook-level ``widgets`` metadata and widget views in outputs (their
-    ``text/plain`` form stays). Returns ``nb``, changed in place."""
+    ``text/plain`` form stays), and papermill's record of this machine's paths. Returns ``nb``,
+    changed in place."""
     nb["cells"] = [c for c in nb["cells"] if "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
     nb.get("metadata", {}).pop("widgets", None)
+    for where in ("input_path", "output_path", "parameters", "environment_variables"):  # this machine's paths
+        nb.get("metadata", {}).get("papermill", {}).pop(where, None)
     for cell in nb["cells"]:
         outputs = []
         for out in cell.get("outputs", []):
@@ -61,6 +66,21 @@ def strip_notebook(nb: dict) -> dict:
         if "outputs" in cell:
             cell["outputs"] = outputs
     return nb
+
+
+@contextlib.contextmanager
+def _inline_figures():
+    """Kernels started now draw figures into the notebook, whatever ``MPLBACKEND`` the caller
+    set (a script's ``Agg`` would leave the executed notebooks without their figures)."""
+    old = os.environ.get("MPLBACKEND")
+    os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("MPLBACKEND", None)
+        else:
+            os.environ["MPLBACKEND"] = old
 
 
 def _strip_file(path: Path) -> None:
@@ -102,15 +122,17 @@ def run_chain(profile_name: str, run: RunLayout | str | os.PathLike, figures_dir
         t0 = time.perf_counter()
         print(f"[{name}] running ...", flush=True)
         try:
-            pm.execute_notebook(str(src), str(dst), parameters={"PROFILE": profile_name, "RUN_DIR": str(layout.root)},
-                                cwd=str(src.parent), progress_bar=progress, kernel_name="python3",
-                                execution_timeout=CELL_TIMEOUT)
+            with _inline_figures():
+                pm.execute_notebook(str(src), str(dst), parameters={"PROFILE": profile_name, "RUN_DIR": str(layout.root)},
+                                    cwd=str(src.parent), progress_bar=progress, kernel_name="python3",
+                                    execution_timeout=CELL_TIMEOUT)
         except PapermillExecutionError as exc:
             raise ChainError(f"notebook {src.name} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue} "
                              f"(executed copy with the traceback: {dst})") from None
         finally:  # whatever the notebook made so far is kept, even when it failed
             _copy_tree_files(layout.figures, figures_dir, "*.png")
             _copy_tree_files(layout.results, results_dir, "*")
+            _copy_tree_files(layout.logs, results_dir / "logs", "*.csv")
         times[name] = round(time.perf_counter() - t0, 1)
         print(f"[{name}] done in {times[name]:.0f} s", flush=True)
         _strip_file(dst)

@@ -39,3 +39,15 @@ def test_one_training_step_of_the_paper_architecture_runs_on_a_cpu(tmp_path, tin
         s3 = train_one_step(prof, tmp_path, progress=False)
     assert s1["model_info"]["parameters"] > 83e6 and s1["model_info"]["pretrained"] is False
     assert s2["latent_shape"] == [4, 8, 8] and s3["epochs"] == 1
+
+
+def test_one_training_step_of_the_colab_profile_runs_on_a_cpu(tmp_path, tiny_dataset):
+    """The colab profile's step 1 (same SDXL-VAE as paper, its own hyperparameters), one step."""
+    prof = get_profile("colab", {"model.allow_random_init": True, "simulation.n_kernels": 10,
+                                 "simulation.n_observations": 8, "simulation.max_scatterers": 30,
+                                 "kernel_vae.epochs": 1, "kernel_vae.batch_size": 1,
+                                 "kernel_vae.max_train_samples": 1})
+    save_dataset(tiny_dataset, tmp_path / "data")
+    with pytest.warns(RuntimeWarning, match="RANDOM initialisation"):
+        summary = train_kernel_vae(prof, tmp_path, progress=False)
+    assert summary["epochs"] == 1 and summary["model_info"]["architecture"] == "sdxl"

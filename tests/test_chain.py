@@ -71,6 +71,7 @@ def test_committed_notebooks_have_the_parts_students_need():
 def test_strip_notebook_removes_widget_state_and_injected_parameters():
     nb = nbf.v4.new_notebook()
     nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {"x": 1}}}
+    nb.metadata["papermill"] = {"input_path": "/home/me/qpi/notebooks/x.ipynb", "duration": 1.0}
     injected = nbf.v4.new_code_cell("PROFILE = 'smoke'")
     injected.metadata["tags"] = ["injected-parameters"]
     bar = nbf.v4.new_code_cell("train()")
@@ -82,7 +83,8 @@ def test_strip_notebook_removes_widget_state_and_injected_parameters():
     assert "widgets" not in out["metadata"] and len(out["cells"]) == 1
     outputs = out["cells"][0]["outputs"]
     assert [o["output_type"] for o in outputs] == ["display_data", "stream"]
-    assert list(outputs[0]["data"]) == ["text/plain"] and "".join(outputs[0]["data"]["text/plain"]) == "epoch 1/2"
+    assert list(outputs[0]["data"]) == ["text/plain"]
+    assert "input_path" not in out["metadata"].get("papermill", {}) and "".join(outputs[0]["data"]["text/plain"]) == "epoch 1/2"
 
 
 def test_committed_notebooks_are_small_and_use_the_one_setup_call():
@@ -91,6 +93,9 @@ def test_committed_notebooks_are_small_and_use_the_one_setup_call():
     for path in paths:
         nb = nbf.read(path, as_version=4)
         assert "widgets" not in nb.metadata, path.name
+        assert "input_path" not in nb.metadata.get("papermill", {}), path.name
+        assert any("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code"
+                   for o in c.get("outputs", [])), f"{path.name}: the committed outputs hold its figures"
         assert WIDGET_MIME not in path.read_text(), path.name
         code = [c.source for c in nb.cells if c.cell_type == "code"]
         assert sum("qpi.setup(PROFILE, RUN_DIR" in c for c in code) == 1, path.name
