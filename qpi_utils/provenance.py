@@ -5,6 +5,7 @@ Every results table of the kit is written with a ``provenance.json`` from :func:
 
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
 import subprocess
@@ -21,14 +22,23 @@ from .runs import STEPS
 __all__ = ["git_commit", "provenance"]
 
 
+CODE_PATHS = ("qpi_utils", "pyproject.toml")  # what makes results; notebooks/figures/results are made by it
+
+
 def git_commit() -> str | None:
-    """The checkout's commit, with ``+dirty`` when tracked files differ from it; None outside git."""
+    """The checkout's commit; when the code (:data:`CODE_PATHS`) differs from it, ``+dirty-`` and
+    a hash of that diff, so a result can be traced to exact code. The chain's own outputs
+    (notebooks, figures, tables), rewritten while it runs, do not count. None outside git."""
     try:
         here = Path(__file__).resolve().parent
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-        return (out.stdout.strip() + ("+dirty" if dirty else "")) if out.returncode == 0 else None
+        run = lambda *args: subprocess.run(["git", *args], cwd=here, capture_output=True, text=True, timeout=10)
+        head = run("rev-parse", "HEAD")
+        if head.returncode != 0:
+            return None
+        root = run("rev-parse", "--show-toplevel").stdout.strip()
+        diff = subprocess.run(["git", "diff", "HEAD", "--", *CODE_PATHS], cwd=root, capture_output=True,
+                              timeout=10).stdout
+        return head.stdout.strip() + (f"+dirty-{hashlib.sha256(diff).hexdigest()[:12]}" if diff else "")
     except (OSError, subprocess.SubprocessError):
         return None
 
