@@ -83,17 +83,20 @@ def latent_embeddings(models: TrainedModels, per_kernel: int = 4, seed: int = 0,
         symmetry = ds.symmetry[kernel_id]
         out[name] = {"embedding": embed(latents), "symmetry": symmetry, "kernel_id": kernel_id,
                      "frequency": frequency[kernel_id], "ood": ood_k[kernel_id],
-                     **class_agreement(latents, symmetry)}
+                     **class_agreement(latents, symmetry, groups=kernel_id)}
     return out
 
 
-def class_agreement(latents: np.ndarray, labels: np.ndarray) -> dict:
+def class_agreement(latents: np.ndarray, labels: np.ndarray, groups: np.ndarray | None = None) -> dict:
     """Do the latents cluster by class? The fraction of points whose nearest other point (in the
     latent space itself, not the t-SNE picture) has the same class, and that fraction for
-    labels drawn at random with the same class sizes (chance: sum of squared class shares)."""
+    labels drawn at random with the same class sizes (chance: sum of squared class shares).
+    ``groups`` (e.g. the kernel of each observation): neighbours of the same group are not
+    counted, so several observations of one kernel cannot agree with each other trivially."""
     x = np.asarray(latents, np.float64).reshape(len(latents), -1)
     d = ((x[:, None, :] - x[None, :, :]) ** 2).sum(-1)
-    np.fill_diagonal(d, np.inf)
+    groups = np.arange(len(x)) if groups is None else np.asarray(groups)
+    d[groups[:, None] == groups[None, :]] = np.inf
     nearest = d.argmin(1)
     labels = np.asarray(labels)
     shares = np.unique(labels, return_counts=True)[1] / len(labels)

@@ -27,6 +27,8 @@ __all__ = ["NOTEBOOKS", "ChainError", "notebook_paths", "run_chain", "strip_note
 NOTEBOOKS = ("01_simulate", "02_kernel_vae", "03_alignment", "04_one_step", "05_results", "06_robustness",
              "07_tsne", "08_real_data")
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+MAX_PNG_CHARS = 100_000  # embedded figures larger than this (base64) are stored as JPEG
+JPEG_QUALITY = 85
 
 CELL_TIMEOUT = int(os.environ.get("QPI_CELL_TIMEOUT", 4 * 3600))  # s; a hung cell fails instead of blocking CI
 
@@ -48,8 +50,8 @@ def notebook_paths(notebooks_dir: str | os.PathLike | None = None) -> list[Path]
 def strip_notebook(nb: dict) -> dict:
     """Drop papermill's injected-parameters cell (the notebook keeps its own defaults) and all
     widget state: the notebook-level ``widgets`` metadata and widget views in outputs (their
-    ``text/plain`` form stays), and papermill's record of this machine's paths. Returns ``nb``,
-    changed in place."""
+    ``text/plain`` form stays), and papermill's record of this machine's paths; large embedded
+    figures become JPEG (see :func:`_as_jpeg`). Returns ``nb``, changed in place."""
     nb["cells"] = [c for c in nb["cells"] if "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
     nb.get("metadata", {}).pop("widgets", None)
     for where in ("input_path", "output_path", "parameters", "environment_variables"):  # this machine's paths
@@ -62,6 +64,8 @@ def strip_notebook(nb: dict) -> dict:
                 data.pop(WIDGET_MIME)
                 if not data:
                     continue
+            if data is not None and len(data.get("image/png", "")) > MAX_PNG_CHARS:
+                data["image/jpeg"] = _as_jpeg(data.pop("image/png"))
             outputs.append(out)
         if "outputs" in cell:
             cell["outputs"] = outputs
@@ -81,6 +85,20 @@ def _inline_figures():
             os.environ.pop("MPLBACKEND", None)
         else:
             os.environ["MPLBACKEND"] = old
+
+
+def _as_jpeg(png_base64) -> str:
+    """A figure embedded in a notebook, re-encoded as JPEG: maps with colorbars compress badly as
+    PNG, and the full-resolution PNGs are in figures/ anyway."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    png = base64.b64decode("".join(png_base64) if isinstance(png_base64, list) else png_base64)
+    buf = io.BytesIO()
+    Image.open(io.BytesIO(png)).convert("RGB").save(buf, format="JPEG", quality=JPEG_QUALITY, optimize=True)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 def _strip_file(path: Path) -> None:

@@ -150,7 +150,7 @@ def _fit(*, step: str, model: torch.nn.Module, train_set, test_set, loss_fn: Cal
             loss, parts = loss_fn(model, batch)
         return loss, parts, len(batch["kernel"])
 
-    done_now, last_save = 0, time.perf_counter()
+    done_now, last_save, saved_epoch = 0, time.perf_counter(), start_epoch
     try:
         for epoch in range(start_epoch, tcfg.epochs):
             t0 = time.perf_counter()
@@ -207,7 +207,7 @@ def _fit(*, step: str, model: torch.nn.Module, train_set, test_set, loss_fn: Cal
                            "state_dict": accelerator.unwrap_model(model).state_dict(),
                            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                            "history": history, "elapsed": elapsed}, ckpt_path)
-                last_save = time.perf_counter()
+                last_save, saved_epoch = time.perf_counter(), epoch + 1
             if accelerator.is_main_process:
                 write_csv(log_path, history)
             if progress:
@@ -216,9 +216,8 @@ def _fit(*, step: str, model: torch.nn.Module, train_set, test_set, loss_fn: Cal
             if stopping and epoch + 1 < tcfg.epochs:
                 return {"interrupted_after_epoch": epoch + 1}
     except KeyboardInterrupt:
-        done = history[-1]["epoch"] if history else 0
-        print(f"\n{step}: interrupted; {done} of {tcfg.epochs} epochs are saved in the checkpoint: rerun the same "
-              "command (or cell) to resume")
+        print(f"\n{step}: interrupted; {saved_epoch} of {tcfg.epochs} epochs are saved in the checkpoint: rerun the "
+              "same command (or cell) to resume from there")
         raise
 
     summary = {"step": step, "epochs": tcfg.epochs, "wall_seconds": round(elapsed, 2),

@@ -30,3 +30,15 @@ def test_class_agreement_is_one_for_separated_classes_and_chance_for_noise():
     assert a["nearest_neighbour_same_class"] == 1.0 and a["chance"] == pytest.approx(0.2)
     noise = class_agreement(np.random.default_rng(1).normal(size=(100, 3)), labels)
     assert noise["nearest_neighbour_same_class"] < 0.5
+
+
+def test_class_agreement_ignores_neighbours_of_the_same_group():
+    from qpi_utils.analysis import class_agreement
+
+    labels = np.repeat([0, 2], 10)
+    # pairs of identical points (one group each), the pairs themselves scattered at random
+    pts = np.repeat(np.random.default_rng(0).normal(size=(10, 2)), 2, axis=0)
+    labels = np.repeat(np.random.default_rng(1).permutation(np.repeat([0, 2], 5)), 2)
+    assert class_agreement(pts, labels)["nearest_neighbour_same_class"] == 1.0  # trivially: its twin
+    fair = class_agreement(pts, labels, groups=np.repeat(np.arange(10), 2))["nearest_neighbour_same_class"]
+    assert fair < 1.0

@@ -83,8 +83,30 @@ def test_strip_notebook_removes_widget_state_and_injected_parameters():
     assert "widgets" not in out["metadata"] and len(out["cells"]) == 1
     outputs = out["cells"][0]["outputs"]
     assert [o["output_type"] for o in outputs] == ["display_data", "stream"]
-    assert list(outputs[0]["data"]) == ["text/plain"]
-    assert "input_path" not in out["metadata"].get("papermill", {}) and "".join(outputs[0]["data"]["text/plain"]) == "epoch 1/2"
+    assert list(outputs[0]["data"]) == ["text/plain"] and "".join(outputs[0]["data"]["text/plain"]) == "epoch 1/2"
+    assert "input_path" not in out["metadata"].get("papermill", {})
+
+
+def test_large_embedded_figures_become_jpeg_and_small_ones_stay_png():
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    def png(size):
+        buf = io.BytesIO()
+        Image.fromarray(np.random.default_rng(0).integers(0, 255, (size, size, 3), dtype=np.uint8)).save(buf, "PNG")
+        return base64.b64encode(buf.getvalue()).decode()
+
+    nb = nbf.v4.new_notebook()
+    cell = nbf.v4.new_code_cell("plot()")
+    cell.outputs = [nbf.v4.new_output("display_data", data={"image/png": png(400)}),
+                    nbf.v4.new_output("display_data", data={"image/png": png(8)})]
+    nb.cells = [cell]
+    out = strip_notebook(json.loads(nbf.writes(nb)))["cells"][0]["outputs"]
+    assert list(out[0]["data"]) == ["image/jpeg"] and list(out[1]["data"]) == ["image/png"]
+    assert Image.open(io.BytesIO(base64.b64decode(out[0]["data"]["image/jpeg"]))).size == (400, 400)
 
 
 def test_committed_notebooks_are_small_and_use_the_one_setup_call():
@@ -94,7 +116,7 @@ def test_committed_notebooks_are_small_and_use_the_one_setup_call():
         nb = nbf.read(path, as_version=4)
         assert "widgets" not in nb.metadata, path.name
         assert "input_path" not in nb.metadata.get("papermill", {}), path.name
-        assert any("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code"
+        assert any({"image/png", "image/jpeg"} & set(o.get("data", {})) for c in nb.cells if c.cell_type == "code"
                    for o in c.get("outputs", [])), f"{path.name}: the committed outputs hold its figures"
         assert WIDGET_MIME not in path.read_text(), path.name
         code = [c.source for c in nb.cells if c.cell_type == "code"]

@@ -55,3 +55,29 @@ def test_a_run_is_extended_by_raising_its_epochs(run_dir, smoke_profile, tmp_pat
     assert all(torch.equal(a[k], b[k]) for k in a)  # extending = having asked for more at the start
     with pytest.raises(TrainingError, match="more than"):
         train_kernel_vae(smoke_profile, run_dir, progress=False)
+
+
+def test_ctrl_c_keeps_the_last_checkpoint_and_says_how_to_resume(run_dir, smoke_profile, monkeypatch, capsys):
+    import qpi_utils.train as train_module
+
+    real = train_module.kernel_vae_loss
+    calls = {"n": 0}
+
+    def interrupting(tcfg):
+        loss_fn = real(tcfg)
+
+        def wrapped(model, batch):
+            calls["n"] += 1
+            if calls["n"] == 6:  # in epoch 2 (epoch 1: 2 training batches and the test batch)
+                raise KeyboardInterrupt
+            return loss_fn(model, batch)
+
+        return wrapped
+
+    monkeypatch.setattr(train_module, "kernel_vae_loss", interrupting)
+    with pytest.raises(KeyboardInterrupt):
+        train_kernel_vae(smoke_profile, run_dir, progress=False)
+    assert "interrupted; 1 of 2 epochs are saved in the checkpoint" in capsys.readouterr().out
+    assert load_blob(run_dir / "checkpoints" / "kernel_vae.pt")["epoch"] == 1
+    monkeypatch.setattr(train_module, "kernel_vae_loss", real)
+    assert train_kernel_vae(smoke_profile, run_dir, progress=False)["epochs"] == 2
