@@ -16,12 +16,15 @@ from __future__ import annotations
 import dataclasses
 import time
 
+import numpy as np
 import torch
 
 from .config import Profile
 from .losses import alignment_loss
 from .models import build_kernel_vae, build_observation_encoder, build_one_step
 from .runs import STEPS
+from .simulate import sample_kernel_params
+from .splits import make_splits
 from .sweeps import sweep_points
 from .train import kernel_vae_loss, one_step_loss
 
@@ -96,13 +99,13 @@ def chain_flops(profile: Profile, per_sample: dict[str, float] | None = None) ->
 
 
 def split_sizes(profile: Profile) -> dict[str, int]:
-    """Sizes of the splits :func:`qpi_utils.splits.make_splits` makes for this profile."""
+    """Sizes of the splits :func:`qpi_utils.splits.make_splits` makes for this profile (it is run
+    on the profile's class layout, so the counts cannot drift from the real splits)."""
     s = profile.simulation
-    n_ood = int(round(s.ood_fraction * s.n_kernels))
-    n_id = max(1, int(round(s.id_test_fraction * s.n_observations)))
-    train_k = s.n_kernels - n_ood
-    return {"train_kernels": train_k, "ood_kernels": n_ood, "train": train_k * (s.n_observations - n_id),
-            "id_test": train_k * n_id, "ood_test": n_ood * s.n_observations}
+    symmetry = sample_kernel_params(s.n_kernels, np.random.default_rng(0))["symmetry"]  # classes in turn
+    sp = make_splits(symmetry, s.n_observations, s.ood_fraction, s.id_test_fraction, s.split_seed)
+    return {"train_kernels": len(sp.train_kernels), "ood_kernels": len(sp.ood_kernels),
+            **{name: len(sp.pairs(name)) for name in sp.NAMES}}
 
 
 def training_samples(profile: Profile) -> dict[str, int]:

@@ -51,3 +51,15 @@ def test_one_training_step_of_the_colab_profile_runs_on_a_cpu(tmp_path, tiny_dat
     with pytest.warns(RuntimeWarning, match="RANDOM initialisation"):
         summary = train_kernel_vae(prof, tmp_path, progress=False)
     assert summary["epochs"] == 1 and summary["model_info"]["architecture"] == "sdxl"
+
+
+def test_split_sizes_are_those_of_the_real_splits(tiny_dataset, smoke_profile):
+    from qpi_utils.budget import split_sizes
+    from qpi_utils.splits import make_splits
+
+    s = smoke_profile.simulation
+    real = make_splits(tiny_dataset.symmetry, tiny_dataset.n_observations, s.ood_fraction, s.id_test_fraction,
+                       s.split_seed)
+    sizes = split_sizes(smoke_profile)
+    assert sizes["ood_kernels"] == len(real.ood_kernels) and sizes["train"] == len(real.train)
+    assert sizes["id_test"] == len(real.id_test) and sizes["ood_test"] == len(real.ood_test)
