@@ -16,7 +16,7 @@ import sys
 from .config import Profile, get_profile
 from .data import save_dataset, simulate_dataset
 from .plots import pyplot
-from .runs import ARTEFACTS, MissingArtefactError, RunLayout
+from .runs import ARTEFACTS, RunLayout
 from .train import train_alignment, train_kernel_vae, train_one_step
 
 __all__ = ["REQUIRES", "setup", "ensure"]
@@ -36,8 +36,7 @@ def ensure(profile: Profile, run: RunLayout, artefact: str, make_missing: bool =
     :class:`~qpi_utils.runs.MissingArtefactError` naming the notebook that makes it."""
     for needed in REQUIRES[artefact]:
         ensure(profile, run, needed, make_missing)
-    path = run.data / "meta.json" if artefact == "data" else run.model(artefact)
-    if path.is_file():
+    if run.artefact(artefact).is_file():
         return
     if not make_missing:
         run.require(artefact)
@@ -66,7 +65,7 @@ def setup(profile: str | None = None, run_dir: str | os.PathLike | None = None, 
             print(DRIVE_HINT)
     unknown = [a for a in requires if a not in REQUIRES]
     if unknown:
-        raise MissingArtefactError(f"unknown artefact(s) {unknown}; choose from {', '.join(REQUIRES)}")
+        raise ValueError(f"requires names unknown artefact(s) {unknown}; choose from {', '.join(REQUIRES)}")
     for artefact in requires:
         ensure(prof, run, artefact, make_missing)
     return prof, run

@@ -107,6 +107,11 @@ class RunLayout:
         return self.results / name
 
     # missing artefacts ------------------------------------------------------------------------
+    def artefact(self, name: str) -> Path:
+        """The file whose presence means ``name`` (a key of :data:`ARTEFACTS`) is made: the
+        dataset's ``meta.json`` (written last) or ``models/<step>.pt``."""
+        return self.data / "meta.json" if name == "data" else self.model(name)
+
     def how_to_make(self, artefact: str) -> str:
         """How to make ``artefact`` (a key of :data:`ARTEFACTS`), in this layout's context."""
         what, cmd, notebook = ARTEFACTS[artefact]
@@ -118,8 +123,7 @@ class RunLayout:
         """The artefact's path (its ``data/meta.json`` or ``models/<step>.pt``, or ``path``);
         :class:`MissingArtefactError` naming it and what makes it when it is not there."""
         what = ARTEFACTS[artefact][0]
-        if path is None:
-            path = self.data / "meta.json" if artefact == "data" else self.model(artefact)
+        path = self.artefact(artefact) if path is None else path
         if not Path(path).is_file():
             raise MissingArtefactError(f"{what} is missing ({self.display(path)} not found): "
                                        f"{self.how_to_make(artefact)}")

@@ -19,7 +19,7 @@ def test_missing_pieces_are_named_or_made(tmp_path, capsys):
     assert run.data.joinpath("meta.json").is_file()
     with pytest.raises(MissingArtefactError, match="run notebook 02_kernel_vae.ipynb first"):
         ensure(profile, run, "alignment", make_missing=False)  # the data are there now; step 1 is not
-    with pytest.raises(MissingArtefactError, match="unknown artefact"):
+    with pytest.raises(ValueError, match="unknown artefact"):
         setup("smoke", tmp_path / "a", requires=("tsne",), quiet=True)
 
 
