@@ -12,6 +12,8 @@ import tempfile
 os.environ["QPI_PROFILE"] = "smoke"
 os.environ["QPI_RUN_DIR"] = tempfile.mkdtemp(prefix="qpi-nbval-")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# a notebook cell that hangs fails the smoke chain after 10 minutes instead of blocking CI for hours
+os.environ.setdefault("QPI_CELL_TIMEOUT", "600")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no hub downloads in tests (they would only time out here)
 
 # Real STM files for tests and notebook 08: the shared folder beside the checkout (CI has it),
