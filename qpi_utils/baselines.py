@@ -123,7 +123,8 @@ def least_squares(observations: np.ndarray, maps: np.ndarray, lam: float = 1e-3,
 def choose_regularisation(observations: np.ndarray, maps: np.ndarray, kernels: np.ndarray,
                           grid=(1e-4, 1e-3, 1e-2, 1e-1, 1.0), iterations: int = 60) -> tuple[float, dict]:
     """The stated rule for ``lam``: the value of ``grid`` with the lowest mean RMSE on the given
-    *training* observations (callers pass training-split data, never a test set)."""
+    observations (the kit passes validation observations, :meth:`Splits.validation_pairs`,
+    never a test set)."""
     scores = {}
     for lam in grid:
         est = least_squares(observations, maps, lam=lam, iterations=iterations)

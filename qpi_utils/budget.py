@@ -24,7 +24,7 @@ from .losses import alignment_loss
 from .models import build_kernel_vae, build_observation_encoder, build_one_step
 from .runs import STEPS
 from .simulate import sample_kernel_params
-from .splits import make_splits
+from .splits import splits_for
 from .sweeps import sweep_points
 from .train import kernel_vae_loss, one_step_loss
 
@@ -103,8 +103,8 @@ def split_sizes(profile: Profile) -> dict[str, int]:
     on the profile's class layout, so the counts cannot drift from the real splits)."""
     s = profile.simulation
     symmetry = sample_kernel_params(s.n_kernels, np.random.default_rng(0))["symmetry"]  # classes in turn
-    sp = make_splits(symmetry, s.n_observations, s.ood_fraction, s.id_test_fraction, s.split_seed)
-    return {"train_kernels": len(sp.train_kernels), "ood_kernels": len(sp.ood_kernels),
+    sp = splits_for(s, symmetry, s.n_observations)
+    return {"train_kernels": len(sp.train_kernels), "val_kernels": len(sp.val_kernels), "ood_kernels": len(sp.ood_kernels),
             **{name: len(sp.pairs(name)) for name in sp.NAMES}}
 
 

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from .files import atomic_path, write_text
+from .widgets import STATIC_WIDGETS_VARIABLE
 from .runs import RunLayout, project_root
 
 __all__ = ["NOTEBOOKS", "ChainError", "notebook_paths", "run_chain", "strip_notebook"]
@@ -72,19 +73,30 @@ def strip_notebook(nb: dict) -> dict:
     return nb
 
 
+BATCH_ENVIRONMENT = {
+    # figures drawn into the notebook, whatever MPLBACKEND the caller set (a script's Agg would
+    # leave the executed notebooks without their figures)
+    "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+    # nobody moves a slider in a batch run: widgets render their first state as a plain figure
+    # (a live ipywidgets `interactive` drawing into its Output area could hang a frontend-less
+    # kernel under the inline backend)
+    STATIC_WIDGETS_VARIABLE: "1",
+}
+
+
 @contextlib.contextmanager
 def _inline_figures():
-    """Kernels started now draw figures into the notebook, whatever ``MPLBACKEND`` the caller
-    set (a script's ``Agg`` would leave the executed notebooks without their figures)."""
-    old = os.environ.get("MPLBACKEND")
-    os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
+    """Kernels started now see :data:`BATCH_ENVIRONMENT`; the caller's values come back after."""
+    old = {k: os.environ.get(k) for k in BATCH_ENVIRONMENT}
+    os.environ.update(BATCH_ENVIRONMENT)
     try:
         yield
     finally:
-        if old is None:
-            os.environ.pop("MPLBACKEND", None)
-        else:
-            os.environ["MPLBACKEND"] = old
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def _as_jpeg(png_base64) -> str:
@@ -118,17 +130,24 @@ def _copy_tree_files(src: Path, dst: Path, pattern: str) -> list[Path]:
 
 def run_chain(profile_name: str, run: RunLayout | str | os.PathLike, figures_dir: str | os.PathLike | None = None,
               results_dir: str | os.PathLike | None = None, notebooks_dir: str | os.PathLike | None = None,
-              update_notebooks: bool = False, progress: bool = True, only: list[str] | None = None) -> dict:
+              update_notebooks: bool = False, progress: bool = True, only: list[str] | None = None,
+              overrides: list[str] | None = None) -> dict:
     """Execute the chain; returns {notebook: seconds}. ``update_notebooks`` writes the executed
     notebooks (stripped, see :func:`strip_notebook`) back over the sources: how the committed
-    outputs are regenerated."""
+    outputs are regenerated. ``overrides`` ("section.key=value", as ``--set``) reach every
+    notebook's ``OVERRIDES`` parameter; a variant's figures and tables then default to
+    ``<run>/collected`` so the committed ones are not overwritten, and it cannot update the
+    committed notebooks."""
+    if overrides and update_notebooks:
+        raise ChainError("--set and --update-notebooks together would commit a variant as the profile's notebooks")
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
     layout = run if isinstance(run, RunLayout) else RunLayout(Path(run), profile_name)
     root = project_root()
-    figures_dir = Path(figures_dir) if figures_dir else root / "figures" / profile_name
-    results_dir = Path(results_dir) if results_dir else root / "results" / profile_name
+    collected = layout.root / "collected" if overrides else None
+    figures_dir = Path(figures_dir) if figures_dir else (collected / "figures" if collected else root / "figures" / profile_name)
+    results_dir = Path(results_dir) if results_dir else (collected / "results" if collected else root / "results" / profile_name)
     layout.notebooks.mkdir(parents=True, exist_ok=True)
     times_file = results_dir / "chain_times.json"  # merged, so a partial re-run keeps the others
     times = json.loads(times_file.read_text()) if (only and times_file.is_file()) else {}
@@ -141,7 +160,8 @@ def run_chain(profile_name: str, run: RunLayout | str | os.PathLike, figures_dir
         print(f"[{name}] running ...", flush=True)
         try:
             with _inline_figures():
-                pm.execute_notebook(str(src), str(dst), parameters={"PROFILE": profile_name, "RUN_DIR": str(layout.root)},
+                pm.execute_notebook(str(src), str(dst), parameters={"PROFILE": profile_name, "RUN_DIR": str(layout.root),
+                                                                   "OVERRIDES": list(overrides or [])},
                                     cwd=str(src.parent), progress_bar=progress, kernel_name="python3",
                                     execution_timeout=CELL_TIMEOUT)
         except PapermillExecutionError as exc:

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import torch
 
-from .config import Profile
+from .config import Profile, resolve_init
 from .data import QPIDataset, load_dataset
 from .files import atomic_path
 from .models import ModelConfigError, ModelInfo, ObservationEncoder, autoencoder_config
 from .runs import RunLayout, as_layout
-from .splits import Splits, check_splits, make_splits
+from .splits import Splits, splits_for
 
 __all__ = ["CheckpointError", "fingerprint", "digest", "save_blob", "load_blob", "check_fingerprint", "load_data",
            "load_kernel_vae", "load_observation_encoder", "load_one_step", "step_fingerprint"]
@@ -43,7 +43,8 @@ def fingerprint(profile: Profile, step: str, ds: QPIDataset) -> dict:
         "model": asdict(profile.model),
         "train": train,
         "dataset_hash": ds.meta.get("content_hash"),
-        "split_seed": profile.simulation.split_seed,
+        "splits": {k: getattr(profile.simulation, k) for k in
+                   ("split_seed", "ood_fraction", "id_test_fraction", "val_kernel_fraction", "val_fraction")},
     }
 
 
@@ -53,9 +54,10 @@ def digest(obj) -> str:
 
 
 def step_fingerprint(profile: Profile, step: str, ds: QPIDataset) -> dict:
-    """The fingerprint of ``step``; step 2's also pins the step-1 VAE it was aligned to."""
+    """The fingerprint of ``step``; step 2's (and a one-step baseline started from the step-1
+    VAE) also pins the step-1 VAE it depends on."""
     fp = fingerprint(profile, step, ds)
-    if step == "alignment":
+    if step == "alignment" or (step == "one_step" and resolve_init(profile, step) == "kernel_vae"):
         fp["kernel_vae"] = digest(fingerprint(profile, "kernel_vae", ds))
     return fp
 
@@ -104,10 +106,7 @@ def load_data(profile: Profile, run: RunLayout | str | Path) -> tuple[QPIDataset
     layout = as_layout(run, profile)
     layout.require("data")
     ds = load_dataset(layout.data)
-    s = profile.simulation
-    splits = make_splits(ds.symmetry, ds.n_observations, s.ood_fraction, s.id_test_fraction, s.split_seed)
-    check_splits(splits)
-    return ds, splits
+    return ds, splits_for(profile.simulation, ds.symmetry, ds.n_observations)
 
 
 def _load_trained(profile: Profile, run, step: str, ds: QPIDataset) -> dict:

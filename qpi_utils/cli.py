@@ -16,14 +16,16 @@ from pathlib import Path
 
 from .budget import SUSTAINED_TFLOPS, chain_flops, estimate_seconds, measure_training, training_samples
 from .chain import ChainError, run_chain
-from .config import PROFILE_NAMES, ProfileError, default_profile_name, get_profile
+from .config import PROFILE_NAMES, ProfileError, parse_override, default_profile_name, get_profile
 from .checkpoints import CheckpointError, load_blob, step_fingerprint
 from .data import DatasetError, check_dataset_target, load_dataset, save_dataset, simulate_dataset
 from .evaluate import evaluate, markdown_table
 from .files import write_text
 from .models import ModelConfigError, load_pretrained_rgb
 from .realdata import RealDataError
-from .runs import STEPS, RunLayout
+from .paper import TABLE1_RMSE
+from .runs import STEPS, RunLayout, project_root
+from .seeds import ABLATIONS, markdown_summary, run_ablation, run_table, seed_overrides, summarise, write_seed_results
 from .train import TrainingError, train_alignment, train_kernel_vae, train_one_step
 
 __all__ = ["main", "build_parser"]
@@ -151,20 +153,65 @@ def cmd_reproduce(args) -> int:
         est = _estimate(args.profile_obj)
         print(f"the paper profile: about {est['estimated_hours']['T4']:.1f} h on a T4, "
               f"{est['estimated_hours']['A100']:.1f} h on an A100 (counted FLOPs; see `qpi doctor`)", flush=True)
-    if args.overrides:
-        print("qpi reproduce: error: --set is not supported for the notebook chain; the notebooks read the "
-              "profile as defined in qpi_utils/config.py", file=sys.stderr)
-        return 2
     t0 = time.perf_counter()
     try:
         times = run_chain(args.profile_obj.name, _layout(args), args.figures_dir, args.results_dir,
-                          args.notebooks_dir, update_notebooks=args.update_notebooks, progress=not args.no_progress)
+                          args.notebooks_dir, update_notebooks=args.update_notebooks, progress=not args.no_progress,
+                          overrides=args.overrides)
     except ChainError as exc:
         print(f"qpi reproduce: error: {exc}", file=sys.stderr)
         return 1
     print("notebook wall times (s): " + ", ".join(f"{k} {v:.0f}" for k, v in times.items()))
     print(f"chain done in {time.perf_counter() - t0:.0f} s")
     return 0
+
+
+def cmd_seeds(args) -> int:
+    """The table over several seeds (data, splits, training): mean and 95 % interval per cell."""
+    prof = args.profile_obj
+    root = args.run_dir or Path("runs") / f"{prof.name}-seeds"
+    out = Path(args.results_dir) if args.results_dir else project_root() / "results" / prof.name
+    t0 = time.perf_counter()
+    tables, seconds = {}, {}
+    for seed in args.seeds:
+        s0 = time.perf_counter()
+        seeded = get_profile(prof.name, {**_override_dict(args), **seed_overrides(seed)})
+        tables[seed] = run_table(seeded, Path(root) / f"seed-{seed}", progress=not args.no_progress)
+        seconds[seed] = round(time.perf_counter() - s0, 1)
+        print(f"seed {seed} done in {seconds[seed]:.0f} s", flush=True)
+    rows = summarise(tables)
+    for r in rows:
+        r["paper_rmse_pm1"] = TABLE1_RMSE.get((r["setting"], r["method"]), float("nan"))
+    write_seed_results(rows, out, "table_seeds", prof, args.seeds,
+                       f"ID/OOD table over seeds {', '.join(map(str, args.seeds))} (profile {prof.name})",
+                       "v1 Table 1", {"seconds_per_seed": seconds, "total_seconds": round(time.perf_counter() - t0, 1),
+                                      "command": "qpi " + " ".join(sys.argv[1:])})
+    print(markdown_summary(rows, "v1 Table 1"))
+    print(f"wrote {out}/table_seeds.csv, table_seeds.md ({time.perf_counter() - t0:.0f} s)")
+    return 0
+
+
+def cmd_ablation(args) -> int:
+    """One of the paper's ablations (or the kit's), over several seeds."""
+    prof = args.profile_obj
+    root = args.run_dir or Path("runs") / f"{prof.name}-ablations"
+    out = Path(args.results_dir) if args.results_dir else project_root() / "results" / prof.name / "ablations"
+    t0 = time.perf_counter()
+    names = list(ABLATIONS) if args.name == "all" else [args.name]
+    for name in names:
+        ab = ABLATIONS[name]
+        rows = run_ablation(name, prof.name, args.seeds, Path(root) / name, base_root=args.base_run_dir,
+                            overrides=_override_dict(args), progress=not args.no_progress)
+        write_seed_results(rows, out, name, prof, args.seeds, ab.title, "paper" if ab.paper else "",
+                           {"ablation": name, "variants": ab.variants, "methods": list(ab.methods),
+                            "explanation": ab.explanation, "command": "qpi " + " ".join(sys.argv[1:])})
+        print(f"## {ab.title}\n\n{markdown_summary(rows, 'paper' if ab.paper else '')}", flush=True)
+    print(f"wrote {out} ({time.perf_counter() - t0:.0f} s)")
+    return 0
+
+
+def _override_dict(args) -> dict:
+    return dict(parse_override(o) for o in (args.overrides or []))
 
 
 COMMANDS = {
@@ -176,6 +223,10 @@ COMMANDS = {
     "doctor": (cmd_doctor, "device, versions, pretrained weights, and the estimated time of a profile", False),
     "check": (cmd_check, "verify a run directory in full: dataset hash, activation maps, model files", True),
     "evaluate": (cmd_evaluate, "ID/OOD table (MAE, MSE, RMSE on [0,1] and [-1,1]) with provenance", True),
+    "seeds": (cmd_seeds, "the ID/OOD table over several seeds (data and training): mean and 95 % interval; "
+                         "writes results/<profile>/table_seeds.*", True),
+    "ablation": (cmd_ablation, "an ablation (symmetric_loss, angles, warm_start, noise_augmentation, pretraining, "
+                               "or all) over several seeds; writes results/<profile>/ablations/<name>.*", True),
     "reproduce": (cmd_reproduce, "run the numbered notebooks in order (papermill) into --run-dir, collect "
                                  "figures into figures/<profile> and tables into results/<profile>", True),
 }
@@ -208,7 +259,13 @@ _restart = lambda p: p.add_argument("--restart", action="store_true",
 _results = lambda p: p.add_argument("--results-dir", type=Path, default=None,
                                     help="where tables go (default <run-dir>/results for evaluate, "
                                          "results/<profile> for reproduce)")
+_seeds = lambda p: p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
+                                  help="seeds to run (data, splits and training); default 0 1 2")
 EXTRA_ARGS: dict = {
+    "seeds": [_seeds, _results],
+    "ablation": [lambda p: p.add_argument("name", choices=[*ABLATIONS, "all"], help="which ablation"), _seeds, _results,
+                 lambda p: p.add_argument("--base-run-dir", type=Path, default=None,
+                                          help="a `qpi seeds` run directory: its data and step-1 VAEs are reused")],
     "train-kernel-vae": [_restart],
     "train-alignment": [_restart],
     "train-one-step": [_restart],

@@ -31,6 +31,8 @@ __all__ = [
     "PROFILE_NAMES",
     "get_profile",
     "profile_from_dict",
+    "resolve_init",
+    "parse_override",
     "default_profile_name",
 ]
 
@@ -61,9 +63,11 @@ class SimulationConfig:
     position_error: float = 0.0  # std (px) of the error of the labelled positions that M is
     # built from (Y always uses the true positions); models an imperfect defect finder
     seed: int = 0
-    # splits (qpi_utils.data.make_splits)
-    ood_fraction: float = 0.2
-    id_test_fraction: float = 0.2
+    # splits (qpi_utils.splits.make_splits): test sets as in the paper, validation carved out of training
+    ood_fraction: float = 0.2  # of all kernels: the OOD test kernels
+    id_test_fraction: float = 0.2  # of each training kernel's observations: the ID test set
+    val_kernel_fraction: float = 0.1  # of all kernels: validation kernels (from the non-OOD ones)
+    val_fraction: float = 0.1  # of each training kernel's observations: validation
     split_seed: int = 0
 
 
@@ -88,9 +92,16 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """One training run (Adam + StepLR + gradient clipping)."""
+    """One training run (Adam + StepLR + gradient clipping), with model selection on validation.
 
-    epochs: int = 10
+    Selection rule (the same for every network): after each epoch the kernel RMSE on [0, 1] of
+    the validation split is measured (see :mod:`qpi_utils.splits`); the weights of the epoch
+    with the lowest value are the trained model, and training stops once ``patience`` epochs in
+    a row have not improved on it (``epochs`` is the most it may run).
+    """
+
+    epochs: int = 10  # at most
+    patience: int | None = None  # epochs without a lower validation RMSE before stopping; None = run all
     batch_size: int = 8
     lr: float = 1e-4
     lr_step_size: int = 10  # StepLR: epochs between decays
@@ -99,17 +110,26 @@ class TrainConfig:
     alpha: float = 0.7  # weight of the symmetric loss (step 1 only)
     beta: float = 1e-6  # weight of the KL term
     seed: int = 0
-    mixed_precision: str = "auto"  # "auto" = fp16 on CUDA, none on CPU; or "no", "fp16", "bf16"
+    mixed_precision: str = "auto"  # "auto" = fp16 on CUDA, bf16 on a CPU with native bf16 (AVX-512
+    # BF16 / AMX), else fp32; or "no", "fp16", "bf16"
     max_train_samples: int | None = None  # cap samples per epoch (None = all)
     checkpoint_every: int = 1  # epochs between checkpoints (and at least every 15 min, and at the end)
+    # ablations (the paper's and ours); defaults are the kit's method
+    init: str = "auto"  # where the network starts (see resolve_init): kernel_vae: "auto" = the model
+    # section's (pretrained weights, or random); alignment: "kernel_encoder" (the step-1 encoder, M
+    # channel at zero) or "random"; one_step: "kernel_vae" (the step-1 VAE, M channel at zero: the
+    # start step 2 gets) or "model" (the model section's, as the paper does with pretrained weights)
+    sym_angles: str = "group"  # symmetric loss angles: "group" (all k 2pi/n) or "authors" (their code's)
+    augment_snr_db: tuple[float, ...] | None = None  # noise augmentation: (lo, hi) dB, each training
+    # observation gets white noise at an SNR drawn uniformly from it (step 2 and one-step); None = off
 
 
 @dataclass(frozen=True)
 class PhysicsConfig:
     """The physics baselines, the hybrid and the robustness sweeps (qpi_utils.baselines)."""
 
-    ls_lambda_grid: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1)  # chosen on training observations
-    ls_calibration_observations: int = 64
+    ls_lambda_grid: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)  # chosen on validation observations
+    ls_calibration_observations: int = 64  # validation observations lambda is chosen on
     ls_iterations: int = 60
     hybrid_steps: int = 30
     hybrid_lr: float = 0.05
@@ -148,14 +168,16 @@ _SDXL = {  # the SDXL-VAE architecture, initialised from the fp16-fixed pretrain
 }
 
 def _paper_trainings(**steps: tuple[int, int, int]) -> dict:
-    """The three training sections with the paper's optimiser settings (Adam, lr 1e-4 for step 1,
-    5e-5 for step 2 and the baseline: the authors' code; alpha 0.7, beta 1e-6 are the defaults),
-    from (epochs, batch size, StepLR step size) per step. Step 1 of the SDXL-VAE checkpoints every
+    """The three training sections with the paper's optimiser settings (Adam, lr 1e-4 for step 1:
+    v1's text; 5e-5 for step 2 and the baseline: the authors' code; alpha 0.7, beta 1e-6: the
+    authors' code, the defaults), from (max epochs, batch size, StepLR step size) per step, with
+    early stopping on validation (patience 20 epochs for step 1, 5 for the others). Step 1 of the SDXL-VAE checkpoints every
     10 epochs: each checkpoint is about 1 GB."""
     out = {}
     for step, (epochs, batch_size, lr_step_size) in steps.items():
         out[step] = {"epochs": epochs, "batch_size": batch_size, "lr": 1e-4 if step == "kernel_vae" else 5e-5,
-                     "lr_step_size": lr_step_size, **({"checkpoint_every": 10} if step == "kernel_vae" else {})}
+                     "lr_step_size": lr_step_size, "patience": 20 if step == "kernel_vae" else 5,
+                     **({"checkpoint_every": 10} if step == "kernel_vae" else {})}
     return out
 
 
@@ -173,18 +195,17 @@ _PROFILES: dict[str, dict[str, Any]] = {
     },
     "quick": {
         # 100 kernels as in the paper (kernel diversity is what OOD generalisation needs), fewer
-        # observations per kernel and a small VAE so the chain fits 30 minutes on 2 CPU cores.
-        # Equal training compute for the two methods: step 1 + step 2 take about as long on a
-        # CPU as the one-step baseline (step 2 never runs the decoder, so it fits ~4x more
-        # epochs in the same time). With 4 step-2 epochs, two-step lost: see the README.
+        # observations per kernel and a small VAE so the chain fits a 2-core CPU. Step 2 and the
+        # one-step baseline get the same optimiser, schedule, start (the step-1 VAE) and stopping
+        # rule: at most 30 epochs, stop after 4 without a better validation RMSE.
         "simulation": {"n_kernels": 100, "n_observations": 100},
         "model": {"block_out_channels": (16, 32, 64, 64), "norm_num_groups": 8},
-        "kernel_vae": {"epochs": 100, "batch_size": 8, "lr": 1e-3, "lr_step_size": 40, "lr_gamma": 0.3},
-        "alignment": {"epochs": 16, "batch_size": 32, "lr": 1e-3, "lr_step_size": 6, "lr_gamma": 0.3},
-        "one_step": {"epochs": 6, "batch_size": 32, "lr": 1e-3, "lr_step_size": 2, "lr_gamma": 0.3},
+        "kernel_vae": {"epochs": 150, "batch_size": 8, "lr": 1e-3, "lr_step_size": 60, "lr_gamma": 0.3},
+        "alignment": {"epochs": 30, "patience": 4, "batch_size": 32, "lr": 5e-4, "lr_step_size": 8, "lr_gamma": 0.5},
+        "one_step": {"epochs": 30, "patience": 4, "batch_size": 32, "lr": 5e-4, "lr_step_size": 8, "lr_gamma": 0.5},
         # the hybrid costs ~0.15 s per image on 2 CPU cores at 10 steps: a seeded subset of each
         # test set (its size is the table's n column), and small sweeps
-        "physics": {"hybrid_steps": 10, "hybrid_test_observations": 200, "sweep_observations": 40},
+        "physics": {"hybrid_steps": 10, "hybrid_test_observations": 200, "sweep_observations": 200},
     },
     "colab": {
         # A free Colab T4 in about an hour: the paper's pretrained SDXL-VAE and hyperparameters on
@@ -205,6 +226,18 @@ _PROFILES: dict[str, dict[str, Any]] = {
 }
 
 PROFILE_NAMES = tuple(_PROFILES)
+
+
+def resolve_init(profile: Profile, step: str) -> str:
+    """Where ``step``'s network starts. ``auto``: step 2 from the step-1 encoder; the one-step
+    baseline from the pretrained weights when the model section names them (the paper: both
+    methods start from the same pretrained VAE) and otherwise from the step-1 VAE (without
+    pretrained weights it is the only trained VAE there is; both methods then start from it)."""
+    init = getattr(profile, step).init
+    if init != "auto":
+        return init
+    return {"kernel_vae": "model", "alignment": "kernel_encoder",
+            "one_step": "model" if profile.model.pretrained else "kernel_vae"}[step]
 
 
 def default_profile_name() -> str:
@@ -288,6 +321,10 @@ def _check(profile: Profile) -> Profile:
     need(1 <= s.supersample <= 16, f"simulation.supersample must be in [1, 16], got {s.supersample}")
     need(0 < s.ood_fraction < 1, f"simulation.ood_fraction must be in (0, 1), got {s.ood_fraction}")
     need(0 < s.id_test_fraction < 1, f"simulation.id_test_fraction must be in (0, 1), got {s.id_test_fraction}")
+    need(0 < s.val_kernel_fraction < 1 - s.ood_fraction,
+         f"simulation.val_kernel_fraction must be in (0, 1 - ood_fraction), got {s.val_kernel_fraction}")
+    need(0 < s.val_fraction < 1 - s.id_test_fraction,
+         f"simulation.val_fraction must be in (0, 1 - id_test_fraction), got {s.val_fraction}")
     need(m.architecture in ("small", "sdxl"), f"model.architecture must be 'small' or 'sdxl', got {m.architecture!r}")
     need(len(m.block_out_channels) == 4,
          f"model.block_out_channels must have 4 entries (3 downsamplings: 64x64 -> 8x8 latent), got {m.block_out_channels}")
@@ -310,6 +347,13 @@ def _check(profile: Profile) -> Profile:
              f"{name}.max_train_samples must be a positive integer or null, got {t.max_train_samples!r}")
         need(t.seed >= 0, f"{name}.seed must be >= 0, got {t.seed}")
         need(t.checkpoint_every >= 1, f"{name}.checkpoint_every must be >= 1, got {t.checkpoint_every}")
+        need(t.patience is None or t.patience >= 1, f"{name}.patience must be >= 1 or null, got {t.patience!r}")
+        inits = {"kernel_vae": ("auto",), "alignment": ("auto", "kernel_encoder", "random"),
+                 "one_step": ("auto", "kernel_vae", "model")}[name]
+        need(t.init in inits, f"{name}.init must be one of {', '.join(inits)}, got {t.init!r}")
+        need(t.sym_angles in ("group", "authors"), f"{name}.sym_angles must be 'group' or 'authors', got {t.sym_angles!r}")
+        need(t.augment_snr_db is None or (len(t.augment_snr_db) == 2 and t.augment_snr_db[0] <= t.augment_snr_db[1]),
+             f"{name}.augment_snr_db must be [lo, hi] dB with lo <= hi, or null, got {t.augment_snr_db!r}")
     p = profile.physics
     need(all(v > 0 for v in p.ls_lambda_grid), f"physics.ls_lambda_grid values must be > 0, got {p.ls_lambda_grid}")
     need(p.ls_calibration_observations >= 1, f"physics.ls_calibration_observations must be >= 1, got {p.ls_calibration_observations}")
@@ -356,7 +400,7 @@ def profile_from_dict(data: Mapping[str, Any]) -> Profile:
     return _check(Profile(name=name, **parts))
 
 
-def _parse_override(text: str) -> tuple[str, Any]:
+def parse_override(text: str) -> tuple[str, Any]:
     """``"simulation.n_kernels=20"`` -> ``("simulation.n_kernels", 20)`` (value parsed as JSON)."""
     if "=" not in text:
         raise ProfileError(f"override {text!r} must look like section.key=value")
@@ -380,7 +424,7 @@ def get_profile(name: str | None = None, overrides: Mapping[str, Any] | list[str
     data: dict[str, Any] = {sec: dict(vals) for sec, vals in _PROFILES[name].items()}
     data["name"] = name
     if overrides:
-        items = (_parse_override(o) for o in overrides) if isinstance(overrides, list) else overrides.items()
+        items = (parse_override(o) for o in overrides) if isinstance(overrides, list) else overrides.items()
         for key, value in items:
             if key.count(".") != 1:
                 raise ProfileError(f"override key {key!r} must be section.key, e.g. simulation.n_kernels")

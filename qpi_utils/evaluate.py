@@ -20,19 +20,18 @@ from .checkpoints import load_blob
 from .config import Profile
 from .data import stack_pairs
 from .files import write_csv, write_text
-from .methods import TrainedModels, load_models, predict_dataset
+from .methods import METHODS, TrainedModels, load_models, predict_dataset
 from .metrics import errors
+from .paper import TABLE1_RMSE
 from .provenance import provenance
 from .runs import STEPS, RunLayout, as_layout
 from .simulate import SYMMETRY_NAMES
+from .train import SELECTION_RULE, augment_noise
 
-__all__ = ["TABLE_COLUMNS", "PAPER_TABLE1", "evaluate", "write_table", "markdown_table", "example_predictions"]
+__all__ = ["TABLE_COLUMNS", "evaluate", "noisy", "write_table", "markdown_table", "example_predictions"]
 
-TABLE_COLUMNS = ("setting", "method", "n", "mae", "mse", "rmse", "mae_pm1", "mse_pm1", "rmse_pm1", "pretrained",
-                 "seconds_per_image")
-# The paper's Table 1 (RMSE only as quoted in our issue tracker; scale as the authors report).
-PAPER_TABLE1 = {("ID", "one_step"): 0.0340, ("ID", "two_step"): 0.0163,
-                ("OOD", "one_step"): 0.1193, ("OOD", "two_step"): 0.0924}
+TABLE_COLUMNS = ("setting", "method", "n", "mae", "mse", "rmse", "mae_pm1", "mse_pm1", "rmse_pm1", "rmse_affine",
+                 "pretrained", "seconds_per_image")
 
 
 def write_table(rows: list[dict], path: str | Path) -> Path:
@@ -41,29 +40,48 @@ def write_table(rows: list[dict], path: str | Path) -> Path:
 
 
 def markdown_table(rows: list[dict], with_paper: bool = True) -> str:
-    """The table as markdown, with the paper's Table 1 RMSE beside ours where it has one."""
-    head = "| setting | method | n | MAE [0,1] | MSE [0,1] | RMSE [0,1] | RMSE [-1,1] | s / image |"
+    """The table as markdown, with the paper's Table 1 RMSE (v1, on [-1, 1]) beside ours where it has one."""
+    head = "| setting | method | n | MAE [0,1] | MSE [0,1] | RMSE [0,1] | RMSE [-1,1] | affine-inv. RMSE [0,1] | s / image |"
     if with_paper:
-        head += " paper RMSE (Table 1) |"
+        head += " paper RMSE [-1,1] (v1 Table 1) |"
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         line = (f"| {r['setting']} | {r['method']} | {r['n']} | {r['mae']:.4f} | {r['mse']:.5f} | "
-                f"{r['rmse']:.4f} | {r['rmse_pm1']:.4f} | {r.get('seconds_per_image', float('nan')):.2g} |")
+                f"{r['rmse']:.4f} | {r['rmse_pm1']:.4f} | {r.get('rmse_affine', float('nan')):.4f} | "
+                f"{r.get('seconds_per_image', float('nan')):.2g} |")
         if with_paper:
-            paper = PAPER_TABLE1.get((r["setting"], r["method"]))
+            paper = TABLE1_RMSE.get((r["setting"], r["method"]))
             line += f" {paper:.4f} |" if paper is not None else " - |"
         lines.append(line)
     return "\n".join(lines) + "\n"
 
 
+def noisy(predict, snr_db: float, seed: int = 0):
+    """``predict`` run on observations with white noise at ``snr_db`` added to Y (seeded per call
+    order, :func:`qpi_utils.train.augment_noise`): the noisy test sets of the augmentation ablation."""
+    generator = torch.Generator().manual_seed(seed)
+
+    def run(x):
+        state = torch.get_rng_state()
+        torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=generator)))
+        try:
+            return predict(augment_noise(x, (snr_db, snr_db)))
+        finally:
+            torch.set_rng_state(state)
+
+    return run
+
+
 def evaluate(profile: Profile, run: RunLayout | str | Path, results_dir: str | Path | None = None,
-             progress: bool = True, models: TrainedModels | None = None) -> list[dict]:
-    """Evaluate every trained method on the ID and OOD test sets and write, under ``results_dir``
-    (default ``<run>/results``): ``table.csv``, ``table.md``, ``per_sample.csv``,
-    ``diagnostics.json`` and ``provenance.json``. Returns the table rows."""
+             progress: bool = True, models: TrainedModels | None = None, methods: tuple[str, ...] = METHODS,
+             noise_snr_db: float | None = None) -> list[dict]:
+    """Evaluate the trained ``methods`` on the ID and OOD test sets and write, under
+    ``results_dir`` (default ``<run>/results``): ``table.csv``, ``table.md``, ``per_sample.csv``,
+    ``diagnostics.json`` (when two-step is among them) and ``provenance.json``. With
+    ``noise_snr_db`` every test observation gets white noise at that SNR first. Returns the rows."""
     layout = as_layout(run, profile)
     results_dir = Path(results_dir) if results_dir else layout.results
-    m = models or load_models(profile, layout)
+    m = models or load_models(profile, layout, methods)
     ds, splits = m.ds, m.splits
     rows, per_sample, timings = [], [], {}
     n_hybrid = profile.physics.hybrid_test_observations
@@ -73,6 +91,8 @@ def evaluate(profile: Profile, run: RunLayout | str | Path, results_dir: str | P
             if method == "hybrid" and n_hybrid is not None and n_hybrid < len(all_pairs):
                 pairs = all_pairs[np.sort(np.random.default_rng(0).permutation(len(all_pairs))[:n_hybrid])]
             target = np.asarray(ds.kernels)[pairs[:, 0]]
+            if noise_snr_db is not None:
+                fn = noisy(fn, noise_snr_db)
             t0 = time.perf_counter()
             pred = predict_dataset(fn, ds, pairs, device=m.device, progress=progress, desc=f"{setting} {method}")
             seconds = time.perf_counter() - t0
@@ -84,19 +104,21 @@ def evaluate(profile: Profile, run: RunLayout | str | Path, results_dir: str | P
             for i, (k, o) in enumerate(pairs):
                 per_sample.append({"setting": setting, "method": method, "kernel": int(k), "observation": int(o),
                                    "symmetry": int(ds.symmetry[k]), "n_scatterers": int(ds.n_scatterers[k, o]),
-                                   **{name: float(e[name][i]) for name in ("mae", "mse", "rmse")}})
+                                   **{name: float(e[name][i]) for name in ("mae", "mse", "rmse", "rmse_affine")}})
     write_table(rows, results_dir / "table.csv")
     write_text(results_dir / "table.md", markdown_table(rows))
     write_csv(results_dir / "per_sample.csv", per_sample)
-    diagnostics = two_step_diagnostics(m)
-    write_text(results_dir / "diagnostics.json", json.dumps(diagnostics, indent=2))
-    summaries = {step: load_blob(layout.model(step), step)["summary"] for step in STEPS}
+    if m.kernel_vae is not None and m.observation_encoder is not None:
+        write_text(results_dir / "diagnostics.json", json.dumps(two_step_diagnostics(m), indent=2))
+    summaries = {step: load_blob(layout.model(step), step)["summary"] for step in STEPS if layout.model(step).is_file()}
     prov = provenance(profile, ds, {"training": summaries, "inference_seconds": timings,
+                                    "methods": list(m.methods()), "test_noise_snr_db": noise_snr_db,
                                     "pretrained": {k: v.pretrained for k, v in m.infos.items()},
+                                    "selection_rule": SELECTION_RULE,
                                     "least_squares_lambda": {"chosen": m.ls_lambda, "rule": "lowest mean RMSE on "
-                                                             f"{profile.physics.ls_calibration_observations} training "
-                                                             "observations", "scores": {str(k): v for k, v in
-                                                                                         m.ls_scores.items()}}})
+                                                             f"{profile.physics.ls_calibration_observations} validation "
+                                                             "observations (half of seen, half of unseen kernels)",
+                                                             "scores": {str(k): v for k, v in m.ls_scores.items()}}})
     write_text(results_dir / "provenance.json", json.dumps(prov, indent=2, default=str))
     return rows
 

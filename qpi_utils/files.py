@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
-__all__ = ["atomic_path", "write_text", "write_csv", "format_value"]
+__all__ = ["atomic_path", "write_text", "write_csv", "read_csv", "format_value"]
 
 
 @contextlib.contextmanager
@@ -56,3 +56,9 @@ def write_csv(path: str | os.PathLike, rows: Iterable[dict], columns: Sequence[s
     w.writeheader()
     w.writerows({k: format_value(v) for k, v in r.items()} for r in rows)
     return write_text(path, buf.getvalue())
+
+
+def read_csv(path: str | os.PathLike) -> list[dict]:
+    """Rows of a CSV written by :func:`write_csv` (values as strings)."""
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))

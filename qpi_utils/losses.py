@@ -3,7 +3,12 @@
 * :func:`reconstruction_loss` -- MSE between reconstruction and kernel.
 * :func:`kl_loss` -- KL(q(z|x) || N(0, I)), summed over latent dimensions (weight beta).
 * :func:`symmetric_loss` -- rotate the reconstruction about the scatterer by each symmetry angle
-  of its kernel's class and compare the central window with the kernel (weight alpha).
+  of its kernel's class and compare the central window with the kernel (weight alpha). Two
+  angle sets: ``"group"`` (the kit's default: every non-trivial rotation of the class, k 2pi/n,
+  and four generic angles for isotropic kernels) and ``"authors"`` (the angles of the authors'
+  code: 180 for 2-fold, 120 for 3-fold, 90 for 4-fold, 60/120/180 for 6-fold, 90/180 for
+  isotropic). Either way each sample's angles are averaged first, then the batch, so a 6-fold
+  kernel weighs as much as a 2-fold one.
 * :func:`alignment_loss` -- step 2: MSE of latent means + MSE of latent log-variances.
 """
 
@@ -17,10 +22,17 @@ import torch.nn.functional as F
 from .simulate import KERNEL_ORIGIN, SYMMETRY_ORDERS, symmetry_angles
 
 __all__ = ["reconstruction_loss", "kl_loss", "symmetric_loss", "alignment_loss", "rotate_about",
-           "angle_table", "WINDOW"]
+           "angle_table", "ANGLE_SETS", "WINDOW"]
 
 WINDOW = 40  # side of the central window compared by the symmetric loss (the authors' 40x40)
-_MAX_ANGLES = max(len(symmetry_angles(n)) for n in SYMMETRY_ORDERS)
+# the authors' code: 120 (3-fold), 90 (4-fold), 60/120/180 (6-fold), 90/180 (isotropic); 2-fold's
+# only non-trivial rotation, 180, is assumed for it
+_AUTHORS_DEGREES = {0: (90.0, 180.0), 2: (180.0,), 3: (120.0,), 4: (90.0,), 6: (60.0, 120.0, 180.0)}
+ANGLE_SETS = {
+    "group": {n: tuple(symmetry_angles(n)) for n in SYMMETRY_ORDERS},
+    "authors": {n: tuple(np.deg2rad(d)) for n, d in _AUTHORS_DEGREES.items()},
+}
+_MAX_ANGLES = max(len(a) for table in ANGLE_SETS.values() for a in table.values())
 
 
 def reconstruction_loss(reconstruction: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
@@ -32,13 +44,15 @@ def kl_loss(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return 0.5 * (mean.pow(2) + logvar.exp() - 1.0 - logvar).flatten(1).sum(1).mean()
 
 
-def angle_table(symmetry: torch.Tensor | np.ndarray | list) -> tuple[torch.Tensor, torch.Tensor]:
+def angle_table(symmetry: torch.Tensor | np.ndarray | list, angle_set: str = "group") -> tuple[torch.Tensor, torch.Tensor]:
     """(B,) symmetry orders -> angles (B, A) in rad and a (B, A) validity mask, A = 5 (6-fold)."""
+    if angle_set not in ANGLE_SETS:
+        raise ValueError(f"angle_set must be one of {', '.join(ANGLE_SETS)}, got {angle_set!r}")
     sym = torch.as_tensor(symmetry).long().cpu()
     lookup = torch.zeros(7, _MAX_ANGLES, dtype=torch.float64)
     valid = torch.zeros(7, _MAX_ANGLES, dtype=torch.bool)
     for n in SYMMETRY_ORDERS:
-        a = torch.as_tensor(symmetry_angles(n))
+        a = torch.as_tensor(ANGLE_SETS[angle_set][n], dtype=torch.float64)
         lookup[n, : len(a)] = a
         valid[n, : len(a)] = True
     if ((sym < 0) | (sym > 6)).any() or not all(int(s) in SYMMETRY_ORDERS for s in sym.unique()):
@@ -64,15 +78,15 @@ def rotate_about(images: torch.Tensor, angles: torch.Tensor, origin: float = KER
 
 
 def symmetric_loss(reconstruction: torch.Tensor, kernel: torch.Tensor, symmetry, window: int = WINDOW,
-                   origin: int = KERNEL_ORIGIN) -> torch.Tensor:
-    """Mean over the batch and over each sample's symmetry angles of
-    MSE(rotate(reconstruction, angle)[window], kernel[window]).
+                   origin: int = KERNEL_ORIGIN, angle_set: str = "group") -> torch.Tensor:
+    """Mean over the batch of (mean over the sample's symmetry angles of
+    MSE(rotate(reconstruction, angle)[window], kernel[window])).
 
-    reconstruction, kernel: (B, 1, 64, 64); symmetry: (B,) orders (0 = isotropic: four generic
-    angles). One batched ``grid_sample`` for all (sample, angle) pairs.
+    reconstruction, kernel: (B, 1, 64, 64); symmetry: (B,) orders (0 = isotropic); angle_set:
+    a key of :data:`ANGLE_SETS`. One batched ``grid_sample`` for all (sample, angle) pairs.
     """
     b = reconstruction.shape[0]
-    angles, valid = angle_table(symmetry)
+    angles, valid = angle_table(symmetry, angle_set)
     angles = angles.to(reconstruction.device, reconstruction.dtype)
     valid = valid.to(reconstruction.device)
     a = angles.shape[1]
@@ -81,7 +95,8 @@ def symmetric_loss(reconstruction: torch.Tensor, kernel: torch.Tensor, symmetry,
     sl = slice(lo, lo + window)
     diff = rotated[..., sl, sl].reshape(b, a, -1) - kernel[..., sl, sl].reshape(b, 1, -1)
     per_angle = diff.pow(2).mean(-1)  # (B, A)
-    return (per_angle * valid).sum() / valid.sum().clamp(min=1)
+    per_sample = (per_angle * valid).sum(1) / valid.sum(1).clamp(min=1)
+    return per_sample.mean()
 
 
 def alignment_loss(mean: torch.Tensor, logvar: torch.Tensor, target_mean: torch.Tensor,

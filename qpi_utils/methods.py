@@ -27,7 +27,7 @@ from .models import from_model_scale, to_model_scale
 from .runs import RunLayout, as_layout
 from .splits import Splits
 
-__all__ = ["METHODS", "TrainedModels", "load_models", "gpu_autocast", "predict_two_step", "predict_one_step", "predict_dataset"]
+__all__ = ["METHODS", "NETWORKS", "TrainedModels", "load_models", "gpu_autocast", "predict_two_step", "predict_one_step", "predict_dataset"]
 
 METHODS = ("mean_kernel", "one_step", "two_step", "defect_average", "least_squares", "hybrid")
 
@@ -75,17 +75,22 @@ class TrainedModels:
     profile: Profile
     ds: QPIDataset
     splits: Splits
-    kernel_vae: torch.nn.Module
-    observation_encoder: torch.nn.Module
-    one_step: torch.nn.Module
+    kernel_vae: torch.nn.Module | None  # None when not loaded (the methods asked for do not need it)
+    observation_encoder: torch.nn.Module | None
+    one_step: torch.nn.Module | None
     infos: dict
     device: str
-    ls_lambda: float
+    ls_lambda: float | None
     ls_scores: dict
     layout: RunLayout
+    only: tuple[str, ...] = METHODS
 
     def methods(self) -> dict:
-        """name -> (predict function on (B, 2, 64, 64) [0,1] tensors -> (B, 1, 64, 64), pretrained)."""
+        """name -> (predict function on (B, 2, 64, 64) [0,1] tensors -> (B, 1, 64, 64), pretrained),
+        for the methods this object was loaded for (:attr:`only`, in :data:`METHODS` order)."""
+        return {name: entry for name, entry in self._all_methods().items() if name in self.only}
+
+    def _all_methods(self) -> dict:
         ph = self.profile.physics
         mean_kernel = np.asarray(self.ds.kernels[self.splits.train_kernels], np.float64).mean(0)
         mk = torch.from_numpy(mean_kernel).float()
@@ -97,10 +102,11 @@ class TrainedModels:
 
             return run
 
-        pre = self.infos["kernel_vae"].pretrained
+        pre = self.infos["kernel_vae"].pretrained if "kernel_vae" in self.infos else None
         return {
             "mean_kernel": (lambda x: mk.to(x.device).expand(len(x), 1, 64, 64), False),
-            "one_step": (lambda x: predict_one_step(self.one_step, x), self.infos["one_step"].pretrained),
+            "one_step": (lambda x: predict_one_step(self.one_step, x),
+                         self.infos["one_step"].pretrained if "one_step" in self.infos else None),
             "two_step": (lambda x: predict_two_step(self.observation_encoder, self.kernel_vae, x), pre),
             "defect_average": (numpy_method(defect_average), False),
             "least_squares": (numpy_method(lambda y, m: least_squares(y, m, lam=self.ls_lambda,
@@ -109,20 +115,34 @@ class TrainedModels:
         }
 
 
-def load_models(profile: Profile, run: RunLayout | str | Path) -> TrainedModels:
-    """Load the dataset, splits and the three trained networks of a run directory, and choose the
-    least-squares regularisation on training observations (:func:`baselines.choose_regularisation`)."""
+NETWORKS = {"one_step": ("one_step",), "two_step": ("kernel_vae", "alignment"), "hybrid": ("kernel_vae", "alignment")}
+
+
+def load_models(profile: Profile, run: RunLayout | str | Path, methods: tuple[str, ...] = METHODS) -> TrainedModels:
+    """Load the dataset, splits and the trained networks ``methods`` need from a run directory,
+    and (for least squares) choose its regularisation on validation observations
+    (:func:`baselines.choose_regularisation`)."""
+    unknown = sorted(set(methods) - set(METHODS))
+    if unknown:
+        raise ValueError(f"unknown method(s) {unknown}; known: {', '.join(METHODS)}")
     layout = as_layout(run, profile)
     ds, splits = load_data(profile, layout)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    vae, vae_info = load_kernel_vae(profile, layout, ds)
-    encoder, enc_info = load_observation_encoder(profile, layout, ds)
-    one, one_info = load_one_step(profile, layout, ds)
-    ph = profile.physics
-    calib = splits.train[np.random.default_rng(0).permutation(len(splits.train))[:ph.ls_calibration_observations]]
-    x = stack_pairs(ds, calib).double().numpy()
-    lam, scores = choose_regularisation(x[:, 0], x[:, 1], np.asarray(ds.kernels)[calib[:, 0]],
-                                        grid=ph.ls_lambda_grid, iterations=ph.ls_iterations)
-    return TrainedModels(profile, ds, splits, vae.to(device), encoder.to(device), one.to(device),
-                         {"kernel_vae": vae_info, "observation_encoder": enc_info, "one_step": one_info}, device,
-                         lam, scores, layout)
+    steps = {step for m in methods for step in NETWORKS.get(m, ())}
+    nets, infos = {}, {}
+    for step, loader, key in (("kernel_vae", load_kernel_vae, "kernel_vae"),
+                              ("alignment", load_observation_encoder, "observation_encoder"),
+                              ("one_step", load_one_step, "one_step")):
+        if step in steps:
+            net, infos[key] = loader(profile, layout, ds)
+            nets[key] = net.to(device)
+    lam, scores = None, {}
+    if "least_squares" in methods:
+        ph = profile.physics
+        calib = splits.validation_pairs(ph.ls_calibration_observations, seed=profile.simulation.split_seed)
+        x = stack_pairs(ds, calib).double().numpy()
+        lam, scores = choose_regularisation(x[:, 0], x[:, 1], np.asarray(ds.kernels)[calib[:, 0]],
+                                            grid=ph.ls_lambda_grid, iterations=ph.ls_iterations)
+    return TrainedModels(profile, ds, splits, nets.get("kernel_vae"), nets.get("observation_encoder"),
+                         nets.get("one_step"), infos, device, lam, scores, layout,
+                         tuple(m for m in METHODS if m in methods))

@@ -190,9 +190,26 @@ def build_kernel_vae(cfg: ModelConfig):
     return _autoencoder(cfg, 1, 1)
 
 
-def build_one_step(cfg: ModelConfig):
-    """The one-step baseline: (Y, M) in, kernel out. Returns (AutoencoderKL, ModelInfo)."""
-    return _autoencoder(cfg, 2, 1)
+@torch.no_grad()
+def build_one_step(cfg: ModelConfig, kernel_vae=None, kernel_info: "ModelInfo | None" = None):
+    """The one-step baseline: (Y, M) in, kernel out. Returns (AutoencoderKL, ModelInfo).
+
+    Initialised from the trained step-1 VAE when given (the same start step 2 gets: the Y
+    channel takes the kernel encoder's input filter, the M channel starts at zero, the decoder
+    is the kernel decoder), otherwise as :func:`build_kernel_vae` would (pretrained or random)."""
+    if kernel_vae is None:
+        return _autoencoder(cfg, 2, 1)
+    from diffusers import AutoencoderKL
+
+    model = AutoencoderKL(**autoencoder_config(cfg, 2, 1))
+    state = dict(kernel_vae.state_dict())
+    w = state["encoder.conv_in.weight"]
+    if w.shape[1] != 1:
+        raise ModelConfigError(f"kernel VAE must have 1 input channel, has {w.shape[1]}")
+    state["encoder.conv_in.weight"] = torch.cat([w, torch.zeros_like(w)], dim=1)
+    model.load_state_dict(state)
+    pretrained = bool(kernel_info.pretrained) if kernel_info else False
+    return model, ModelInfo(cfg.architecture, pretrained, "kernel VAE of step 1", count_parameters(model))
 
 
 class ObservationEncoder(nn.Module):

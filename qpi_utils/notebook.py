@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import sys
 
-from .config import Profile, get_profile
+from .config import Profile, get_profile, resolve_init
 from .data import save_dataset, simulate_dataset
 from .plots import pyplot
 from .runs import ARTEFACTS, RunLayout
@@ -23,6 +23,7 @@ __all__ = ["REQUIRES", "setup", "ensure"]
 
 # what each artefact needs first
 REQUIRES = {"data": (), "kernel_vae": ("data",), "alignment": ("data", "kernel_vae"), "one_step": ("data",)}
+# ... and the one-step baseline the step-1 VAE when it starts from it (config.resolve_init)
 NOTEBOOK_DPI = 72
 _MAKE = {"kernel_vae": train_kernel_vae, "alignment": train_alignment, "one_step": train_one_step}
 
@@ -34,7 +35,10 @@ DRIVE_HINT = ("On Colab, keep your work across disconnects: mount Google Drive "
 def ensure(profile: Profile, run: RunLayout, artefact: str, make_missing: bool = True) -> None:
     """Make ``artefact`` (and what it needs) if it is not in ``run`` yet, or raise
     :class:`~qpi_utils.runs.MissingArtefactError` naming the notebook that makes it."""
-    for needed in REQUIRES[artefact]:
+    needs = REQUIRES[artefact]
+    if artefact == "one_step" and resolve_init(profile, "one_step") == "kernel_vae":
+        needs = (*needs, "kernel_vae")
+    for needed in needs:
         ensure(profile, run, needed, make_missing)
     if run.artefact(artefact).is_file():
         return

@@ -106,18 +106,44 @@ def plot_dataset_examples(ds, observation: int = 0):
     return _without_ticks(fig, axes)
 
 
-def plot_history(rows: list[dict], title: str = ""):
-    """Per-epoch train and test loss (log scale) from a training log."""
+def plot_history(rows: list[dict], title: str = "", best_epoch: int | None = None):
+    """Per-epoch training loss (left, log scale) and validation kernel RMSE on [0, 1] (right)
+    from a training log; the kept (best-validation) epoch is marked."""
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(5, 3.2))
-    epochs = [r["epoch"] for r in rows]
-    ax.plot(epochs, [float(r["train_loss"]) for r in rows], label="train", marker=".")
-    ax.plot(epochs, [float(r["test_loss"]) for r in rows], label="test", marker=".")
+    fig, (ax, av) = plt.subplots(1, 2, figsize=(8, 3.2))
+    epochs = [int(r["epoch"]) for r in rows]
+    ax.plot(epochs, [float(r["train_loss"]) for r in rows], marker=".")
     ax.set_yscale("log")
     ax.set_xlabel("epoch")
-    ax.set_ylabel("loss")
-    ax.set_title(title)
-    ax.legend()
+    ax.set_ylabel("training loss")
+    av.plot(epochs, [float(r["val_rmse"]) for r in rows], marker=".", color="C1")
+    if best_epoch:
+        av.axvline(best_epoch, color="k", lw=0.8, ls="--", label=f"kept: epoch {best_epoch}")
+        av.legend(loc="upper right")
+    av.set_xlabel("epoch")
+    av.set_ylabel("validation RMSE [0, 1]")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_validation_vs_compute(histories: dict, offsets: dict | None = None):
+    """Validation RMSE on [0, 1] against cumulative training seconds, one line per method.
+
+    histories: method -> training-log rows (``epoch``, ``val_rmse``, ``seconds``); offsets:
+    method -> seconds spent before its first epoch (e.g. step 1, which both methods start
+    from). The kept epoch of each (lowest validation RMSE) is circled."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    for i, (method, rows) in enumerate(histories.items()):
+        t = (offsets or {}).get(method, 0.0) + np.cumsum([float(r["seconds"]) for r in rows])
+        v = np.array([float(r["val_rmse"]) for r in rows])
+        ax.plot(t / 60, v, marker=".", color=f"C{i}", label=method)
+        best = int(np.argmin(v))
+        ax.plot(t[best] / 60, v[best], "o", mfc="none", ms=10, color=f"C{i}")
+    ax.set_xlabel("training time (min, this machine)")
+    ax.set_ylabel("validation RMSE [0, 1]")
+    _legend_outside(ax, fontsize=8)
     fig.tight_layout()
     return fig
 
@@ -219,18 +245,21 @@ def plot_error_vs_defects(per_sample_csv, bins=(1, 10, 25, 50, 75, 101)):
 
 
 def plot_sweep(rows: list[dict], sweep: str, xlabel: str | None = None):
-    """RMSE against one sweep's values, one line per method (rows from evaluate.robustness_sweep)."""
+    """RMSE against one sweep's values, one line per method, with its 95 % interval as error bars
+    (rows from :func:`qpi_utils.sweeps.robustness_sweep`)."""
     plt = pyplot()
     sel = [r for r in rows if r["sweep"] == sweep]
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     for method in dict.fromkeys(r["method"] for r in sel):
-        pts = sorted((float(r["value"]), float(r["rmse"])) for r in sel if r["method"] == method)
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=method)
+        pts = sorted((float(r["value"]), float(r["rmse"]), float(r.get("rmse_ci95") or 0.0))
+                     for r in sel if r["method"] == method)
+        ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=[p[2] for p in pts], marker="o", capsize=3,
+                    label=method)
     labels = {"snr_db": "SNR (dB)", "scatterers": "labelled defects per image",
               "outside_margin": "band of unlabelled outside defects (px)",
               "position_error": "error of labelled positions (px, std)"}
     ax.set_xlabel(xlabel or labels.get(sweep, sweep))
-    ax.set_ylabel("RMSE [0,1], OOD kernels")
+    ax.set_ylabel("RMSE [0,1], OOD kernels (95 % interval)")
     if sweep == "snr_db":
         ax.invert_xaxis()  # harder to the right
     _legend_outside(ax, fontsize=7)

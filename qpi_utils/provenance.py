@@ -43,15 +43,15 @@ def git_commit() -> str | None:
         return None
 
 
-def provenance(profile: Profile, ds: QPIDataset, extra: dict | None = None) -> dict:
-    """Profile, seeds, data hash, versions, git commit, machine."""
+def provenance(profile: Profile, ds: QPIDataset | None, extra: dict | None = None) -> dict:
+    """Profile, seeds, data hash (when one dataset made the result), versions, git commit, machine."""
     import accelerate
     import diffusers
 
     return {
         "profile": profile.to_dict(),
-        "dataset": {"content_hash": ds.meta.get("content_hash"), "source": ds.meta.get("source"),
-                    "seed": ds.meta.get("seed")},
+        "dataset": None if ds is None else {"content_hash": ds.meta.get("content_hash"),
+                                            "source": ds.meta.get("source"), "seed": ds.meta.get("seed")},
         "seeds": {"simulation": profile.simulation.seed, "splits": profile.simulation.split_seed,
                   **{s: getattr(profile, s).seed for s in STEPS}},
         "versions": {"python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__,

@@ -1,8 +1,17 @@
-"""The paper's splits, checked for leakage.
+"""The paper's splits plus a validation split, checked for leakage.
 
-Kernels 80/20 (the 20 % are the out-of-domain, OOD, test set: never seen in training) and each
-training kernel's observations 80/20 (the 20 % are the in-domain, ID, test set). Pairs are
-(kernel index, observation index) rows into a :class:`qpi_utils.data.QPIDataset`.
+Kernels: 20 % are the out-of-domain (OOD) test kernels, never seen in training or in any
+choice; of the other 80 %, a stratified ``val_kernel_fraction`` of all kernels are validation
+kernels (unseen by training, so they stand in for OOD kernels when choosing epochs and
+hyperparameters) and the rest are training kernels. Each training kernel's observations: 20 %
+in-domain (ID) test, ``val_fraction`` validation, the rest training. Pairs are (kernel index,
+observation index) rows into a :class:`qpi_utils.data.QPIDataset`.
+
+Test sets are only ever read by :mod:`qpi_utils.evaluate` (and the analyses after it); every
+choice the kit makes (best epoch, least-squares lambda, hybrid settings) reads
+:meth:`Splits.validation_pairs` or the training pairs. The OOD kernels and ID test observations
+are the ones the paper's 80/20 split would give: the validation split is carved out of what
+was training data, so adding it leaves the test sets unchanged.
 """
 
 from __future__ import annotations
@@ -15,86 +24,141 @@ import numpy as np
 from .data import DatasetError
 from .simulate import SYMMETRY_ORDERS
 
-__all__ = ["Splits", "make_splits", "check_splits"]
+__all__ = ["Splits", "make_splits", "check_splits", "splits_for"]
+
 
 @dataclass(frozen=True)
 class Splits:
-    """The paper's splits: kernels 80/20 (the 20 % are OOD: never seen in training), and each
-    training kernel's observations 80/20 (the 20 % are the in-domain test set).
+    """Kernel sets (1-D int64 arrays) and observation pair sets ((N, 2) int64 rows of
+    (kernel index, observation index)).
 
-    Pair arrays are (N, 2) int64 rows of (kernel index, observation index).
+    ``train``/``val_id``/``id_test`` are observations of the training kernels; ``val_ood`` all
+    observations of the validation kernels; ``ood_test`` all observations of the OOD kernels.
     """
 
     train_kernels: np.ndarray
+    val_kernels: np.ndarray
     ood_kernels: np.ndarray
     train: np.ndarray
+    val_id: np.ndarray
+    val_ood: np.ndarray
     id_test: np.ndarray
     ood_test: np.ndarray
     seed: int
 
-    NAMES = ("train", "id_test", "ood_test")
+    NAMES = ("train", "val_id", "val_ood", "id_test", "ood_test")
+    TEST_NAMES = ("id_test", "ood_test")
 
     def pairs(self, name: str) -> np.ndarray:
         if name not in self.NAMES:
             raise DatasetError(f"unknown split {name!r}; available: {', '.join(self.NAMES)}")
         return getattr(self, name)
 
+    def validation_pairs(self, cap: int | None = None, seed: int = 0) -> np.ndarray:
+        """Validation observations for model selection: equal numbers (up to ``cap // 2`` each, a
+        seeded subset) from ``val_id`` (seen kernels, unseen observations) and ``val_ood`` (unseen
+        kernels), so a choice weighs in-domain accuracy and generalisation alike."""
+        rng = np.random.default_rng(seed)
+        half = min(len(self.val_id), len(self.val_ood), cap // 2 if cap else max(len(self.val_id), len(self.val_ood)))
+        parts = [p[np.sort(rng.permutation(len(p))[:half])] for p in (self.val_id, self.val_ood)]
+        return np.concatenate(parts)
+
     def to_dict(self) -> dict:
         return {"seed": self.seed, "train_kernels": self.train_kernels.tolist(),
-                "ood_kernels": self.ood_kernels.tolist(),
+                "val_kernels": self.val_kernels.tolist(), "ood_kernels": self.ood_kernels.tolist(),
                 **{n: getattr(self, n).tolist() for n in self.NAMES}}
 
 
-def make_splits(symmetry: Sequence[int], n_observations: int, ood_fraction: float = 0.2,
-                id_test_fraction: float = 0.2, seed: int = 0) -> Splits:
-    """Deterministic stratified splits.
+def _stratified(symmetry: np.ndarray, candidates: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` of ``candidates``, classes visited round-robin (in a seeded order), each giving its
+    next kernel of a seeded shuffle, so every class loses the same number (+-1)."""
+    classes = [c for c in SYMMETRY_ORDERS if (symmetry[candidates] == c).any()]
+    queues = {c: list(rng.permutation(candidates[symmetry[candidates] == c])) for c in classes}
+    order = list(rng.permutation(len(classes)))
+    chosen: list[int] = []
+    while len(chosen) < n:
+        for ci in order:
+            q = queues[classes[ci]]
+            if q and len(chosen) < n:
+                chosen.append(int(q.pop(0)))
+    return np.sort(np.array(chosen, dtype=np.int64))
 
-    OOD kernels: round(ood_fraction * K) kernels, stratified by symmetry class: classes are
-    visited round-robin (in a seeded order), each giving its next kernel of a seeded shuffle, so
-    every class loses the same number (+-1). ID test: round(id_test_fraction * O) observations of
-    each training kernel (at least 1), the rest are training observations.
+
+def make_splits(symmetry: Sequence[int], n_observations: int, ood_fraction: float = 0.2,
+                id_test_fraction: float = 0.2, seed: int = 0, val_kernel_fraction: float = 0.1,
+                val_fraction: float = 0.1) -> Splits:
+    """Deterministic stratified splits (see the module docstring).
+
+    OOD kernels: round(ood_fraction * K), stratified by symmetry class. Validation kernels:
+    round(val_kernel_fraction * K) of the rest, stratified the same way (drawn from an
+    independent stream, so the OOD and ID test sets do not depend on it). ID test:
+    round(id_test_fraction * O) observations of each training kernel (at least 1); validation:
+    round(val_fraction * O) of the others (at least 1); the rest are training observations.
     """
     symmetry = np.asarray(symmetry)
     k_total = len(symmetry)
     n_ood = int(round(ood_fraction * k_total))
-    if not 1 <= n_ood < k_total:
-        raise DatasetError(f"ood_fraction={ood_fraction} of {k_total} kernels gives {n_ood} OOD kernels; "
-                           "need at least 1 and fewer than all")
+    n_val_k = max(1, int(round(val_kernel_fraction * k_total)))
+    if not 1 <= n_ood or n_ood + n_val_k >= k_total:
+        raise DatasetError(f"ood_fraction={ood_fraction} and val_kernel_fraction={val_kernel_fraction} of {k_total} "
+                           f"kernels give {n_ood} OOD and {n_val_k} validation kernels; need at least 1 of each "
+                           "and some left to train on")
     n_id = max(1, int(round(id_test_fraction * n_observations)))
-    if n_id >= n_observations:
-        raise DatasetError(f"id_test_fraction={id_test_fraction} of {n_observations} observations leaves none to train on")
+    n_val = max(1, int(round(val_fraction * n_observations)))
+    if n_id + n_val >= n_observations:
+        raise DatasetError(f"id_test_fraction={id_test_fraction} and val_fraction={val_fraction} of {n_observations} "
+                           "observations per kernel leave none to train on")
     rng = np.random.default_rng(seed)
-    classes = [c for c in SYMMETRY_ORDERS if (symmetry == c).any()]
-    queues = {c: list(rng.permutation(np.flatnonzero(symmetry == c))) for c in classes}
-    order = list(rng.permutation(len(classes)))
-    ood: list[int] = []
-    while len(ood) < n_ood:
-        for ci in order:
-            q = queues[classes[ci]]
-            if q and len(ood) < n_ood:
-                ood.append(int(q.pop(0)))
-    ood_kernels = np.sort(np.array(ood, dtype=np.int64))
-    train_kernels = np.setdiff1d(np.arange(k_total), ood_kernels)
-    train, id_test = [], []
-    for k in train_kernels:
+    ood_kernels = _stratified(symmetry, np.arange(k_total), n_ood, rng)
+    fit_kernels = np.setdiff1d(np.arange(k_total), ood_kernels)
+    val_rng = np.random.default_rng([seed, 1])  # independent of the test sets' stream
+    val_kernels = _stratified(symmetry, fit_kernels, n_val_k, val_rng)
+    train_kernels = np.setdiff1d(fit_kernels, val_kernels)
+    train, val_id, id_test = [], [], []
+    for k in fit_kernels:  # every fit kernel draws its permutation, so ID test does not depend on the validation split
         perm = rng.permutation(n_observations)
+        if k in val_kernels:
+            continue
+        rest = val_rng.permutation(perm[n_id:])
         id_test += [(k, o) for o in np.sort(perm[:n_id])]
-        train += [(k, o) for o in np.sort(perm[n_id:])]
+        val_id += [(k, o) for o in np.sort(rest[:n_val])]
+        train += [(k, o) for o in np.sort(rest[n_val:])]
+    val_ood = [(k, o) for k in val_kernels for o in range(n_observations)]
     ood_test = [(k, o) for k in ood_kernels for o in range(n_observations)]
     as_arr = lambda rows: np.array(rows, dtype=np.int64).reshape(-1, 2)
-    return Splits(train_kernels, ood_kernels, as_arr(train), as_arr(id_test), as_arr(ood_test), seed)
+    return Splits(train_kernels, val_kernels, ood_kernels, as_arr(train), as_arr(val_id), as_arr(val_ood),
+                  as_arr(id_test), as_arr(ood_test), seed)
+
+
+def splits_for(simulation, symmetry: Sequence[int], n_observations: int) -> Splits:
+    """The splits a profile's :class:`~qpi_utils.config.SimulationConfig` asks for, checked."""
+    s = simulation
+    splits = make_splits(symmetry, n_observations, s.ood_fraction, s.id_test_fraction, s.split_seed,
+                         s.val_kernel_fraction, s.val_fraction)
+    check_splits(splits)
+    return splits
 
 
 def check_splits(splits: Splits) -> None:
-    """Raise if any kernel or observation appears in two splits (leakage)."""
-    if np.intersect1d(splits.train_kernels, splits.ood_kernels).size:
-        raise DatasetError("a kernel is both a training and an OOD kernel")
-    for name in ("train", "id_test"):
+    """Raise if a kernel or observation appears in two splits (leakage), or a test kernel or test
+    observation appears in a training or validation split."""
+    kernel_sets = {"train_kernels": splits.train_kernels, "val_kernels": splits.val_kernels,
+                   "ood_kernels": splits.ood_kernels}
+    names = list(kernel_sets)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            both = np.intersect1d(kernel_sets[a], kernel_sets[b])
+            if both.size:
+                raise DatasetError(f"kernel(s) {both.tolist()} are both in {a} and {b}")
+    for name in ("train", "val_id", "val_ood", "id_test"):
         leaked = np.intersect1d(splits.pairs(name)[:, 0], splits.ood_kernels)
         if leaked.size:
             raise DatasetError(f"OOD kernel(s) {leaked.tolist()} appear in split {name}")
+    for name in ("train", "val_id", "id_test"):
+        leaked = np.intersect1d(splits.pairs(name)[:, 0], splits.val_kernels)
+        if leaked.size:
+            raise DatasetError(f"validation kernel(s) {leaked.tolist()} appear in split {name}")
     key = lambda p: set(map(tuple, p.tolist()))
-    if key(splits.train) & key(splits.id_test):
-        raise DatasetError("an observation is both in train and in id_test")
-
-
+    for a, b in (("train", "id_test"), ("train", "val_id"), ("val_id", "id_test")):
+        if key(splits.pairs(a)) & key(splits.pairs(b)):
+            raise DatasetError(f"an observation is both in {a} and in {b}")

@@ -21,7 +21,19 @@ __all__ = ["SWEEPS", "SWEEP_COLUMNS", "sweep_values", "sweep_points", "robustnes
            "markdown_sweep"]
 
 SWEEPS = ("snr_db", "scatterers", "outside_margin", "position_error")
-SWEEP_COLUMNS = ("sweep", "value", "method", "n", "rmse", "rmse_pm1")
+SWEEP_COLUMNS = ("sweep", "value", "method", "n", "rmse", "rmse_pm1", "rmse_ci95")
+
+
+def kernel_interval(values: np.ndarray, kernel_ids: np.ndarray) -> float:
+    """Half-width of the 95 % Student-t interval of the mean of ``values`` when the observations
+    are grouped by kernel: the kernel means are the independent units (observations of one
+    kernel are correlated, so an interval over observations would be too narrow)."""
+    from scipy import stats
+
+    means = np.array([values[kernel_ids == k].mean() for k in np.unique(kernel_ids)])
+    if len(means) < 2:
+        return float("nan")
+    return float(stats.t.ppf(0.975, len(means) - 1) * means.std(ddof=1) / np.sqrt(len(means)))
 
 
 def sweep_values(physics: PhysicsConfig, sweep: str) -> tuple:
@@ -44,7 +56,8 @@ def robustness_sweep(models: TrainedModels, sweep: str, progress: bool = False) 
     ``outside_margin`` (unlabelled defects in a band of that width around the field of view, at
     the same density), ``position_error`` (std in px of the positions M is built from). Values
     and sizes come from ``profile.physics``; everything else is the profile's simulation.
-    Returns rows {sweep, value, method, n, rmse, rmse_pm1}.
+    Returns rows {sweep, value, method, n, rmse, rmse_pm1, rmse_ci95} (``rmse_ci95``: 95 %
+    interval half-width of the mean RMSE on [0, 1], kernels as the units: :func:`kernel_interval`).
     """
     ph, sim = models.profile.physics, models.profile.simulation
     values = sweep_values(ph, sweep)
@@ -66,7 +79,8 @@ def robustness_sweep(models: TrainedModels, sweep: str, progress: bool = False) 
                                    desc=f"{sweep}={value} {method}")
             e = errors(pred, target)
             rows.append({"sweep": sweep, "value": float(value), "method": method, "n": len(pairs),
-                         "rmse": float(e["rmse"].mean()), "rmse_pm1": float(e["rmse_pm1"].mean())})
+                         "rmse": float(e["rmse"].mean()), "rmse_pm1": float(e["rmse_pm1"].mean()),
+                         "rmse_ci95": kernel_interval(e["rmse"], pairs[:, 0])})
     return rows
 
 
@@ -80,16 +94,19 @@ SWEEP_HEADINGS = {"snr_db": "SNR (dB)", "scatterers": "labelled defects", "outsi
 
 
 def markdown_sweep(rows: list[dict], sweep: str, skip: tuple[str, ...] = ("mean_kernel",)) -> str:
-    """One sweep as a markdown table: a row per value, a column per method (RMSE [0, 1]), the
-    lowest RMSE of each row in bold. ``rows`` as :func:`robustness_sweep` returns or as read
-    back from ``sweeps.csv``."""
+    """One sweep as a markdown table: a row per value, a column per method (RMSE [0, 1] ± 95 %
+    interval). In bold: the lowest RMSE and every method whose interval overlaps its interval
+    (a tie for best). ``rows`` as :func:`robustness_sweep` returns or as read back from
+    ``sweeps.csv``."""
     sel = [r for r in rows if r["sweep"] == sweep and r["method"] not in skip]
     methods = list(dict.fromkeys(r["method"] for r in sel))
     values = sorted({float(r["value"]) for r in sel}, reverse=(sweep == "snr_db"))
     rmse = {(float(r["value"]), r["method"]): float(r["rmse"]) for r in sel}
+    ci = {(float(r["value"]), r["method"]): float(r["rmse_ci95"]) for r in sel if r.get("rmse_ci95") not in (None, "")}
     lines = [f"| {SWEEP_HEADINGS[sweep]} | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|"]
     for v in values:
-        best = min(rmse[(v, m)] for m in methods)
-        cells = [f"**{rmse[(v, m)]:.3f}**" if rmse[(v, m)] == best else f"{rmse[(v, m)]:.3f}" for m in methods]
-        lines.append(f"| {v:g} | " + " | ".join(cells) + " |")
+        best = min(methods, key=lambda m: rmse[(v, m)])
+        tied = lambda m: rmse[(v, m)] - ci.get((v, m), 0.0) <= rmse[(v, best)] + ci.get((v, best), 0.0)
+        cell = lambda m: f"{rmse[(v, m)]:.3f}" + (f" ± {ci[(v, m)]:.3f}" if (v, m) in ci else "")
+        lines.append(f"| {v:g} | " + " | ".join(f"**{cell(m)}**" if tied(m) else cell(m) for m in methods) + " |")
     return "\n".join(lines) + "\n"

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -26,8 +27,8 @@ import torch
 
 from .checkpoints import (check_fingerprint, load_blob, load_data, load_kernel_vae, save_blob,
                           step_fingerprint)
-from .config import Profile, TrainConfig
-from .data import KernelDataset, ObservationDataset
+from .config import Profile, TrainConfig, resolve_init
+from .data import KernelDataset, ObservationDataset, stack_pairs
 from .files import write_csv
 from .losses import alignment_loss, kl_loss, reconstruction_loss, symmetric_loss
 from .models import (ModelConfigError, ModelInfo, build_kernel_vae, build_observation_encoder, build_one_step,
@@ -38,8 +39,14 @@ from .runs import STEPS, RunLayout, as_layout
 __all__ = [
     "STEPS",
     "TrainingError",
+    "SELECTION_RULE",
+    "Validation",
     "kernel_vae_loss",
+    "alignment_loss_fn",
     "one_step_loss",
+    "augment_noise",
+    "reconstruct",
+    "cpu_has_native_bf16",
     "train_kernel_vae",
     "train_alignment",
     "train_one_step",
@@ -47,7 +54,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-_TEST_CAP = 512  # observations used for the per-epoch test loss (monitoring only)
 LOG_EVERY = 50  # steps between reading the running loss back from the device (and checking it)
 CHECKPOINT_SECONDS = 15 * 60  # a checkpoint at least this often, whatever TrainConfig.checkpoint_every says
 
@@ -64,11 +70,14 @@ def _check_finite(loss_sum: torch.Tensor, step: str, epoch: int, when: str, opti
 
 
 def resolve_mixed_precision(setting: str) -> str:
-    """``auto`` -> fp16 on CUDA (why the fp16-fix VAE exists), ``no`` elsewhere."""
+    """``auto`` -> fp16 on CUDA (why the fp16-fix VAE exists), bf16 on a CPU with native bf16,
+    else ``no``. fp16 needs a GPU; bf16 without native support would be slower than fp32."""
+    cuda = torch.cuda.is_available()
     if setting == "auto":
-        return "fp16" if torch.cuda.is_available() else "no"
-    if setting in ("fp16", "bf16") and not torch.cuda.is_available():
-        log.warning("mixed precision %s requested without a GPU: training in fp32", setting)
+        return "fp16" if cuda else ("bf16" if cpu_has_native_bf16() else "no")
+    if not cuda and (setting == "fp16" or (setting == "bf16" and not cpu_has_native_bf16())):
+        log.warning("mixed precision %s requested without a GPU%s: training in fp32", setting,
+                    "" if setting == "fp16" else " or a CPU with native bf16")
         return "no"
     return setting
 
@@ -95,13 +104,53 @@ class EpochShuffle(torch.utils.data.Sampler):
 # the shared loop
 
 
-def _fit(*, step: str, model: torch.nn.Module, train_set, test_set, loss_fn: Callable, tcfg: TrainConfig,
-         layout: RunLayout, fingerprint: dict, info: ModelInfo, extra: dict | None = None, progress: bool = True,
-         restart: bool = False, stop_after: int | None = None) -> dict:
-    """Train ``model`` (the trainable module) with ``loss_fn(model, batch) -> (loss, parts)``.
+SELECTION_RULE = ("after every epoch, the mean per-sample kernel RMSE on [0, 1] over the validation split "
+                  "(validation kernels for step 1; for step 2 and one-step, equal numbers of validation "
+                  "observations of training kernels and of validation kernels); the epoch with the lowest "
+                  "value is kept, and training stops after `patience` epochs without a lower one")
+
+
+@dataclass
+class Validation:
+    """What :func:`_fit` selects on: ``predict(model, x) -> kernel`` on the model scale, run on
+    ``inputs`` (N, C, 64, 64) and compared with ``kernels`` (N, 1, 64, 64), both [-1, 1]."""
+
+    predict: Callable
+    inputs: torch.Tensor
+    kernels: torch.Tensor
+    name: str
+
+    @torch.no_grad()
+    def rmse(self, model, device, autocast, batch_size: int = 128) -> float:
+        """Mean over samples of the per-sample RMSE on [0, 1] (the table's metric)."""
+        total = 0.0
+        for start in range(0, len(self.inputs), batch_size):
+            x = self.inputs[start:start + batch_size].to(device)
+            k = self.kernels[start:start + batch_size].to(device)
+            with autocast():
+                pred = self.predict(model, x)
+            total += float(((pred.float() - k) ** 2).flatten(1).mean(1).sqrt().sum()) / 2.0  # [-1,1] -> [0,1]
+        return total / len(self.inputs)
+
+
+def cpu_has_native_bf16() -> bool:
+    """True when this CPU runs bf16 matrix maths natively (AVX-512 BF16 or AMX), where oneDNN
+    makes bf16 autocast about twice as fast as fp32 (``benchmarks/bench_train.py``)."""
+    try:
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def _fit(*, step: str, model: torch.nn.Module, train_set, validation: Validation, loss_fn: Callable,
+         tcfg: TrainConfig, layout: RunLayout, fingerprint: dict, info: ModelInfo, extra: dict | None = None,
+         progress: bool = True, restart: bool = False, stop_after: int | None = None, to_device=()) -> dict:
+    """Train ``model`` (the trainable module) with ``loss_fn(model, batch) -> (loss, parts)``,
+    keeping the weights of the epoch with the lowest validation RMSE (:data:`SELECTION_RULE`).
 
     ``stop_after``: stop after this many epochs in this call, as if interrupted (the checkpoint
-    is kept and the next call resumes). Returns a summary dict (also stored in the model file).
+    is kept and the next call resumes). ``to_device``: frozen modules the loss or validation
+    uses, moved to the training device. Returns a summary dict (also stored in the model file).
     """
     from accelerate import Accelerator
     from tqdm.auto import tqdm
@@ -110,11 +159,13 @@ def _fit(*, step: str, model: torch.nn.Module, train_set, test_set, loss_fn: Cal
 
     if model_path.is_file() and not restart:
         blob = load_blob(model_path, step, fingerprint)
-        trained = int(blob["summary"]["epochs"])
-        if trained == tcfg.epochs:
+        summary = blob["summary"]
+        trained = int(summary["epochs"])
+        if trained == tcfg.epochs or (summary.get("stopped_early") and trained < tcfg.epochs):
             model.load_state_dict(blob["state_dict"])
-            print(f"{step}: already trained ({layout.display(model_path)}); use --restart to train again")
-            return blob["summary"]
+            done = "already trained" if trained == tcfg.epochs else f"stopped early at epoch {summary['epochs_run']}"
+            print(f"{step}: {done} ({layout.display(model_path)}); use --restart to train again")
+            return summary
         if trained > tcfg.epochs or not ckpt_path.is_file():
             why = "more than" if trained > tcfg.epochs else "and its checkpoint to extend from is missing; asked for"
             raise TrainingError(f"{layout.display(model_path)} was trained for {trained} epochs, {why} "
@@ -122,26 +173,27 @@ def _fit(*, step: str, model: torch.nn.Module, train_set, test_set, loss_fn: Cal
         print(f"{step}: extending from {trained} to {tcfg.epochs} epochs")
 
     accelerator = Accelerator(mixed_precision=resolve_mixed_precision(tcfg.mixed_precision))
+    for module in to_device:
+        module.to(accelerator.device)
     sampler = EpochShuffle(len(train_set), tcfg.seed, tcfg.max_train_samples)
     loader = torch.utils.data.DataLoader(train_set, batch_size=tcfg.batch_size, sampler=sampler, num_workers=0)
-    test_loader = torch.utils.data.DataLoader(test_set, batch_size=max(tcfg.batch_size, 32), shuffle=False)
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=tcfg.lr)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=tcfg.lr_step_size, gamma=tcfg.lr_gamma)
 
     start_epoch, history, elapsed = 0, [], 0.0
+    best = {"epoch": 0, "val_rmse": float("inf"), "state_dict": None}
     if ckpt_path.is_file() and not restart:
         ck = load_blob(ckpt_path)
         check_fingerprint(ck.get("fingerprint", {}), fingerprint, ckpt_path)
         model.load_state_dict(ck["state_dict"])
         optimizer.load_state_dict(ck["optimizer"])
         scheduler.load_state_dict(ck["scheduler"])
-        start_epoch, history, elapsed = ck["epoch"], ck["history"], ck["elapsed"]
+        start_epoch, history, elapsed, best = ck["epoch"], ck["history"], ck["elapsed"], ck["best"]
         if start_epoch > tcfg.epochs:
             raise TrainingError(f"{layout.display(ckpt_path)} holds {start_epoch} epochs, more than the {tcfg.epochs} "
                                 "asked for: raise the epoch count, or use --restart")
         print(f"{step}: resuming from epoch {start_epoch} of {tcfg.epochs} ({layout.display(ckpt_path)})")
-    model, optimizer, loader, test_loader, scheduler = accelerator.prepare(
-        model, optimizer, loader, test_loader, scheduler)
+    model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
 
     def run_batch(batch):
         """(loss, parts, batch size) of one batch on the accelerator's device."""
@@ -150,9 +202,14 @@ def _fit(*, step: str, model: torch.nn.Module, train_set, test_set, loss_fn: Cal
             loss, parts = loss_fn(model, batch)
         return loss, parts, len(batch["kernel"])
 
-    done_now, last_save, saved_epoch = 0, time.perf_counter(), start_epoch
+    def converged(epoch: int) -> bool:
+        return tcfg.patience is not None and epoch - best["epoch"] >= tcfg.patience
+
+    done_now, last_save, saved_epoch, stopped_early = 0, time.perf_counter(), start_epoch, converged(start_epoch)
     try:
         for epoch in range(start_epoch, tcfg.epochs):
+            if stopped_early:
+                break
             t0 = time.perf_counter()
             # accelerate's prepared loader keeps its own epoch counter and pushes it into the sampler
             # when iterated; set it to the true epoch so a resumed run sees the same order
@@ -182,54 +239,61 @@ def _fit(*, step: str, model: torch.nn.Module, train_set, test_set, loss_fn: Cal
             lr = optimizer.param_groups[0]["lr"]
             scheduler.step()
             model.eval()
-            test_sum, test_n = 0.0, 0
-            with torch.no_grad():
-                torch.manual_seed(tcfg.seed)  # same noise for the test loss every epoch
-                for batch in test_loader:
-                    loss, _, n = run_batch(batch)
-                    test_sum += float(loss) * n
-                    test_n += n
+            torch.manual_seed(tcfg.seed)
+            val_rmse = validation.rmse(accelerator.unwrap_model(model), accelerator.device, accelerator.autocast)
             seconds = time.perf_counter() - t0
             elapsed += seconds
             row = {"epoch": epoch + 1, **{f"train_{k}": v / max(count, 1) for k, v in sums.items()},
-                   "test_loss": test_sum / max(test_n, 1), "lr": lr, "seconds": round(seconds, 3)}
+                   "val_rmse": val_rmse, "lr": lr, "seconds": round(seconds, 3)}
             history.append(row)
             bad = [name for name, p in model.named_parameters() if not torch.isfinite(p).all()]
-            if bad or not np.isfinite(row["test_loss"]):
-                raise TrainingError(f"{step}: {'weights ' + bad[0] if bad else 'the test loss'} became non-finite "
-                                    f"in epoch {epoch + 1}: training diverged; lower {step}.lr and rerun with --restart")
+            if bad or not np.isfinite(val_rmse):
+                raise TrainingError(f"{step}: {'weights ' + bad[0] if bad else 'the validation error'} became "
+                                    f"non-finite in epoch {epoch + 1}: training diverged; lower {step}.lr and rerun "
+                                    "with --restart")
+            if val_rmse < best["val_rmse"]:
+                state = accelerator.unwrap_model(model).state_dict()
+                best = {"epoch": epoch + 1, "val_rmse": val_rmse,
+                        "state_dict": {k: v.detach().to("cpu", copy=True) for k, v in state.items()}}
+            stopped_early = converged(epoch + 1)
             done_now += 1
             stopping = stop_after is not None and done_now >= stop_after
-            due = ((epoch + 1) % tcfg.checkpoint_every == 0 or epoch + 1 == tcfg.epochs or stopping
+            due = ((epoch + 1) % tcfg.checkpoint_every == 0 or epoch + 1 == tcfg.epochs or stopping or stopped_early
                    or time.perf_counter() - last_save > CHECKPOINT_SECONDS)
             if accelerator.is_main_process and due:  # a checkpoint per epoch would be ~1 GB each at paper size
                 save_blob({"step": step, "fingerprint": fingerprint, "epoch": epoch + 1,
                            "state_dict": accelerator.unwrap_model(model).state_dict(),
                            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                           "history": history, "elapsed": elapsed}, ckpt_path)
+                           "history": history, "elapsed": elapsed, "best": best}, ckpt_path)
                 last_save, saved_epoch = time.perf_counter(), epoch + 1
             if accelerator.is_main_process:
                 write_csv(log_path, history)
             if progress:
+                mark = " *" if best["epoch"] == epoch + 1 else ""
                 print(f"{step} epoch {epoch + 1}/{tcfg.epochs}: train {row['train_loss']:.5f}  "
-                      f"test {row['test_loss']:.5f}  ({seconds:.1f} s)")
-            if stopping and epoch + 1 < tcfg.epochs:
+                      f"validation RMSE {val_rmse:.4f}{mark}  ({seconds:.1f} s)")
+            if stopped_early and progress:
+                print(f"{step}: no better validation RMSE for {tcfg.patience} epochs: stopping; keeping epoch "
+                      f"{best['epoch']} ({best['val_rmse']:.4f})")
+            if stopping and epoch + 1 < tcfg.epochs and not stopped_early:
                 return {"interrupted_after_epoch": epoch + 1}
     except KeyboardInterrupt:
         print(f"\n{step}: interrupted; {saved_epoch} of {tcfg.epochs} epochs are saved in the checkpoint: rerun the "
               "same command (or cell) to resume from there")
         raise
 
-    summary = {"step": step, "epochs": tcfg.epochs, "wall_seconds": round(elapsed, 2),
-               "train_samples_per_second": round(sum(len(sampler) for _ in history) / max(elapsed, 1e-9), 2),
-               "final_train_loss": history[-1]["train_loss"], "final_test_loss": history[-1]["test_loss"],
-               "model_info": info.to_dict(), "mixed_precision": accelerator.mixed_precision,
-               "device": str(accelerator.device), **(extra or {})}
+    epochs_run = len(history)
+    summary = {"step": step, "epochs": tcfg.epochs, "epochs_run": epochs_run, "stopped_early": bool(stopped_early),
+               "best_epoch": best["epoch"], "best_val_rmse": best["val_rmse"], "selection": SELECTION_RULE,
+               "patience": tcfg.patience, "validation": validation.name, "wall_seconds": round(elapsed, 2),
+               "train_samples_per_second": round(epochs_run * len(sampler) / max(elapsed, 1e-9), 2),
+               "final_train_loss": history[-1]["train_loss"], "model_info": info.to_dict(),
+               "mixed_precision": accelerator.mixed_precision, "device": str(accelerator.device), **(extra or {})}
     if accelerator.is_main_process:
-        unwrapped = accelerator.unwrap_model(model)
         save_blob({"step": step, "fingerprint": fingerprint, "summary": summary,
-                   "state_dict": unwrapped.state_dict(), "history": history}, model_path)
-        save_figure(plot_history(history, step), layout.figure(f"{step}_loss"), close=True)
+                   "state_dict": best["state_dict"], "history": history}, model_path)
+        save_figure(plot_history(history, step, best_epoch=best["epoch"]), layout.figure(f"{step}_loss"), close=True)
+    accelerator.unwrap_model(model).load_state_dict(best["state_dict"])
     return summary
 
 
@@ -237,6 +301,42 @@ def _prepare(profile: Profile, run):
     """The run's layout, dataset and splits: what every training starts from."""
     layout = as_layout(run, profile)
     return (layout, *load_data(profile, layout))
+
+
+VALIDATION_CAP = 512  # validation observations evaluated after each epoch (half seen, half unseen kernels)
+
+
+def _kernel_validation(ds, kernel_ids) -> tuple[torch.Tensor, torch.Tensor]:
+    k = torch.from_numpy(np.asarray(ds.kernels[np.asarray(kernel_ids)], np.float32))[:, None]
+    return to_model_scale(k), to_model_scale(k)
+
+
+def _observation_validation(ds, splits, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    pairs = splits.validation_pairs(VALIDATION_CAP, seed)
+    kernels = torch.from_numpy(np.asarray(ds.kernels[pairs[:, 0]], np.float32))[:, None]
+    return to_model_scale(stack_pairs(ds, pairs)), to_model_scale(kernels)
+
+
+def augment_noise(observation: torch.Tensor, snr_db: tuple[float, float]) -> torch.Tensor:
+    """Noise augmentation of a (B, 2, 64, 64) batch of (Y, M) on [0, 1]: white Gaussian noise on
+    Y at an SNR drawn uniformly from ``snr_db`` per sample (20 log10 std(Y) / std(noise), as
+    :func:`qpi_utils.simulate.add_noise`), then Y min-max scaled back to [0, 1] as the dataset
+    stores it. M is untouched. Uses torch's global generator (seeded per epoch by training)."""
+    y, m = observation[:, :1], observation[:, 1:]
+    b = len(y)
+    snr = torch.empty(b, 1, 1, 1, device=y.device).uniform_(*snr_db)
+    std = y.flatten(1).std(1).view(b, 1, 1, 1) / 10 ** (snr / 20)
+    noisy = y + std * torch.randn_like(y)
+    lo, hi = noisy.amin((2, 3), keepdim=True), noisy.amax((2, 3), keepdim=True)
+    return torch.cat([(noisy - lo) / (hi - lo).clamp_min(1e-12), m], dim=1)
+
+
+def _observations(batch, tcfg: TrainConfig) -> torch.Tensor:
+    """The batch's (Y, M) on the model scale, noise-augmented if the config asks."""
+    obs = batch["observation"]
+    if tcfg.augment_snr_db is not None:
+        obs = augment_noise(obs, tcfg.augment_snr_db)
+    return to_model_scale(obs)
 
 
 # ------------------------------------------------------------------------------------------
@@ -250,26 +350,31 @@ def kernel_vae_loss(tcfg: TrainConfig):
         posterior = vae.encode(x).latent_dist
         rec = vae.decode(posterior.sample()).sample
         mse = reconstruction_loss(rec, x)
-        sym = symmetric_loss(rec, x, batch["symmetry"]) if tcfg.alpha > 0 else torch.zeros((), device=x.device)
-        kl = kl_loss(posterior.mean, posterior.logvar)
+        sym = (symmetric_loss(rec.float(), x, batch["symmetry"], angle_set=tcfg.sym_angles) if tcfg.alpha > 0
+               else torch.zeros((), device=x.device))
+        kl = kl_loss(posterior.mean.float(), posterior.logvar.float())
         return mse + tcfg.alpha * sym + tcfg.beta * kl, {"mse": mse.detach(), "sym": sym.detach(), "kl": kl.detach()}
 
     return loss_fn
 
 
+def reconstruct(vae, x: torch.Tensor) -> torch.Tensor:
+    """The VAE's deterministic reconstruction (decoder of the latent mean), model scale."""
+    return vae.decode(vae.encode(x).latent_dist.mean).sample
+
+
 def train_kernel_vae(profile: Profile, run: RunLayout | str | Path, progress: bool = True, restart: bool = False,
                      stop_after: int | None = None) -> dict:
-    """Step 1: fine-tune the kernel VAE on the training kernels only (MSE + alpha sym + beta KL).
-
-    The per-epoch test loss is on the OOD kernels, for monitoring only: nothing is selected on it.
-    """
+    """Step 1: fine-tune the kernel VAE on the training kernels only (MSE + alpha sym + beta KL),
+    keeping the epoch that reconstructs the validation kernels best."""
     layout, ds, splits = _prepare(profile, run)
     vae, info = build_kernel_vae(profile.model)
     tcfg = profile.kernel_vae
-    return _fit(step="kernel_vae", model=vae, train_set=KernelDataset(ds, splits.train_kernels),
-                test_set=KernelDataset(ds, splits.ood_kernels), loss_fn=kernel_vae_loss(tcfg), tcfg=tcfg,
-                layout=layout, fingerprint=step_fingerprint(profile, "kernel_vae", ds), info=info,
-                progress=progress, restart=restart, stop_after=stop_after)
+    validation = Validation(reconstruct, *_kernel_validation(ds, splits.val_kernels), "validation kernels")
+    return _fit(step="kernel_vae", model=vae, train_set=KernelDataset(ds, splits.train_kernels), validation=validation,
+                loss_fn=kernel_vae_loss(tcfg), tcfg=tcfg, layout=layout,
+                fingerprint=step_fingerprint(profile, "kernel_vae", ds), info=info, progress=progress,
+                restart=restart, stop_after=stop_after)
 
 
 # ------------------------------------------------------------------------------------------
@@ -292,31 +397,37 @@ class _AlignmentData(torch.utils.data.Dataset):
         return {**item, "target_mean": self.mean[k], "target_logvar": self.logvar[k]}
 
 
-def _alignment_loss(encoder, batch):
-    mean, logvar = encoder(to_model_scale(batch["observation"]))
-    loss = alignment_loss(mean, logvar, batch["target_mean"], batch["target_logvar"])
-    return loss, {}
+def alignment_loss_fn(tcfg: TrainConfig):
+    """Step 2's loss, ``loss_fn(encoder, batch) -> (loss, parts)``: latent mean and log-variance MSE."""
+    def loss_fn(encoder, batch):
+        mean, logvar = encoder(_observations(batch, tcfg))
+        return alignment_loss(mean.float(), logvar.float(), batch["target_mean"], batch["target_logvar"]), {}
+
+    return loss_fn
 
 
 def train_alignment(profile: Profile, run: RunLayout | str | Path, progress: bool = True, restart: bool = False,
                     stop_after: int | None = None) -> dict:
     """Step 2: train the observation encoder so that its latent distribution for (Y, M) matches
-    the frozen kernel encoder's for the true kernel. The decoder is never run while training."""
+    the frozen kernel encoder's for the true kernel. The decoder is never run while training;
+    it decodes the validation observations to select the epoch."""
     layout, ds, splits = _prepare(profile, run)
     vae, kernel_info = load_kernel_vae(profile, layout, ds)
-    encoder, info = build_observation_encoder(profile.model, vae, kernel_info)
+    tcfg = profile.alignment
+    warm = resolve_init(profile, "alignment") == "kernel_encoder"
+    encoder, info = build_observation_encoder(profile.model, vae if warm else None, kernel_info if warm else None)
     k_shape = latent_shape(lambda x: vae.encode(x), 1)
     o_shape = latent_shape(encoder, 2)
     if k_shape != o_shape:
         raise ModelConfigError(f"latent shapes differ: kernel encoder {k_shape}, observation encoder {o_shape}")
     t_mean, t_logvar = kernel_latents(vae, ds.kernels)
-    test_pairs = splits.id_test[:_TEST_CAP]
-    return _fit(step="alignment", model=encoder,
-                train_set=_AlignmentData(ds, splits.train, t_mean, t_logvar),
-                test_set=_AlignmentData(ds, test_pairs, t_mean, t_logvar), loss_fn=_alignment_loss,
-                tcfg=profile.alignment, layout=layout, fingerprint=step_fingerprint(profile, "alignment", ds),
-                info=info, extra={"latent_shape": list(k_shape)}, progress=progress, restart=restart,
-                stop_after=stop_after)
+    validation = Validation(lambda enc, x: vae.decode(enc(x)[0]).sample,
+                            *_observation_validation(ds, splits, tcfg.seed), "validation observations")
+    return _fit(step="alignment", model=encoder, train_set=_AlignmentData(ds, splits.train, t_mean, t_logvar),
+                validation=validation, loss_fn=alignment_loss_fn(tcfg), tcfg=tcfg, layout=layout,
+                fingerprint=step_fingerprint(profile, "alignment", ds), info=info,
+                extra={"latent_shape": list(k_shape)}, progress=progress, restart=restart, stop_after=stop_after,
+                to_device=(vae,))
 
 
 # ------------------------------------------------------------------------------------------
@@ -324,12 +435,13 @@ def train_alignment(profile: Profile, run: RunLayout | str | Path, progress: boo
 
 
 def one_step_loss(tcfg: TrainConfig):
-    """The baseline's loss, ``loss_fn(model, batch) -> (loss, parts)``: MSE to the kernel + beta KL."""
+    """The baseline's loss, ``loss_fn(model, batch) -> (loss, parts)``: MSE to the kernel of the
+    decoded latent mean (a deterministic encoder-decoder, as at inference) + beta KL."""
     def loss_fn(model, batch):
-        posterior = model.encode(to_model_scale(batch["observation"])).latent_dist
-        pred = model.decode(posterior.sample()).sample
+        posterior = model.encode(_observations(batch, tcfg)).latent_dist
+        pred = model.decode(posterior.mean).sample
         mse = reconstruction_loss(pred, to_model_scale(batch["kernel"]))
-        kl = kl_loss(posterior.mean, posterior.logvar)
+        kl = kl_loss(posterior.mean.float(), posterior.logvar.float())
         return mse + tcfg.beta * kl, {"mse": mse.detach(), "kl": kl.detach()}
 
     return loss_fn
@@ -337,11 +449,17 @@ def one_step_loss(tcfg: TrainConfig):
 
 def train_one_step(profile: Profile, run: RunLayout | str | Path, progress: bool = True, restart: bool = False,
                    stop_after: int | None = None) -> dict:
-    """The baseline: the same VAE family with 2 channels in, trained (Y, M) -> kernel directly."""
+    """The baseline: the same VAE family with 2 channels in, trained (Y, M) -> kernel directly.
+    Where it starts: :func:`qpi_utils.config.resolve_init`."""
     layout, ds, splits = _prepare(profile, run)
-    model, info = build_one_step(profile.model)
     tcfg = profile.one_step
-    return _fit(step="one_step", model=model, train_set=ObservationDataset(ds, splits.train),
-                test_set=ObservationDataset(ds, splits.id_test[:_TEST_CAP]), loss_fn=one_step_loss(tcfg),
-                tcfg=tcfg, layout=layout, fingerprint=step_fingerprint(profile, "one_step", ds), info=info,
-                progress=progress, restart=restart, stop_after=stop_after)
+    if resolve_init(profile, "one_step") == "kernel_vae":
+        vae, kernel_info = load_kernel_vae(profile, layout, ds)
+        model, info = build_one_step(profile.model, vae, kernel_info)
+    else:
+        model, info = build_one_step(profile.model)
+    validation = Validation(reconstruct, *_observation_validation(ds, splits, tcfg.seed), "validation observations")
+    return _fit(step="one_step", model=model, train_set=ObservationDataset(ds, splits.train), validation=validation,
+                loss_fn=one_step_loss(tcfg), tcfg=tcfg, layout=layout,
+                fingerprint=step_fingerprint(profile, "one_step", ds), info=info, progress=progress,
+                restart=restart, stop_after=stop_after)

@@ -12,6 +12,7 @@ Where widgets are not live (papermill, nbval, a static page) the notebook shows
 
 from __future__ import annotations
 
+import os
 import sys
 
 import numpy as np
@@ -19,7 +20,7 @@ import numpy as np
 from .plots import diverging_limits, pyplot
 from .simulate import SYMMETRY_NAMES, SYMMETRY_ORDERS, KernelParams, activation_map, kernel_spectrum, render_observations
 
-__all__ = ["DEFAULTS", "Explorer", "explorer_figure", "kernel_explorer"]
+__all__ = ["DEFAULTS", "Explorer", "explorer_figure", "kernel_explorer", "STATIC_WIDGETS_VARIABLE"]
 
 DEFAULTS = dict(symmetry=6, orientation=0.0, frequency=0.12, phase=0.0, decay=8.0, n_scatterers=12, seed=0)
 _HANN = np.outer(np.hanning(64), np.hanning(64))  # a window: the image's edges would streak the FFT
@@ -97,9 +98,19 @@ def explorer_figure(fig=None, **values):
     return Explorer(fig, **values).fig
 
 
+STATIC_WIDGETS_VARIABLE = "QPI_STATIC_WIDGETS"  # set (to anything) by batch runs such as the chain
+
+
 def kernel_explorer():
     """ipywidgets sliders bound to an :class:`Explorer` (needs a live Jupyter kernel). On Colab,
-    enables its custom widget manager, without which ipywidgets 8 controls do not render."""
+    enables its custom widget manager, without which ipywidgets 8 controls do not render. In a
+    batch run (``$QPI_STATIC_WIDGETS`` set, as :mod:`qpi_utils.chain` does) it returns the
+    explorer's first state as a matplotlib figure instead."""
+    if os.environ.get(STATIC_WIDGETS_VARIABLE):
+        plt = pyplot()
+        fig = Explorer().fig
+        plt.close(fig)  # displayed once, as the cell's value
+        return fig
     import ipywidgets as w
     from IPython.display import display
 

@@ -22,7 +22,7 @@ def test_evaluate_writes_the_table_with_provenance(tmp_path, trained_run, tiny_d
     for r in table:
         assert float(r["rmse_pm1"]) == pytest.approx(2 * float(r["rmse"]), rel=1e-4)
         assert float(r["mse"]) >= float(r["rmse"]) ** 2 - 1e-9  # mean of squares >= square of mean
-    n_id = len(tiny_dataset.symmetry) - 2  # training kernels
+    n_id = len(tiny_dataset.symmetry) - 2 - 1  # training kernels: all but 2 OOD and 1 validation kernel
     assert int(table[0]["n"]) == n_id * 2  # 2 of 8 observations each in the ID test
     prov = json.loads((tmp_path / "results" / "provenance.json").read_text())
     assert prov["profile"]["name"] == "smoke"

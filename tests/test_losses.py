@@ -49,10 +49,9 @@ def test_symmetric_loss_is_batched_over_classes():
     noisy = batch + 0.05 * torch.randn_like(batch)
     sym = torch.tensor([0, 2, 3, 4, 6])
     together = symmetric_loss(noisy, batch, sym)
-    _, valid = angle_table(sym)
-    counts = valid.sum(1).double()
+    # each sample weighs the same, however many angles its class has
     single = torch.stack([symmetric_loss(noisy[i:i + 1], batch[i:i + 1], sym[i:i + 1]) for i in range(5)]).double()
-    assert torch.allclose(together.double(), (single * counts).sum() / counts.sum(), rtol=1e-5)
+    assert torch.allclose(together.double(), single.mean(), rtol=1e-5)
     with pytest.raises(ValueError, match="symmetry orders must be in"):
         symmetric_loss(noisy[:1], batch[:1], [5])
 
@@ -64,3 +63,18 @@ def test_kl_and_alignment_losses():
     m, lv = torch.randn(3, 4, 8, 8), torch.randn(3, 4, 8, 8)
     assert alignment_loss(m, lv, m, lv).item() == 0.0
     assert alignment_loss(m + 1, lv, m, lv).item() == pytest.approx(1.0)
+
+
+def test_authors_angle_set_is_a_subset_of_the_group():
+    """The authors' angles are rotations of each class's group (so a symmetric kernel scores 0
+    with both sets), fewer of them, and the two sets differ."""
+    sym = torch.tensor([0, 2, 3, 4, 6])
+    ours, ours_valid = angle_table(sym, "group")
+    theirs, theirs_valid = angle_table(sym, "authors")
+    assert theirs_valid.sum() < ours_valid.sum()
+    assert torch.allclose(theirs[4, :3], torch.deg2rad(torch.tensor([60.0, 120.0, 180.0], dtype=torch.float64)))
+    for n in (2, 3, 4, 6):
+        k = _kernel(n)
+        assert symmetric_loss(k, k, [n], angle_set="authors").item() < 1e-4
+    with pytest.raises(ValueError, match="angle_set must be one of"):
+        angle_table(sym, "mine")

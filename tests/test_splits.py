@@ -10,14 +10,17 @@ def test_paper_splits_are_stratified_and_do_not_leak():
     symmetry = np.array([SYMMETRY_ORDERS[k % 5] for k in range(100)])
     s = make_splits(symmetry, n_observations=500, seed=3)
     check_splits(s)
-    assert len(s.ood_kernels) == 20 and len(s.train_kernels) == 80
+    assert len(s.ood_kernels) == 20 and len(s.val_kernels) == 10 and len(s.train_kernels) == 70
     assert (np.bincount(symmetry[s.ood_kernels], minlength=7)[list(SYMMETRY_ORDERS)] == 4).all()
-    assert len(s.train) == 80 * 400 and len(s.id_test) == 80 * 100 and len(s.ood_test) == 20 * 500
-    # no observation in two splits; every observation of a training kernel in exactly one
-    everything = np.concatenate([s.train, s.id_test, s.ood_test])
-    assert len(np.unique(everything, axis=0)) == 100 * 500
-    assert set(s.train[:, 0]) == set(s.train_kernels) and set(s.id_test[:, 0]) == set(s.train_kernels)
-    assert set(s.ood_test[:, 0]) == set(s.ood_kernels)
+    assert (np.bincount(symmetry[s.val_kernels], minlength=7)[list(SYMMETRY_ORDERS)] == 2).all()
+    assert len(s.id_test) == 70 * 100 and len(s.val_id) == 70 * 50 and len(s.train) == 70 * 350
+    assert len(s.val_ood) == 10 * 500 and len(s.ood_test) == 20 * 500
+    # every observation in exactly one split
+    everything = np.concatenate([s.pairs(n) for n in s.NAMES])
+    assert len(everything) == len(np.unique(everything, axis=0)) == 100 * 500
+    for name in ("train", "val_id", "id_test"):
+        assert set(s.pairs(name)[:, 0]) == set(s.train_kernels)
+    assert set(s.val_ood[:, 0]) == set(s.val_kernels) and set(s.ood_test[:, 0]) == set(s.ood_kernels)
     # deterministic, seed-dependent
     again = make_splits(symmetry, 500, seed=3)
     np.testing.assert_array_equal(again.train, s.train)
@@ -42,5 +45,35 @@ def test_leak_is_detected():
     leaky = replace(s, id_test=np.concatenate([s.id_test, s.train[:1]]))
     with pytest.raises(DatasetError, match="both in train and in id_test"):
         check_splits(leaky)
+    leaky = replace(s, val_id=np.concatenate([s.val_id, s.id_test[:1]]))
+    with pytest.raises(DatasetError, match="both in val_id and in id_test"):
+        check_splits(leaky)
+    leaky = replace(s, train=np.concatenate([s.train, s.val_ood[:1]]))
+    with pytest.raises(DatasetError, match="validation kernel"):
+        check_splits(leaky)
     with pytest.raises(DatasetError, match="unknown split 'val'"):
         s.pairs("val")
+
+
+def test_validation_split_leaves_the_test_sets_as_the_paper_split_makes_them():
+    """Carving validation out of training must not move a test observation: the OOD kernels are
+    the paper split's, and ID test is the paper split's ID test minus the validation kernels."""
+    symmetry = np.array([SYMMETRY_ORDERS[k % 5] for k in range(100)])
+    a = make_splits(symmetry, 100, seed=1, val_kernel_fraction=0.1, val_fraction=0.1)
+    b = make_splits(symmetry, 100, seed=1, val_kernel_fraction=0.2, val_fraction=0.3)
+    np.testing.assert_array_equal(a.ood_kernels, b.ood_kernels)
+    common = np.intersect1d(a.train_kernels, b.train_kernels)
+    pick = lambda p: p[np.isin(p[:, 0], common)]
+    np.testing.assert_array_equal(pick(a.id_test), pick(b.id_test))
+
+
+def test_validation_pairs_are_balanced_and_never_test():
+    symmetry = np.array([SYMMETRY_ORDERS[k % 5] for k in range(50)])
+    s = make_splits(symmetry, 40)
+    v = s.validation_pairs(cap=64, seed=0)
+    assert len(v) == 64
+    assert np.isin(v[:, 0], s.val_kernels).sum() == 32  # half unseen kernels, half seen
+    assert not np.isin(v[:, 0], s.ood_kernels).any()
+    rows = set(map(tuple, v.tolist()))
+    assert not rows & set(map(tuple, s.id_test.tolist())) and not rows & set(map(tuple, s.train.tolist()))
+    np.testing.assert_array_equal(v, s.validation_pairs(cap=64, seed=0))

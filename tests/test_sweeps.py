@@ -29,3 +29,12 @@ def test_markdown_sweep_marks_the_best_method_of_each_value():
     lines = markdown_sweep(rows, "snr_db").splitlines()
     assert lines[0] == "| SNR (dB) | a | b |"  # the mean kernel is left out
     assert lines[2] == "| 20 | **0.050** | 0.070 |" and lines[3] == "| 0 | 0.200 | **0.100** |"
+
+
+def test_markdown_sweep_calls_overlapping_intervals_a_tie():
+    from qpi_utils.sweeps import markdown_sweep
+
+    rows = [{"sweep": "snr_db", "value": 10.0, "method": m, "rmse": r, "rmse_ci95": c}
+            for m, r, c in (("a", 0.050, 0.004), ("b", 0.056, 0.003), ("c", 0.080, 0.002))]
+    line = markdown_sweep(rows, "snr_db").splitlines()[2]
+    assert line == "| 10 | **0.050 ± 0.004** | **0.056 ± 0.003** | 0.080 ± 0.002 |"

@@ -40,7 +40,7 @@ def test_kernel_vae_loss_goes_down(run_dir):
 
 
 def test_interrupted_training_resumes_to_the_same_weights(run_dir, tmp_path_factory, tiny_dataset, smoke_profile):
-    prof = get_profile("smoke", {"one_step.epochs": 3})
+    prof = get_profile("smoke", {"one_step.epochs": 3, "one_step.init": "model"})
     straight = tmp_path_factory.mktemp("straight")
     save_dataset(tiny_dataset, straight / "data")
     train_one_step(prof, straight, progress=False)

@@ -47,3 +47,19 @@ def test_sliders_exist_for_all_parameters():
     assert all(c.continuous_update is False for c in w.children if hasattr(c, "continuous_update"))
     assert {"symmetry", "orientation (deg)", "frequency (1/px)", "phase (deg)", "decay (px)", "defects"} <= names
     assert set(DEFAULTS) == {"symmetry", "orientation", "frequency", "phase", "decay", "n_scatterers", "seed"}
+
+
+def test_batch_runs_get_a_static_explorer(monkeypatch):
+    """The chain sets $QPI_STATIC_WIDGETS: the explorer cell then yields a plain figure of its
+    first state (nothing to hang on without a frontend), live sessions get the sliders."""
+    import matplotlib.figure
+
+    from qpi_utils.chain import BATCH_ENVIRONMENT
+    from qpi_utils.widgets import STATIC_WIDGETS_VARIABLE, kernel_explorer
+
+    assert BATCH_ENVIRONMENT[STATIC_WIDGETS_VARIABLE]
+    monkeypatch.setenv(STATIC_WIDGETS_VARIABLE, "1")
+    fig = kernel_explorer()
+    assert isinstance(fig, matplotlib.figure.Figure) and len(fig.axes) >= 2
+    monkeypatch.delenv(STATIC_WIDGETS_VARIABLE)
+    assert type(kernel_explorer()).__name__ == "interactive"

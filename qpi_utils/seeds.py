@@ -1,0 +1,267 @@
+"""Several seeds: the table as mean and 95 % interval over seeds, and the ablations.
+
+Each seed is a whole run: its own simulated dataset (``simulation.seed``), splits
+(``simulation.split_seed``) and training seeds, in ``<root>/seed-<s>``. :func:`run_table`
+trains what the asked-for methods need and evaluates them; :func:`summarise` turns the per-seed
+tables into one row per (variant, setting, method) with the mean, the standard deviation and a
+95 % Student-t interval of the mean of every metric. Two cells differ ("win") only when their
+intervals do not overlap; otherwise they are a tie (:func:`verdict`).
+
+Ablations (:data:`ABLATIONS`) are variants of the profile given as dotted overrides. A variant
+reuses every model of the base run (``qpi seeds``) it leaves unchanged, by fingerprint (so a
+step-2 variant retrains step 2 only); each variant trains only what its methods need.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .checkpoints import step_fingerprint
+from .config import Profile, get_profile, resolve_init
+from .data import load_dataset, save_dataset, simulate_dataset
+from .evaluate import evaluate
+from .files import write_csv, write_text
+from .methods import NETWORKS
+from .models import load_pretrained_rgb
+from .paper import LATER, TABLE2_RMSE, TABLE3_RMSE, V1
+from .provenance import provenance
+from .runs import RunLayout
+from .train import train_alignment, train_kernel_vae, train_one_step
+
+__all__ = ["SEED_KEYS", "seed_overrides", "Ablation", "ABLATIONS", "run_table", "summarise", "verdict",
+           "write_summary", "markdown_summary", "run_ablation", "TABLE_METHODS"]
+
+SEED_KEYS = ("simulation.seed", "simulation.split_seed", "kernel_vae.seed", "alignment.seed", "one_step.seed")
+TABLE_METHODS = ("mean_kernel", "one_step", "two_step", "defect_average", "least_squares", "hybrid")
+METRICS = ("rmse", "rmse_pm1", "rmse_affine", "mae", "mse")
+_TRAIN = {"kernel_vae": train_kernel_vae, "alignment": train_alignment, "one_step": train_one_step}
+
+
+def seed_overrides(seed: int) -> dict:
+    """The overrides that make seed ``seed``: data, splits and every training."""
+    return {key: int(seed) for key in SEED_KEYS}
+
+
+def _steps_for(profile: Profile, methods) -> list[str]:
+    steps = {s for m in methods for s in NETWORKS.get(m, ())}
+    if "one_step" in steps and resolve_init(profile, "one_step") == "kernel_vae":
+        steps.add("kernel_vae")
+    return [s for s in ("kernel_vae", "alignment", "one_step") if s in steps]
+
+
+def _link(source: Path, target: Path) -> None:
+    if not target.exists() and source.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.symlink(os.path.relpath(source, target.parent), target)
+
+
+def run_table(profile: Profile, run_dir: str | Path, methods=TABLE_METHODS, base_dir: str | Path | None = None,
+              noise_snr_db: float | None = None, progress: bool = True) -> list[dict]:
+    """Simulate (or reuse) the data, train what ``methods`` need, and evaluate them; returns the
+    table rows. ``base_dir``: a run of the same seed whose dataset, and step-1 VAE when this
+    profile's step 1 is the same, are linked rather than made again."""
+    layout = RunLayout(Path(run_dir), profile.name, "cli")
+    if base_dir is not None:
+        base = RunLayout(Path(base_dir), profile.name, "cli")
+        _link(base.data, layout.data)
+    if not (layout.data / "meta.json").is_file():
+        save_dataset(simulate_dataset(profile.simulation, profile=profile.name, progress=progress), layout.data)
+    steps = _steps_for(profile, methods)
+    if base_dir is not None:
+        ds = load_dataset(layout.data)
+        base_profile = get_profile(profile.name, _base_overrides(profile))
+        for step in steps:  # the base run's model of a step this variant leaves unchanged
+            if base.model(step).is_file() and step_fingerprint(base_profile, step, ds) == step_fingerprint(profile, step, ds):
+                _link(base.model(step), layout.model(step))
+    for step in steps:
+        _TRAIN[step](profile, layout, progress=progress)
+    return evaluate(profile, layout, progress=progress, methods=tuple(methods), noise_snr_db=noise_snr_db)
+
+
+def _base_overrides(profile: Profile) -> dict:
+    return {key: getattr(getattr(profile, key.split(".")[0]), key.split(".")[1]) for key in SEED_KEYS}
+
+
+def _interval(values: np.ndarray) -> tuple[float, float, float]:
+    """Mean, sample standard deviation and the half-width of the 95 % Student-t interval of the mean."""
+    from scipy import stats
+
+    n = len(values)
+    mean = float(values.mean())
+    if n < 2:
+        return mean, float("nan"), float("nan")
+    std = float(values.std(ddof=1))
+    return mean, std, float(stats.t.ppf(0.975, n - 1) * std / math.sqrt(n))
+
+
+def summarise(tables: dict, variant: str = "") -> list[dict]:
+    """``{seed: table rows}`` -> one row per (setting, method): for each metric its mean, std and
+    95 % interval half-width over seeds (``rmse_mean``, ``rmse_std``, ``rmse_ci95``, ...)."""
+    seeds = sorted(tables)
+    keys = []
+    for rows in tables.values():
+        keys += [(r["setting"], r["method"]) for r in rows if (r["setting"], r["method"]) not in keys]
+    out = []
+    for setting, method in keys:
+        cells = [r for s in seeds for r in tables[s] if (r["setting"], r["method"]) == (setting, method)]
+        row = {"variant": variant, "setting": setting, "method": method, "seeds": len(cells),
+               "n_per_seed": int(cells[0]["n"])}
+        for metric in METRICS:
+            mean, std, ci = _interval(np.array([float(c[metric]) for c in cells]))
+            row.update({f"{metric}_mean": mean, f"{metric}_std": std, f"{metric}_ci95": ci})
+        out.append(row)
+    return out
+
+
+def verdict(a: dict, b: dict, metric: str = "rmse") -> str:
+    """"a" or "b" when that row's 95 % interval lies wholly below the other's; else "tie"."""
+    lo = lambda r: r[f"{metric}_mean"] - r[f"{metric}_ci95"]
+    hi = lambda r: r[f"{metric}_mean"] + r[f"{metric}_ci95"]
+    if hi(a) < lo(b):
+        return "a"
+    if hi(b) < lo(a):
+        return "b"
+    return "tie"
+
+
+SUMMARY_COLUMNS = ("variant", "setting", "method", "seeds", "n_per_seed",
+                   *(f"{m}_{s}" for m in METRICS for s in ("mean", "std", "ci95")), "paper_rmse_pm1", "note")
+
+
+def write_summary(rows: list[dict], path: str | Path) -> Path:
+    return write_csv(path, rows, SUMMARY_COLUMNS)
+
+
+def markdown_summary(rows: list[dict], paper_label: str = "") -> str:
+    """Mean ± 95 % interval half-width over seeds, on [0, 1] and on [-1, 1], with the paper's number."""
+    head = ("| variant | setting | method | seeds | RMSE [0,1] | RMSE [-1,1] | MAE [0,1] |"
+            + (f" paper RMSE [-1,1] ({paper_label}) |" if paper_label else ""))
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in rows:
+        if r.get("note"):
+            cells = f"| {r['variant']} | {r['setting']} | {r['method']} | - | {r['note']} | | |"
+        else:
+            cells = (f"| {r['variant']} | {r['setting']} | {r['method']} | {r['seeds']} | "
+                     f"{r['rmse_mean']:.4f} ± {r['rmse_ci95']:.4f} | {r['rmse_pm1_mean']:.4f} ± {r['rmse_pm1_ci95']:.4f} | "
+                     f"{r['mae_mean']:.4f} ± {r['mae_ci95']:.4f} |")
+        if paper_label:
+            paper = r.get("paper_rmse_pm1")
+            cells += f" {paper:.4f} |" if isinstance(paper, float) and not math.isnan(paper) else " - |"
+        lines.append(cells)
+    return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class Ablation:
+    """Variants (label -> overrides) compared on ``methods``; ``test_noise_snr_db``: also evaluate
+    every variant on test data with noise at these SNRs; ``paper``: variant label -> (paper's OOD
+    RMSE on [-1, 1], source); ``needs_pretrained``: variants that need pretrained weights."""
+
+    title: str
+    variants: dict
+    methods: tuple = ("two_step",)
+    test_noise_snr_db: tuple = ()
+    paper: dict = field(default_factory=dict)
+    needs_pretrained: tuple = ()
+    explanation: str = ""
+
+
+ABLATIONS = {
+    "symmetric_loss": Ablation(
+        "Symmetric loss in step 1 on / off (paper v1 Table 2, Fig. 4(b))",
+        {"with (alpha 0.7)": {}, "without (alpha 0)": {"kernel_vae.alpha": 0.0}},
+        paper={"with (alpha 0.7)": (TABLE2_RMSE["with"], f"{V1}, Table 2"),
+               "without (alpha 0)": (TABLE2_RMSE["without"], f"{V1}, Table 2")},
+        explanation="Step 1 trained with and without the symmetric loss; step 2 aligned to each."),
+    "angles": Ablation(
+        "Symmetric-loss angles: the full symmetry group vs the authors' code",
+        {"group (k 2pi/n)": {}, "authors' angles": {"kernel_vae.sym_angles": "authors"}},
+        explanation="The kit rotates by every non-trivial group rotation; the authors' code uses a subset."),
+    "warm_start": Ablation(
+        "Step 2 started from the step-1 encoder vs from random weights",
+        {"step-1 encoder": {}, "random init": {"alignment.init": "random"}},
+        explanation="The kit starts the observation encoder from the trained kernel encoder (M channel at zero)."),
+    "noise_augmentation": Ablation(
+        "Noise augmentation in training (step 2 and one-step), tested clean and at 10 dB",
+        {"off": {}, "on (0-30 dB)": {"alignment.augment_snr_db": [0.0, 30.0], "one_step.augment_snr_db": [0.0, 30.0]}},
+        methods=("one_step", "two_step"), test_noise_snr_db=(10.0,),
+        explanation="Training observations get white noise at an SNR drawn from 0-30 dB (the later version's "
+                    "augmentation; its exact recipe is not given)."),
+    "pretraining": Ablation(
+        "Pretrained SDXL-VAE weights vs training from scratch (paper's later version, Table III)",
+        {"pretrained (sdxl-vae-fp16-fix)": {"model.architecture": "sdxl", "model.block_out_channels": [128, 256, 512, 512],
+                                            "model.layers_per_block": 2, "model.norm_num_groups": 32,
+                                            "model.pretrained": "madebyollin/sdxl-vae-fp16-fix"},
+         "from scratch": {}},
+        paper={"pretrained (sdxl-vae-fp16-fix)": (TABLE3_RMSE["pretrained"], f"{LATER}, Table III"),
+               "from scratch": (TABLE3_RMSE["scratch"], f"{LATER}, Table III")},
+        needs_pretrained=("pretrained (sdxl-vae-fp16-fix)",),
+        explanation="From scratch is the profile's own small VAE; the pretrained row needs the Hugging Face weights."),
+}
+
+
+def _weights_available(name: str) -> str | None:
+    """None if the pretrained weights load here, else why not (one line)."""
+    try:
+        load_pretrained_rgb(name)
+        return None
+    except OSError as exc:
+        return str(exc).strip().splitlines()[0][:160]
+
+
+def run_ablation(name: str, profile_name: str, seeds, root: str | Path, base_root: str | Path | None = None,
+                 overrides: dict | None = None, progress: bool = True) -> list[dict]:
+    """Every variant of ablation ``name`` over ``seeds``; returns summary rows (with the paper's
+    number where it has one). Variants needing pretrained weights that do not load get one row
+    saying so, never a random-init number under the pretrained name."""
+    if name not in ABLATIONS:
+        raise ValueError(f"unknown ablation {name!r}; known: {', '.join(ABLATIONS)}")
+    ab = ABLATIONS[name]
+    root = Path(root)
+    rows = []
+    for label, variant in ab.variants.items():
+        paper = ab.paper.get(label, (float("nan"), ""))
+        if label in ab.needs_pretrained:
+            why = _weights_available(variant["model.pretrained"])
+            if why is not None:
+                rows.append({"variant": label, "setting": "OOD", "method": "two_step", "seeds": 0,
+                             "paper_rmse_pm1": paper[0], "note": f"not run: weights unavailable ({why})"})
+                continue
+        tests = [(None, "")] + [(snr, f", test {snr:g} dB") for snr in ab.test_noise_snr_db]
+        for snr, suffix in tests:
+            tables = {}
+            for seed in seeds:
+                prof = get_profile(profile_name, {**(overrides or {}), **variant, **seed_overrides(seed)})
+                slug = _slug(label)
+                run_dir = root / slug / f"seed-{seed}"
+                base = Path(base_root) / f"seed-{seed}" if base_root else None
+                if snr is not None:  # the same trained models, evaluated on noisy test data
+                    tables[seed] = evaluate(prof, run_dir, run_dir / f"results-test-{snr:g}dB", progress=progress,
+                                            methods=ab.methods, noise_snr_db=snr)
+                else:
+                    tables[seed] = run_table(prof, run_dir, ab.methods, base_dir=base, progress=progress)
+            for row in summarise(tables, label + suffix):
+                row["paper_rmse_pm1"] = paper[0] if (row["setting"] == "OOD" and snr is None) else float("nan")
+                rows.append(row)
+    return rows
+
+
+def _slug(label: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in label.lower()).strip("-").replace("--", "-")
+
+
+def write_seed_results(rows: list[dict], out_dir: str | Path, stem: str, profile: Profile, seeds, title: str,
+                       paper_label: str = "", extra: dict | None = None) -> None:
+    """``<stem>.csv``, ``<stem>.md`` (title + table) and ``<stem>_provenance.json`` under ``out_dir``."""
+    out_dir = Path(out_dir)
+    write_summary(rows, out_dir / f"{stem}.csv")
+    write_text(out_dir / f"{stem}.md", f"# {title}\n\n{markdown_summary(rows, paper_label)}")
+    prov = provenance(profile, None, {"seeds": list(seeds), "seed_keys": list(SEED_KEYS), **(extra or {})})
+    write_text(out_dir / f"{stem}_provenance.json", json.dumps(prov, indent=2, default=str))

@@ -1,0 +1,66 @@
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+import qpi_utils.seeds as seeds
+from qpi_utils.cli import main
+from qpi_utils.config import get_profile
+from qpi_utils.files import read_csv
+
+
+def _rows(rmse: float, method: str = "two_step") -> list[dict]:
+    return [{"setting": "OOD", "method": method, "n": 10, "rmse": rmse, "rmse_pm1": 2 * rmse,
+             "rmse_affine": rmse / 2, "mae": rmse, "mse": rmse ** 2}]
+
+
+def test_summary_is_mean_and_student_t_interval_over_seeds():
+    out = seeds.summarise({0: _rows(0.1), 1: _rows(0.2), 2: _rows(0.3)}, "v")
+    assert len(out) == 1 and out[0]["seeds"] == 3 and out[0]["variant"] == "v"
+    assert out[0]["rmse_mean"] == pytest.approx(0.2) and out[0]["rmse_std"] == pytest.approx(0.1)
+    assert out[0]["rmse_ci95"] == pytest.approx(stats.t.ppf(0.975, 2) * 0.1 / math.sqrt(3))
+    assert out[0]["rmse_pm1_mean"] == pytest.approx(0.4)
+
+
+def test_a_win_needs_separate_intervals():
+    a = seeds.summarise({0: _rows(0.10), 1: _rows(0.11), 2: _rows(0.12)})[0]
+    b = seeds.summarise({0: _rows(0.20), 1: _rows(0.21), 2: _rows(0.22)})[0]
+    wide = seeds.summarise({0: _rows(0.05), 1: _rows(0.30), 2: _rows(0.12)})[0]
+    assert seeds.verdict(a, b) == "a" and seeds.verdict(b, a) == "b"
+    assert seeds.verdict(a, wide) == "tie"
+
+
+def test_seed_overrides_change_data_splits_and_training():
+    p = get_profile("smoke", seeds.seed_overrides(3))
+    assert p.simulation.seed == p.simulation.split_seed == 3
+    assert p.kernel_vae.seed == p.alignment.seed == p.one_step.seed == 3
+
+
+def test_pretrained_variant_without_weights_is_marked_not_run(monkeypatch, tmp_path):
+    """Offline the pretrained row says why it was not run; no random-init number carries its name."""
+    calls = []
+    monkeypatch.setattr(seeds, "run_table", lambda prof, run_dir, methods, base_dir=None, progress=True:
+                        calls.append(prof.model.architecture) or _rows(0.1 + 0.01 * prof.simulation.seed))
+    rows = seeds.run_ablation("pretraining", "smoke", [0, 1], tmp_path)
+    pre = [r for r in rows if r["variant"].startswith("pretrained")]
+    assert len(pre) == 1 and pre[0]["note"].startswith("not run: weights unavailable") and "rmse_mean" not in pre[0]
+    assert calls == ["small", "small"]  # only the from-scratch variant ran, once per seed
+    scratch = [r for r in rows if r["variant"] == "from scratch"]
+    assert scratch[0]["paper_rmse_pm1"] == pytest.approx(0.1643)
+    assert "not run" in seeds.markdown_summary(rows, "paper")
+
+
+def test_seeds_command_end_to_end_on_smoke(tmp_path):
+    code = main(["seeds", "--profile", "smoke", "--seeds", "0", "1", "--run-dir", str(tmp_path / "runs"),
+                 "--results-dir", str(tmp_path / "out"), "--no-progress"])
+    assert code == 0
+    rows = read_csv(tmp_path / "out" / "table_seeds.csv")
+    cells = {(r["setting"], r["method"]) for r in rows}
+    assert ("OOD", "two_step") in cells and ("ID", "least_squares") in cells and len(cells) == 12
+    assert all(r["seeds"] == "2" and np.isfinite(float(r["rmse_ci95"])) for r in rows)
+    # two seeds are two datasets
+    h0 = (tmp_path / "runs" / "seed-0" / "data" / "meta.json").read_text()
+    h1 = (tmp_path / "runs" / "seed-1" / "data" / "meta.json").read_text()
+    assert h0 != h1
+    assert (tmp_path / "out" / "table_seeds_provenance.json").is_file()
