@@ -1,6 +1,8 @@
 # qpi-kit: two commands on a fresh machine.
 #   make reproduce   create .venv, install the kit, run the main job at the CPU profile
 #   make test        same environment, run the whole test suite
+#   make seeds       the ID/OOD table over seeds 0 1 2 (results/$(PROFILE)/table_seeds.*)
+#   make ablations   every ablation over seeds 0 1 2, reusing the seeds runs (results/$(PROFILE)/ablations/)
 # Variables: PROFILE (quick), RUN_DIR (runs/$(PROFILE)), PYTHON (python3),
 #            TORCH_SPEC (torch==2.13.0: a CPU build here; on a CUDA machine use e.g. TORCH_SPEC=torch)
 PYTHON ?= python3
@@ -16,7 +18,9 @@ ifneq ($(wildcard ../shared/data/FeSe_topography.sxm),)
 export QPI_DATA_DIR ?= $(abspath ../shared/data)
 endif
 
-.PHONY: reproduce test benchmark clean-venv
+SEEDS ?= 0 1 2
+
+.PHONY: reproduce test seeds ablations benchmark clean-venv
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,9 +36,19 @@ reproduce: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+seeds: $(STAMP)
+	$(BIN)/qpi seeds --profile $(PROFILE) --seeds $(SEEDS) --run-dir runs/$(PROFILE)-seeds
+
+ablations: $(STAMP)
+	$(BIN)/qpi ablation all --profile $(PROFILE) --seeds $(SEEDS) --run-dir runs/$(PROFILE)-ablations \
+		--base-run-dir runs/$(PROFILE)-seeds
+
 benchmark: $(STAMP)
-	$(BIN)/python benchmarks/bench_simulate.py
-	$(BIN)/python benchmarks/bench_train.py --profile $(PROFILE)
+	$(BIN)/python benchmarks/bench_simulate.py | tee results/benchmarks/simulate.txt
+	$(BIN)/python benchmarks/bench_train.py --profile $(PROFILE) | tee results/benchmarks/train_$(PROFILE).txt
+	$(BIN)/python benchmarks/bench_evaluate.py --profile $(PROFILE) | tee results/benchmarks/evaluate_$(PROFILE).txt
+	$(BIN)/python benchmarks/bench_layouts.py --profile $(PROFILE) | tee results/benchmarks/layouts_$(PROFILE).txt
+	$(BIN)/python benchmarks/chain_breakdown.py --profile $(PROFILE) | tee results/benchmarks/chain_breakdown_$(PROFILE).txt
 
 clean-venv:
 	rm -rf $(VENV)
