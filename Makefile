@@ -19,6 +19,9 @@ export QPI_DATA_DIR ?= $(abspath ../shared/data)
 endif
 
 SEEDS ?= 0 1 2
+# a benchmark that fails must fail the target, not vanish into the pipe to tee
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
 
 .PHONY: reproduce test seeds ablations benchmark clean-venv
 
