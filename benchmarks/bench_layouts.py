@@ -12,10 +12,9 @@ it is not timed here.)
 from __future__ import annotations
 
 import argparse
-import contextlib
-import time
 
 import torch
+from bench_train import rate, update  # this folder: run as `python benchmarks/bench_layouts.py`
 
 from qpi_utils.config import PROFILE_NAMES, get_profile
 from qpi_utils.models import build_one_step
@@ -32,20 +31,7 @@ def measure(prof, bf16: bool, channels_last: bool, batches: int) -> float:
         batch = {k: v.contiguous(memory_format=torch.channels_last) for k, v in batch.items()}
     opt = torch.optim.Adam(model.parameters(), 1e-4)
     loss_fn = one_step_loss(prof.one_step)
-    ctx = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
-
-    def step():
-        with ctx():
-            loss, _ = loss_fn(model, batch)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-
-    step()
-    t0 = time.perf_counter()
-    for _ in range(batches):
-        step()
-    return b * batches / (time.perf_counter() - t0)
+    return rate(lambda: update(opt, loss_fn(model, batch)[0]), b, batches, bf16)  # timed as bench_train times
 
 
 def main() -> None:
