@@ -55,6 +55,26 @@ def _check_pair(observations, maps) -> tuple[np.ndarray, np.ndarray]:
     return y, m
 
 
+def _check_positions(positions, n: int) -> np.ndarray:
+    """(N, S, 2) continuous defect positions (x, y) in pixels, NaN = unused slot."""
+    p = np.asarray(positions, dtype=np.float64)
+    if p.ndim != 3 or p.shape[0] != n or p.shape[-1] != 2:
+        raise ValueError(f"positions must be ({n}, S, 2) (x, y) per defect, NaN for unused slots; got shape {p.shape}")
+    finite = np.isfinite(p)
+    if (finite[..., 0] != finite[..., 1]).any():
+        raise ValueError("positions: a defect has one finite and one NaN coordinate")
+    return p
+
+
+def _operator(m: np.ndarray, positions) -> tuple[ConvolutionOperator, np.ndarray]:
+    """The forward operator and the number of defects per image: from the continuous positions
+    when given (sub-pixel exact, as the simulator renders), else from the binned maps."""
+    if positions is None:
+        return ConvolutionOperator.from_maps(m), m.sum(axis=(-2, -1))
+    p = _check_positions(positions, len(m))
+    return ConvolutionOperator.from_positions(p), np.isfinite(p[..., 0]).sum(-1).astype(np.float64)
+
+
 def defect_average(observations: np.ndarray, maps: np.ndarray) -> np.ndarray:
     """Average of the 64x64 windows of Y centred on each labelled defect (the defect on pixel
     (32, 32)); pixels a window takes from outside the field of view are left out of the mean.
@@ -71,13 +91,17 @@ def defect_average(observations: np.ndarray, maps: np.ndarray) -> np.ndarray:
 
 
 def least_squares(observations: np.ndarray, maps: np.ndarray, lam: float = 1e-3, iterations: int = 60,
-                  return_raw: bool = False) -> np.ndarray:
+                  return_raw: bool = False, positions: np.ndarray | None = None) -> np.ndarray:
     """Tikhonov-regularised least squares for the kernel, batched conjugate gradients.
 
     Solves (H^T H + lam' I) B = H^T (Y - c) jointly with the offset c, where H = crop(M (*) .)
     and lam' = lam * (number of labelled defects), so that one ``lam`` suits images with 1 or
     100 defects (||H||^2 grows with their number). CG starts from zero and stops after
     ``iterations``, which regularises too (early stopping keeps B in the range of H^T).
+    ``positions`` ((N, S, 2) continuous (x, y) in pixels, NaN = unused slot): H places the kernel
+    at those sub-pixel positions (:meth:`ConvolutionOperator.from_positions`) instead of at the
+    pixels of M; binning a defect to its pixel moves it by up to half a pixel, which for ripples of
+    a few pixels' period is most of the binned solution's error.
     Returns (N, 64, 64) kernels min-max scaled to [0, 1] (``return_raw``: the unscaled B).
     """
     y, m = _check_pair(observations, maps)
@@ -85,12 +109,12 @@ def least_squares(observations: np.ndarray, maps: np.ndarray, lam: float = 1e-3,
         raise ValueError(f"lam must be a finite number > 0, got {lam}")
     if isinstance(iterations, bool) or not isinstance(iterations, (int, np.integer)) or iterations < 1:
         raise ValueError(f"iterations must be an integer >= 1, got {iterations!r}")
-    empty = np.flatnonzero(m.sum(axis=(-2, -1)) == 0)
+    op, counts = _operator(m, positions)
+    empty = np.flatnonzero(counts == 0)
     if len(empty):
-        raise ValueError(f"activation map {int(empty[0])} (of {len(m)}) has no defect: the kernel is not determined "
-                         "by that observation; leave it out")
-    damp = (lam * np.maximum(m.sum(axis=(-2, -1)), 1.0))[:, None, None]
-    op = ConvolutionOperator.from_maps(m)
+        raise ValueError(f"{'positions' if positions is not None else 'activation map'} {int(empty[0])} (of {len(m)}) "
+                         "has no defect: the kernel is not determined by that observation; leave it out")
+    damp = (lam * np.maximum(counts, 1.0))[:, None, None]
     eps_c = 1e-6 * 64 * 64  # a whisper of damping on the offset keeps the system definite
 
     def normal(b, c):
@@ -121,13 +145,14 @@ def least_squares(observations: np.ndarray, maps: np.ndarray, lam: float = 1e-3,
 
 
 def choose_regularisation(observations: np.ndarray, maps: np.ndarray, kernels: np.ndarray,
-                          grid=(1e-4, 1e-3, 1e-2, 1e-1, 1.0), iterations: int = 60) -> tuple[float, dict]:
+                          grid=(1e-4, 1e-3, 1e-2, 1e-1, 1.0), iterations: int = 60,
+                          positions: np.ndarray | None = None) -> tuple[float, dict]:
     """The stated rule for ``lam``: the value of ``grid`` with the lowest mean RMSE on the given
     observations (the kit passes validation observations, :meth:`Splits.validation_pairs`,
-    never a test set)."""
+    never a test set); ``positions`` as in :func:`least_squares`."""
     scores = {}
     for lam in grid:
-        est = least_squares(observations, maps, lam=lam, iterations=iterations)
+        est = least_squares(observations, maps, lam=lam, iterations=iterations, positions=positions)
         scores[lam] = float(np.sqrt(((est - np.asarray(kernels, np.float64)) ** 2).mean(axis=(-2, -1))).mean())
     best = min(scores, key=scores.get)
     return best, scores

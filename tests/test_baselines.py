@@ -38,6 +38,33 @@ def test_least_squares_with_few_defects_recovers_what_they_reveal():
     assert all(np.corrcoef(e.ravel(), kernel.ravel())[0, 1] > 0.98 for e in est)
 
 
+def test_least_squares_at_sub_pixel_positions_removes_the_binning_error():
+    """Defects at continuous positions: binned to M's pixels, least squares cannot fit the ripples'
+    phase (the shift is up to half a pixel); given the positions it recovers the kernel."""
+    rng = np.random.default_rng(5)
+    p = KernelParams(symmetry=6, orientation=0.2, frequency=0.15, phase=0.5, decay=8.0)
+    pos = rng.uniform(-0.5, 63.5, (2, 40, 2))
+    y, _ = minmax_normalise(render_observations(kernel_spectrum(p)[0], pos, dtype=np.complex128))
+    kernel, _ = minmax_normalise(kernel_image(p))
+    m = activation_map(pos).astype(float)
+    rmse = lambda est: np.sqrt(((est - kernel) ** 2).mean(axis=(1, 2)))
+    binned = rmse(least_squares(y, m, lam=1e-4, iterations=100))
+    exact = rmse(least_squares(y, m, lam=1e-4, iterations=100, positions=pos))
+    assert (exact < 0.012).all() and (exact < binned / 3).all(), (exact, binned)
+
+
+def test_least_squares_positions_are_checked():
+    y, m, _ = _scene(n_images=2, n_defects=3)
+    with pytest.raises(ValueError, match=r"positions must be \(2, S, 2\)"):
+        least_squares(y, m, positions=np.zeros((3, 4, 2)))
+    bad = np.zeros((2, 4, 2))
+    bad[0, 1, 0] = np.nan
+    with pytest.raises(ValueError, match="one finite and one NaN"):
+        least_squares(y, m, positions=bad)
+    with pytest.raises(ValueError, match="positions 1 .* has no defect"):
+        least_squares(y, m, positions=np.stack([np.ones((4, 2)), np.full((4, 2), np.nan)]))
+
+
 def test_defect_average_recovers_an_isolated_defect_and_degrades_with_overlap():
     y1, m1, kernel = _scene(n_images=1, n_defects=1, seed=3)
     # one defect: its window is the kernel wherever the window lies inside the field of view
