@@ -12,6 +12,9 @@ kernels on [0, 1].
 * ``least_squares_subpixel`` -- the same least squares with the defects at their continuous
   labelled positions (the forward model the simulator renders with); the only method that
   reads the positions, not just (Y, M): a :class:`NeedsPositions`.
+* ``least_squares_auto`` -- sub-pixel least squares with lambda chosen per observation from the
+  observation alone (the discrepancy principle with the noise level read from its spectrum,
+  :func:`baselines.least_squares_discrepancy`): what a user can run on a real map.
 * ``hybrid`` -- two-step, refined so the decoded kernel explains Y through the forward model.
 """
 
@@ -23,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .baselines import choose_regularisation, defect_average, hybrid, least_squares
+from .baselines import choose_regularisation, defect_average, hybrid, least_squares, least_squares_discrepancy
 from .checkpoints import load_data, load_kernel_vae, load_observation_encoder, load_one_step
 from .config import Profile
 from .data import ObservationDataset, QPIDataset, stack_pairs
@@ -34,7 +37,8 @@ from .splits import Splits
 __all__ = ["METHODS", "NETWORKS", "NeedsPositions", "TrainedModels", "load_models", "gpu_autocast", "predict_two_step",
            "predict_one_step", "predict_dataset"]
 
-METHODS = ("mean_kernel", "one_step", "two_step", "defect_average", "least_squares", "least_squares_subpixel", "hybrid")
+METHODS = ("mean_kernel", "one_step", "two_step", "defect_average", "least_squares", "least_squares_subpixel",
+           "least_squares_auto", "hybrid")
 
 
 class NeedsPositions:
@@ -139,6 +143,9 @@ class TrainedModels:
             "least_squares_subpixel": (NeedsPositions(lambda x, positions: numpy_method(
                 lambda y, m: least_squares(y, m, lam=self.ls_subpixel_lambda, iterations=ph.ls_iterations,
                                            positions=positions))(x)), False),
+            "least_squares_auto": (NeedsPositions(lambda x, positions: numpy_method(
+                lambda y, m: least_squares_discrepancy(y, m, grid=ph.ls_lambda_grid, iterations=ph.ls_iterations,
+                                                       positions=positions)[0])(x)), False),
             "hybrid": (lambda x: hybrid(self.observation_encoder, self.kernel_vae, x, ph), pre),
         }
 
