@@ -36,7 +36,7 @@ REPOSITORY = "github.com/qpi-kit/qpi-kit"
 
 SUBMODULES = ("analysis", "authors_csv", "baselines", "budget", "chain", "checkpoints", "cli", "config", "data",
               "evaluate", "files", "imaging", "losses", "methods", "metrics", "models", "notebook", "physics", "plots",
-              "provenance", "realdata", "runs", "simulate", "splits", "sweeps", "train", "widgets")
+              "paper", "provenance", "realdata", "runs", "seeds", "simulate", "splits", "sweeps", "train", "widgets")
 
 __all__ = ["setup", "__version__", "REPOSITORY", *SUBMODULES]
 

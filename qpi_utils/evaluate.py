@@ -20,7 +20,7 @@ from .checkpoints import load_blob
 from .config import Profile
 from .data import stack_pairs
 from .files import write_csv, write_text
-from .methods import METHODS, TrainedModels, load_models, predict_dataset
+from .methods import METHODS, NeedsPositions, TrainedModels, load_models, predict_dataset
 from .metrics import errors
 from .paper import TABLE1_RMSE
 from .provenance import provenance
@@ -61,15 +61,15 @@ def noisy(predict, snr_db: float, seed: int = 0):
     order, :func:`qpi_utils.train.augment_noise`): the noisy test sets of the augmentation ablation."""
     generator = torch.Generator().manual_seed(seed)
 
-    def run(x):
+    def run(x, *positions):
         state = torch.get_rng_state()
         torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=generator)))
         try:
-            return predict(augment_noise(x, (snr_db, snr_db)))
+            return predict(augment_noise(x, (snr_db, snr_db)), *positions)
         finally:
             torch.set_rng_state(state)
 
-    return run
+    return NeedsPositions(run) if isinstance(predict, NeedsPositions) else run
 
 
 def evaluate(profile: Profile, run: RunLayout | str | Path, results_dir: str | Path | None = None,
@@ -118,7 +118,11 @@ def evaluate(profile: Profile, run: RunLayout | str | Path, results_dir: str | P
                                     "least_squares_lambda": {"chosen": m.ls_lambda, "rule": "lowest mean RMSE on "
                                                              f"{profile.physics.ls_calibration_observations} validation "
                                                              "observations (half of seen, half of unseen kernels)",
-                                                             "scores": {str(k): v for k, v in m.ls_scores.items()}}})
+                                                             "scores": {str(k): v for k, v in m.ls_scores.items()}},
+                                    "least_squares_subpixel_lambda": {"chosen": m.ls_subpixel_lambda,
+                                                                      "rule": "as least_squares_lambda",
+                                                                      "scores": {str(k): v for k, v in
+                                                                                 (m.ls_subpixel_scores or {}).items()}}})
     write_text(results_dir / "provenance.json", json.dumps(prov, indent=2, default=str))
     return rows
 
@@ -129,7 +133,9 @@ def example_predictions(models: TrainedModels, setting: str = "OOD", n: int = 4,
     pairs = models.splits.pairs({"ID": "id_test", "OOD": "ood_test"}[setting])
     pick = pairs[np.random.default_rng(seed).choice(len(pairs), size=min(n, len(pairs)), replace=False)]
     x = stack_pairs(models.ds, pick)
-    preds = {name: fn(x.to(models.device)).float().cpu().numpy()[:, 0]
+    positions = np.asarray(models.ds.positions[pick[:, 0], pick[:, 1]], np.float64)
+    run = lambda fn: fn(x.to(models.device), positions) if isinstance(fn, NeedsPositions) else fn(x.to(models.device))
+    preds = {name: run(fn).float().cpu().numpy()[:, 0]
              for name, (fn, _) in models.methods().items() if name != "mean_kernel"}
     truth = np.asarray(models.ds.kernels)[pick[:, 0]]
     titles = [f"kernel {k} ({SYMMETRY_NAMES[int(models.ds.symmetry[k])]}), {int(models.ds.n_scatterers[k, o])} defects"

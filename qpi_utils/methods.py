@@ -7,7 +7,14 @@ kernels on [0, 1].
 * ``one_step`` -- the baseline network, (Y, M) -> kernel, using the posterior mean.
 * ``two_step`` -- (Y, M) -> observation encoder -> latent mean -> frozen kernel decoder.
 * ``defect_average``, ``least_squares`` -- the physics baselines of :mod:`qpi_utils.baselines`
-  (least squares with its regularisation chosen on training observations).
+  (least squares with its regularisation chosen on validation observations), with the defects
+  binned to the pixels of M.
+* ``least_squares_subpixel`` -- the same least squares with the defects at their continuous
+  labelled positions (the forward model the simulator renders with); the only method that
+  reads the positions, not just (Y, M): a :class:`NeedsPositions`.
+* ``least_squares_auto`` -- sub-pixel least squares with lambda chosen per observation from the
+  observation alone (the discrepancy principle with the noise level read from its spectrum,
+  :func:`baselines.least_squares_discrepancy`): what a user can run on a real map.
 * ``hybrid`` -- two-step, refined so the decoded kernel explains Y through the forward model.
 """
 
@@ -19,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .baselines import choose_regularisation, defect_average, hybrid, least_squares
+from .baselines import choose_regularisation, defect_average, hybrid, least_squares, least_squares_discrepancy
 from .checkpoints import load_data, load_kernel_vae, load_observation_encoder, load_one_step
 from .config import Profile
 from .data import ObservationDataset, QPIDataset, stack_pairs
@@ -27,9 +34,23 @@ from .models import from_model_scale, to_model_scale
 from .runs import RunLayout, as_layout
 from .splits import Splits
 
-__all__ = ["METHODS", "NETWORKS", "TrainedModels", "load_models", "gpu_autocast", "predict_two_step", "predict_one_step", "predict_dataset"]
+__all__ = ["METHODS", "NETWORKS", "NeedsPositions", "TrainedModels", "load_models", "gpu_autocast", "predict_two_step",
+           "predict_one_step", "predict_dataset"]
 
-METHODS = ("mean_kernel", "one_step", "two_step", "defect_average", "least_squares", "hybrid")
+METHODS = ("mean_kernel", "one_step", "two_step", "defect_average", "least_squares", "least_squares_subpixel",
+           "least_squares_auto", "hybrid")
+
+
+class NeedsPositions:
+    """A method that takes, besides the (B, 2, 64, 64) (Y, M) tensor, the labelled defects'
+    continuous positions: ``fn(x, positions)`` with positions a (B, S, 2) float array of (x, y)
+    in pixels, NaN for unused slots. :func:`predict_dataset` passes them from the dataset."""
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def __call__(self, x: torch.Tensor, positions: np.ndarray) -> torch.Tensor:
+        return self.fn(x, positions)
 
 
 def gpu_autocast(x: torch.Tensor):
@@ -57,14 +78,20 @@ def predict_one_step(model, observations: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def predict_dataset(predict, ds: QPIDataset, pairs: np.ndarray, batch_size: int = 64, device="cpu",
                     progress: bool = False, desc: str = "predict") -> np.ndarray:
-    """Run ``predict((B, 2, 64, 64) tensor) -> (B, 1, 64, 64)`` over the pairs; (N, 64, 64) float32."""
+    """Run ``predict((B, 2, 64, 64) tensor) -> (B, 1, 64, 64)`` over the pairs; (N, 64, 64) float32.
+    A :class:`NeedsPositions` method also gets the pairs' labelled positions from ``ds``."""
     from tqdm.auto import tqdm
 
     data = ObservationDataset(ds, pairs)
     loader = torch.utils.data.DataLoader(data, batch_size=batch_size, shuffle=False)
+    positions = None
+    if isinstance(predict, NeedsPositions):
+        positions = np.asarray(ds.positions[data.pairs[:, 0], data.pairs[:, 1]], np.float64) if len(data) else None
     out = []
-    for batch in tqdm(loader, desc=desc, disable=not progress, leave=False):
-        out.append(predict(batch["observation"].to(device)).float().cpu().numpy()[:, 0])
+    for i, batch in enumerate(tqdm(loader, desc=desc, disable=not progress, leave=False)):
+        x = batch["observation"].to(device)
+        pred = predict(x) if positions is None else predict(x, positions[i * batch_size:i * batch_size + len(x)])
+        out.append(pred.float().cpu().numpy()[:, 0])
     return np.concatenate(out) if out else np.zeros((0, 64, 64), np.float32)
 
 
@@ -83,6 +110,8 @@ class TrainedModels:
     ls_lambda: float | None
     ls_scores: dict
     layout: RunLayout
+    ls_subpixel_lambda: float | None = None
+    ls_subpixel_scores: dict | None = None
     only: tuple[str, ...] = METHODS
 
     def methods(self) -> dict:
@@ -111,6 +140,12 @@ class TrainedModels:
             "defect_average": (numpy_method(defect_average), False),
             "least_squares": (numpy_method(lambda y, m: least_squares(y, m, lam=self.ls_lambda,
                                                                        iterations=ph.ls_iterations)), False),
+            "least_squares_subpixel": (NeedsPositions(lambda x, positions: numpy_method(
+                lambda y, m: least_squares(y, m, lam=self.ls_subpixel_lambda, iterations=ph.ls_iterations,
+                                           positions=positions))(x)), False),
+            "least_squares_auto": (NeedsPositions(lambda x, positions: numpy_method(
+                lambda y, m: least_squares_discrepancy(y, m, grid=ph.ls_lambda_grid, iterations=ph.ls_iterations,
+                                                       positions=positions)[0])(x)), False),
             "hybrid": (lambda x: hybrid(self.observation_encoder, self.kernel_vae, x, ph), pre),
         }
 
@@ -136,13 +171,19 @@ def load_models(profile: Profile, run: RunLayout | str | Path, methods: tuple[st
         if step in steps:
             net, infos[key] = loader(profile, layout, ds)
             nets[key] = net.to(device)
-    lam, scores = None, {}
-    if "least_squares" in methods:
-        ph = profile.physics
-        calib = splits.validation_pairs(ph.ls_calibration_observations, seed=profile.simulation.split_seed)
-        x = stack_pairs(ds, calib).double().numpy()
-        lam, scores = choose_regularisation(x[:, 0], x[:, 1], np.asarray(ds.kernels)[calib[:, 0]],
-                                            grid=ph.ls_lambda_grid, iterations=ph.ls_iterations)
+    chosen = {}
+    ph = profile.physics
+    calib = splits.validation_pairs(ph.ls_calibration_observations, seed=profile.simulation.split_seed)
+    for method, use_positions in (("least_squares", False), ("least_squares_subpixel", True)):
+        if method in methods:  # each variant gets its own lambda, by the same rule on the same observations
+            x = stack_pairs(ds, calib).double().numpy()
+            positions = np.asarray(ds.positions[calib[:, 0], calib[:, 1]], np.float64) if use_positions else None
+            chosen[method] = choose_regularisation(x[:, 0], x[:, 1], np.asarray(ds.kernels)[calib[:, 0]],
+                                                   grid=ph.ls_lambda_grid, iterations=ph.ls_iterations,
+                                                   positions=positions)
+    lam, scores = chosen.get("least_squares", (None, {}))
+    lam_sub, scores_sub = chosen.get("least_squares_subpixel", (None, {}))
     return TrainedModels(profile, ds, splits, nets.get("kernel_vae"), nets.get("observation_encoder"),
                          nets.get("one_step"), infos, device, lam, scores, layout,
-                         tuple(m for m in METHODS if m in methods))
+                         only=tuple(m for m in METHODS if m in methods), ls_subpixel_lambda=lam_sub,
+                         ls_subpixel_scores=scores_sub)

@@ -40,8 +40,8 @@ from .simulate import KernelParams, activation_map, add_noise, kernel_spectrum, 
 
 __all__ = ["DATA_FILES", "RealDataError", "STMImage", "data_dir", "fetch", "check_finite", "read_sxm", "read_3ds", "read_createc",
            "read_stm", "level", "highpass", "bragg_filter", "mask_steps", "dominant_frequency", "resample_to_frequency", "find_defects",
-           "edit_defects", "tiles", "extract_kernels", "self_consistency", "standing_wave_period_nm",
-           "simulated_ag111"]
+           "edit_defects", "tiles", "extract_kernels", "self_consistency", "heldout_consistency", "estimate_period_nm",
+           "standing_wave_period_nm", "simulated_ag111", "AG111", "CU111"]
 
 DATA_FILES = {
     "FeSe_topography.sxm": {
@@ -369,7 +369,8 @@ def mask_steps(topography: np.ndarray, percentile: float = 93.0, grow_px: int = 
 
 
 def dominant_frequency(image: np.ndarray, fmin: float = 0.02, fmax: float = 0.45) -> float:
-    """Peak of the radially averaged power spectrum in [fmin, fmax] cycles/px (Hann-windowed)."""
+    """Peak of the radially averaged power spectrum in [fmin, fmax] cycles/px (Hann-windowed),
+    refined between bins by a parabola through the peak bin and its neighbours (in log power)."""
     img = np.asarray(image, np.float64)
     img = img - img.mean()
     win = np.outer(np.hanning(img.shape[0]), np.hanning(img.shape[1]))
@@ -381,7 +382,27 @@ def dominant_frequency(image: np.ndarray, fmin: float = 0.02, fmax: float = 0.45
     idx = np.digitize(radius.ravel(), bins)
     prof = np.array([power.ravel()[idx == i].mean() if (idx == i).any() else 0.0 for i in range(1, len(bins))])
     centres = 0.5 * (bins[1:] + bins[:-1])
-    return float(centres[int(np.argmax(prof))])
+    i = int(np.argmax(prof))
+    if 0 < i < len(prof) - 1 and (prof[i - 1: i + 2] > 0).all():
+        a, b, c = np.log(prof[i - 1: i + 2])
+        curvature = a - 2 * b + c
+        if curvature < 0:  # a true maximum: the vertex lies within half a bin of the peak bin
+            return float(centres[i] + 0.5 * (a - c) / curvature * (centres[1] - centres[0]))
+    return float(centres[i])
+
+
+def estimate_period_nm(image: np.ndarray, pixel_nm: float, fmin: float = 0.02, fmax: float = 0.45) -> float:
+    """The map's dominant ripple period in nm, from its spectrum alone (no ground truth):
+    ``pixel_nm`` / :func:`dominant_frequency`. ``fmin``/``fmax`` (cycles/px) bound the search;
+    leave out the lattice (Bragg) and the long-wavelength background, e.g. with
+    :func:`bragg_filter` and :func:`highpass` first. Compare with a physical value where one
+    exists (:func:`standing_wave_period_nm`)."""
+    if not (np.isfinite(pixel_nm) and pixel_nm > 0):
+        raise RealDataError(f"pixel_nm must be a positive number, got {pixel_nm}")
+    img = np.asarray(image, np.float64)
+    if img.ndim != 2 or min(img.shape) < 16 or not np.isfinite(img).all():
+        raise RealDataError(f"image must be a finite 2-D map of at least 16x16 pixels, got shape {img.shape}")
+    return float(pixel_nm / dominant_frequency(img, fmin, fmax))
 
 
 def resample_to_frequency(image: np.ndarray, frequency: float, target: float) -> tuple[np.ndarray, float]:
@@ -502,10 +523,45 @@ def self_consistency(observations: np.ndarray, maps: np.ndarray, kernel: np.ndar
     return float(explained / total) if total > 0 else 0.0
 
 
+def heldout_consistency(observations: np.ndarray, maps: np.ndarray, origins: np.ndarray, fit,
+                        size: int = 64):
+    """:func:`self_consistency` of a kernel on windows it was not fitted on.
+
+    The windows are split at the median of their x origin into a left and a right group;
+    windows that overlap the other group's pixels are left out of both (overlapping windows share
+    pixels, so scoring on them would reuse what was fitted). ``fit(observations, maps)`` returns a
+    (64, 64) kernel, or a dict of them (e.g. :func:`extract_kernels`, every method at once); it
+    is run on one group and scored on the other, both ways. Returns the mean of the two scores
+    (a dict of them when ``fit`` returns a dict). The true kernel's score on the same windows is
+    the ceiling (``fit=lambda y, m: kernel``); a wrong kernel scores lower.
+    """
+    origins = np.asarray(origins, np.float64).reshape(-1, 2)
+    if len(origins) != len(observations) or len(maps) != len(observations):
+        raise RealDataError(f"{len(observations)} observations, {len(maps)} maps and {len(origins)} origins differ in number")
+    split = float(np.median(origins[:, 0])) + size / 2
+    left = origins[:, 0] + size <= split
+    right = origins[:, 0] >= split
+    if not left.any() or not right.any():
+        raise RealDataError("held-out score: the windows do not fall into two non-overlapping groups "
+                            f"(left {int(left.sum())}, right {int(right.sum())}); use a wider map or a smaller stride")
+    halves = []
+    for train, test in ((left, right), (right, left)):
+        fitted = fit(observations[train], maps[train])
+        kernels = fitted if isinstance(fitted, dict) else {None: fitted}
+        halves.append({name: self_consistency(observations[test], maps[test], np.asarray(k, np.float64))
+                       for name, k in kernels.items()})
+    scores = {name: float(np.mean([h[name] for h in halves])) for name in halves[0]}
+    return scores if isinstance(fitted, dict) else scores[None]
+
+
 # ------------------------------------------------------------------------------------------
-# a simulated Ag(111)-like map (labelled as simulated everywhere it is shown)
+# surface states of the noble metals, and a simulated Ag(111)-like map (labelled as simulated
+# everywhere it is shown)
 
 AG111 = {"band_bottom_eV": -0.063, "effective_mass": 0.40}  # Shockley surface state of Ag(111)
+# Shockley surface state of Cu(111): band bottom 0.44 eV below E_F, m* = 0.38 m_e (Crommie, Lutz
+# and Eigler, Nature 363, 524 (1993)); at E_F the standing waves have period pi / k_F = 1.50 nm
+CU111 = {"band_bottom_eV": -0.44, "effective_mass": 0.38}
 _HBAR2_OVER_2ME = 3.81  # eV * angstrom^2
 
 

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from qpi_utils.baselines import choose_regularisation, defect_average, hybrid, least_squares
+from qpi_utils.baselines import (choose_regularisation, defect_average, estimate_noise_std, hybrid, least_squares,
+                                 least_squares_discrepancy)
 from qpi_utils.config import PhysicsConfig
 from qpi_utils.imaging import minmax_normalise
 from qpi_utils.models import build_kernel_vae, build_observation_encoder
@@ -36,6 +37,60 @@ def test_least_squares_with_few_defects_recovers_what_they_reveal():
     y, m, kernel = _scene(n_images=2, n_defects=3)
     est = least_squares(y, m, lam=1e-6, iterations=200)
     assert all(np.corrcoef(e.ravel(), kernel.ravel())[0, 1] > 0.98 for e in est)
+
+
+def test_least_squares_at_sub_pixel_positions_removes_the_binning_error():
+    """Defects at continuous positions: binned to M's pixels, least squares cannot fit the ripples'
+    phase (the shift is up to half a pixel); given the positions it recovers the kernel."""
+    rng = np.random.default_rng(5)
+    p = KernelParams(symmetry=6, orientation=0.2, frequency=0.15, phase=0.5, decay=8.0)
+    pos = rng.uniform(-0.5, 63.5, (2, 40, 2))
+    y, _ = minmax_normalise(render_observations(kernel_spectrum(p)[0], pos, dtype=np.complex128))
+    kernel, _ = minmax_normalise(kernel_image(p))
+    m = activation_map(pos).astype(float)
+    rmse = lambda est: np.sqrt(((est - kernel) ** 2).mean(axis=(1, 2)))
+    binned = rmse(least_squares(y, m, lam=1e-4, iterations=100))
+    exact = rmse(least_squares(y, m, lam=1e-4, iterations=100, positions=pos))
+    assert (exact < 0.012).all() and (exact < binned / 3).all(), (exact, binned)
+
+
+def test_least_squares_positions_are_checked():
+    y, m, _ = _scene(n_images=2, n_defects=3)
+    with pytest.raises(ValueError, match=r"positions must be \(2, S, 2\)"):
+        least_squares(y, m, positions=np.zeros((3, 4, 2)))
+    bad = np.zeros((2, 4, 2))
+    bad[0, 1, 0] = np.nan
+    with pytest.raises(ValueError, match="one finite and one NaN"):
+        least_squares(y, m, positions=bad)
+    with pytest.raises(ValueError, match="positions 1 .* has no defect"):
+        least_squares(y, m, positions=np.stack([np.ones((4, 2)), np.full((4, 2), np.nan)]))
+
+
+def test_noise_level_is_read_from_the_observation_alone():
+    rng = np.random.default_rng(1)
+    assert estimate_noise_std(rng.normal(0, 0.05, (6, 64, 64))) == pytest.approx(np.full(6, 0.05), rel=0.06)
+    y, _, _ = _scene(n_images=3, n_defects=30, integer=False)
+    clean = estimate_noise_std(y)  # ripples below the band: almost no power up there
+    noisy = estimate_noise_std(y + rng.normal(0, 0.02, y.shape))
+    assert (clean < 0.002).all() and noisy == pytest.approx(np.full(3, 0.02), rel=0.1)
+
+
+def test_discrepancy_principle_chooses_lambda_without_ground_truth():
+    """On noisy data the rule regularises more than on clean data, and its kernels are about as
+    good as those of the best fixed lambda, which only ground truth can find."""
+    rng = np.random.default_rng(2)
+    y, m, kernel = _scene(n_images=4, n_defects=30, integer=False, seed=4)
+    pos = np.random.default_rng(4).uniform(-0.5, 63.5, (4, 30, 2))  # the positions _scene drew
+    grid = (1e-5, 1e-3, 1e-1, 1.0)
+    rmse = lambda e: float(np.sqrt(((e - kernel) ** 2).mean()))
+    _, lam_clean = least_squares_discrepancy(y, m, grid=grid, iterations=40, positions=pos)
+    noisy = y + rng.normal(0, 0.1, y.shape)
+    est, lam_noisy = least_squares_discrepancy(noisy, m, grid=grid, iterations=40, positions=pos)
+    assert (lam_noisy > lam_clean).all()
+    best_fixed = min(rmse(least_squares(noisy, m, lam=lam, iterations=40, positions=pos)) for lam in grid)
+    assert rmse(est) < 1.2 * best_fixed
+    with pytest.raises(ValueError, match="grid must hold finite lambdas > 0"):
+        least_squares_discrepancy(y, m, grid=(0.0,))
 
 
 def test_defect_average_recovers_an_isolated_defect_and_degrades_with_overlap():

@@ -34,6 +34,11 @@ def test_evaluate_writes_the_table_with_provenance(tmp_path, trained_run, tiny_d
     assert len(per) == sum(int(r["n"]) for r in table)
     assert json.loads((tmp_path / "results" / "provenance.json").read_text())["least_squares_lambda"]["chosen"] \
         == models.ls_lambda
+    assert prov["least_squares_subpixel_lambda"]["chosen"] == models.ls_subpixel_lambda
+    # the simulator places defects off the pixel grid: the exact forward model fits better than the binned one
+    rmse = {(r["setting"], r["method"]): r["rmse"] for r in rows}
+    for setting in ("ID", "OOD"):
+        assert rmse[(setting, "least_squares_subpixel")] < rmse[(setting, "least_squares")]
 
 
 def test_example_predictions_hold_every_method(trained_run):

@@ -152,6 +152,63 @@ def test_ag111_like_simulation_from_known_physics():
     assert np.corrcoef(ls.ravel(), kernel.ravel())[0, 1] > 0.9  # sub-pixel positions, rounded in M
 
 
+def _friedel_map(frequency: float, size: int = 256, n_defects: int = 40, seed: int = 0) -> np.ndarray:
+    """Friedel oscillations of a 2-D surface state around point defects: cos(2 pi f r) / (1 + r),
+    the asymptotic form of the LDOS modulation, at a known frequency f (cycles/px)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    img = np.zeros((size, size))
+    for x, y in rng.uniform(0, size, (n_defects, 2)):
+        r = np.hypot(xx - x, yy - y)
+        img += np.cos(2 * np.pi * frequency * r) / (1 + r)
+    return img + rng.normal(0, 0.05 * img.std(), img.shape)
+
+
+@pytest.mark.parametrize("frequency", [0.06, 0.1, 0.16, 0.22])
+def test_period_is_estimated_from_the_map_alone_within_5_percent(frequency):
+    est = R.estimate_period_nm(_friedel_map(frequency), 0.1, fmin=0.03, fmax=0.3)
+    assert est == pytest.approx(0.1 / frequency, rel=0.05)
+
+
+def test_period_estimate_reads_the_ring_not_the_cosine_of_the_kit_kernel_model():
+    """The estimate is the radius of the ring in the power spectrum. For Friedel oscillations
+    that is their frequency (above); for the kit's kernel model, a radial cosine with an
+    exponential envelope, the 2-D Fourier transform peaks a little above the cosine's frequency:
+    a known offset of 4-8 %, recorded here so that a change of it is noticed."""
+    img, *_ = R.simulated_ag111(bias_V=0.05, size_px=256, n_defects=40, target_frequency=0.12, seed=2)
+    est = R.estimate_period_nm(R.level(img.data), img.pixel_nm[0], fmin=0.04, fmax=0.3)
+    assert 0.92 < est / img.meta["period_nm"] < 0.96
+
+
+def test_period_estimate_rejects_bad_input():
+    with pytest.raises(RealDataError, match="pixel_nm must be a positive number"):
+        R.estimate_period_nm(np.zeros((64, 64)), 0.0)
+    with pytest.raises(RealDataError, match=r"at least 16x16 pixels, got shape \(8, 8\)"):
+        R.estimate_period_nm(np.zeros((8, 8)), 0.1)
+
+
+def test_cu111_surface_state_period_at_the_fermi_level():
+    # pi / k_F with k_F = sqrt(m* |E0|) / (hbar / sqrt(2 m_e)) = 0.21 / angstrom (Crommie et al. 1993)
+    assert R.standing_wave_period_nm(0.0, **R.CU111) == pytest.approx(1.50, abs=0.02)
+
+
+def test_heldout_score_ranks_the_true_kernel_above_a_wrong_one():
+    """Scored on windows it was not fitted on, least squares comes close to the true kernel's
+    score (the ceiling), and a kernel of the wrong period scores clearly lower."""
+    img, _, pos, truth = R.simulated_ag111(bias_V=0.05, size_px=256, n_defects=40, snr_db=20.0, seed=3)
+    obs, maps, origins = R.tiles(R.level(img.data), pos, stride=32)
+    wrong = R.simulated_ag111(bias_V=0.05, size_px=64, n_defects=1, target_frequency=0.16, snr_db=None, seed=3)[3]
+    ceiling = R.heldout_consistency(obs, maps, origins, lambda y, m: truth)
+    every = R.heldout_consistency(obs, maps, origins, lambda y, m: R.extract_kernels(y, m, lam=1e-2))
+    fitted = every["least_squares"]
+    assert set(every) == {"least_squares", "defect_average"}
+    wrong_score = R.heldout_consistency(obs, maps, origins, lambda y, m: wrong)
+    assert ceiling > 0.5 and fitted > 0.8 * ceiling, (ceiling, fitted)
+    assert wrong_score < 0.5 * ceiling, (wrong_score, ceiling)
+    with pytest.raises(RealDataError, match="two non-overlapping groups"):
+        R.heldout_consistency(obs[:2], maps[:2], np.zeros((2, 2)), lambda y, m: truth)
+
+
 def _write_3ds(path: Path, nx=6, ny=5, points=7, start=-0.1, end=0.1) -> np.ndarray:
     """A small Nanonis grid in the documented layout: text header, :HEADER_END:, then per grid
     point 5 parameters and each channel's sweep, big-endian float32. Returns (channel, bias, y, x)."""

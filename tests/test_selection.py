@@ -1,7 +1,7 @@
 """No test observation or OOD kernel reaches any training or selection step.
 
-The dataset a run loads is poisoned: every ID-test and OOD-test observation and every OOD kernel
-image is NaN. If any training step, its validation (epoch selection) or the least-squares lambda
+The dataset a run loads is poisoned: every ID-test and OOD-test observation, its defect positions
+and every OOD kernel image is NaN. If any training step, its validation (epoch selection) or the least-squares lambda
 choice read one of them, its loss or score would be NaN and training stops with an error. The
 test sets are then read only by evaluation, which this test does not run.
 """
@@ -24,10 +24,12 @@ def poisoned(monkeypatch):
         prof = get_profile("smoke")
         sp = splits_for(prof.simulation, ds.symmetry, ds.n_observations)
         obs, kernels = np.array(ds.arrays["observations"]), np.array(ds.arrays["kernels"])
+        positions = np.array(ds.arrays["positions"])
         for pairs in (sp.id_test, sp.ood_test):
             obs[pairs[:, 0], pairs[:, 1]] = np.nan
+            positions[pairs[:, 0], pairs[:, 1]] = np.nan
         kernels[sp.ood_kernels] = np.nan
-        ds.arrays["observations"], ds.arrays["kernels"] = obs, kernels
+        ds.arrays["observations"], ds.arrays["kernels"], ds.arrays["positions"] = obs, kernels, positions
         return ds
 
     monkeypatch.setattr(checkpoints, "load_dataset", load_poisoned)
@@ -41,6 +43,8 @@ def test_training_and_every_choice_never_read_a_test_set(run_dir, poisoned):
         assert np.isfinite(s["best_val_rmse"]) and 1 <= s["best_epoch"] <= s["epochs_run"]
     models = load_models(prof, run_dir)
     assert np.isfinite(list(models.ls_scores.values())).all() and models.ls_lambda in prof.physics.ls_lambda_grid
+    assert np.isfinite(list(models.ls_subpixel_scores.values())).all()
+    assert models.ls_subpixel_lambda in prof.physics.ls_lambda_grid
 
 
 def test_the_poison_would_be_noticed(run_dir, poisoned):
