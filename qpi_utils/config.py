@@ -136,6 +136,11 @@ class PhysicsConfig:
     hybrid_steps: int = 30
     hybrid_lr: float = 0.05
     hybrid_mu: float = 0.01
+    # the sub-pixel hybrid (baselines.hybrid with positions): px per Adam step the labelled
+    # positions may move (0 keeps them), and the prior-centred least squares after the latent
+    hybrid_position_lr: float = 0.05
+    hybrid_residual: bool = True
+    hybrid_calibration_observations: int = 32  # validation observations its lr, mu and steps are chosen on
     hybrid_test_observations: int | None = 500  # per setting (ID, OOD), seeded subset; None = the whole test set
     sweep_observations: int = 100  # per sweep point, drawn for the OOD kernels
     sweep_snr_db: tuple[float, ...] = (30.0, 20.0, 10.0, 5.0, 0.0)
@@ -191,7 +196,7 @@ _PROFILES: dict[str, dict[str, Any]] = {
         "alignment": {"epochs": 2, "batch_size": 8, "lr": 1e-3, "lr_step_size": 1},
         "one_step": {"epochs": 2, "batch_size": 8, "lr": 1e-3, "lr_step_size": 1},
         "physics": {"ls_lambda_grid": (1e-3, 1e-1), "ls_calibration_observations": 8, "ls_iterations": 20,
-                    "hybrid_steps": 3, "hybrid_test_observations": 8, "sweep_observations": 6, "sweep_snr_db": (20.0, 0.0),
+                    "hybrid_steps": 3, "hybrid_test_observations": 8, "hybrid_calibration_observations": 4, "sweep_observations": 6, "sweep_snr_db": (20.0, 0.0),
                     "sweep_scatterers": (1, 30), "sweep_outside_margin": (0.0, 16.0),
                     "sweep_position_error": (0.0, 2.0)},
     },
@@ -361,6 +366,10 @@ def _check(profile: Profile) -> Profile:
     need(p.ls_calibration_observations >= 1, f"physics.ls_calibration_observations must be >= 1, got {p.ls_calibration_observations}")
     need(p.ls_iterations >= 1, f"physics.ls_iterations must be >= 1, got {p.ls_iterations}")
     need(p.hybrid_steps >= 0, f"physics.hybrid_steps must be >= 0, got {p.hybrid_steps}")
+    need(p.hybrid_calibration_observations >= 2,
+         f"physics.hybrid_calibration_observations must be >= 2, got {p.hybrid_calibration_observations}")
+    need(p.hybrid_position_lr >= 0, f"physics.hybrid_position_lr must be >= 0 (px per step), got {p.hybrid_position_lr}")
+    need(isinstance(p.hybrid_residual, bool), f"physics.hybrid_residual must be true or false, got {p.hybrid_residual!r}")
     need(p.hybrid_lr > 0 and p.hybrid_mu >= 0, f"physics.hybrid_lr must be > 0 and hybrid_mu >= 0, got {p.hybrid_lr}, {p.hybrid_mu}")
     need(p.hybrid_test_observations is None or p.hybrid_test_observations >= 1,
          f"physics.hybrid_test_observations must be >= 1 or null, got {p.hybrid_test_observations}")

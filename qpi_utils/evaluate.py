@@ -1,7 +1,7 @@
 """Evaluation: the ID and OOD table of every method, with provenance.
 
 :func:`evaluate` runs every method of :mod:`qpi_utils.methods` on the ID and OOD test sets (the
-hybrid on a seeded subset of each when ``physics.hybrid_test_observations`` is set: the ``n``
+hybrids on a seeded subset of each when ``physics.hybrid_test_observations`` is set: the ``n``
 column says how many) and writes the table (metrics of :mod:`qpi_utils.metrics`: means over the
 test set), the per-sample errors, the two-step diagnostics and ``provenance.json``.
 """
@@ -20,7 +20,7 @@ from .checkpoints import load_blob
 from .config import Profile
 from .data import stack_pairs
 from .files import write_csv, write_text
-from .methods import METHODS, NeedsPositions, TrainedModels, load_models, predict_dataset
+from .methods import HYBRIDS, METHODS, NeedsPositions, TrainedModels, load_models, predict_dataset
 from .metrics import errors
 from .paper import TABLE1_RMSE
 from .provenance import provenance
@@ -88,7 +88,7 @@ def evaluate(profile: Profile, run: RunLayout | str | Path, results_dir: str | P
     for setting, all_pairs in (("ID", splits.id_test), ("OOD", splits.ood_test)):
         for method, (fn, pretrained) in m.methods().items():
             pairs = all_pairs
-            if method == "hybrid" and n_hybrid is not None and n_hybrid < len(all_pairs):
+            if method in HYBRIDS and n_hybrid is not None and n_hybrid < len(all_pairs):
                 pairs = all_pairs[np.sort(np.random.default_rng(0).permutation(len(all_pairs))[:n_hybrid])]
             target = np.asarray(ds.kernels)[pairs[:, 0]]
             if noise_snr_db is not None:
@@ -122,7 +122,13 @@ def evaluate(profile: Profile, run: RunLayout | str | Path, results_dir: str | P
                                     "least_squares_subpixel_lambda": {"chosen": m.ls_subpixel_lambda,
                                                                       "rule": "as least_squares_lambda",
                                                                       "scores": {str(k): v for k, v in
-                                                                                 (m.ls_subpixel_scores or {}).items()}}})
+                                                                                 (m.ls_subpixel_scores or {}).items()}},
+                                    "hybrid_settings": {"chosen": m.hybrid_settings,
+                                                        "rule": "lowest mean RMSE of the decoded kernel on "
+                                                        f"{profile.physics.hybrid_calibration_observations} validation "
+                                                        "observations over lr x mu x steps "
+                                                        "(baselines.choose_hybrid_settings)",
+                                                        "scores": m.hybrid_scores}})
     write_text(results_dir / "provenance.json", json.dumps(prov, indent=2, default=str))
     return rows
 

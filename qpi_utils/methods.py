@@ -15,10 +15,18 @@ kernels on [0, 1].
 * ``least_squares_auto`` -- sub-pixel least squares with lambda chosen per observation from the
   observation alone (the discrepancy principle with the noise level read from its spectrum,
   :func:`baselines.least_squares_discrepancy`): what a user can run on a real map.
-* ``hybrid`` -- two-step, refined so the decoded kernel explains Y through the forward model.
+* ``hybrid`` -- two-step, refined so the decoded kernel explains Y through the forward model
+  (binned defects, (Y, M) only); its step size, prior weight and step count chosen on
+  validation observations (:func:`baselines.choose_hybrid_settings`).
+* ``hybrid_subpixel`` -- the same refinement with the kernel at the labelled sub-pixel
+  positions, then least squares centred on the decoded kernel with lambda by the discrepancy
+  principle, positions refined where the model cannot reach the noise level
+  (:func:`baselines.hybrid` with positions): a :class:`NeedsPositions`.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +34,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .baselines import choose_regularisation, defect_average, hybrid, least_squares, least_squares_discrepancy
+from .baselines import (choose_hybrid_settings, choose_regularisation, defect_average, hybrid, least_squares,
+                        least_squares_discrepancy)
 from .checkpoints import load_data, load_kernel_vae, load_observation_encoder, load_one_step
 from .config import Profile
 from .data import ObservationDataset, QPIDataset, stack_pairs
@@ -38,7 +47,8 @@ __all__ = ["METHODS", "NETWORKS", "NeedsPositions", "TrainedModels", "load_model
            "predict_one_step", "predict_dataset"]
 
 METHODS = ("mean_kernel", "one_step", "two_step", "defect_average", "least_squares", "least_squares_subpixel",
-           "least_squares_auto", "hybrid")
+           "least_squares_auto", "hybrid", "hybrid_subpixel")
+HYBRIDS = ("hybrid", "hybrid_subpixel")
 
 
 class NeedsPositions:
@@ -113,6 +123,13 @@ class TrainedModels:
     ls_subpixel_lambda: float | None = None
     ls_subpixel_scores: dict | None = None
     only: tuple[str, ...] = METHODS
+    hybrid_settings: dict | None = None  # chosen on validation: {hybrid_lr, hybrid_mu, hybrid_steps}
+    hybrid_scores: dict | None = None
+
+    @property
+    def hybrid_physics(self):
+        """The profile's physics section with the hybrid settings chosen on validation."""
+        return dataclasses.replace(self.profile.physics, **(self.hybrid_settings or {}))
 
     def methods(self) -> dict:
         """name -> (predict function on (B, 2, 64, 64) [0,1] tensors -> (B, 1, 64, 64), pretrained),
@@ -146,11 +163,14 @@ class TrainedModels:
             "least_squares_auto": (NeedsPositions(lambda x, positions: numpy_method(
                 lambda y, m: least_squares_discrepancy(y, m, grid=ph.ls_lambda_grid, iterations=ph.ls_iterations,
                                                        positions=positions)[0])(x)), False),
-            "hybrid": (lambda x: hybrid(self.observation_encoder, self.kernel_vae, x, ph), pre),
+            "hybrid": (lambda x: hybrid(self.observation_encoder, self.kernel_vae, x, self.hybrid_physics), pre),
+            "hybrid_subpixel": (NeedsPositions(lambda x, positions: hybrid(
+                self.observation_encoder, self.kernel_vae, x, self.hybrid_physics, positions=positions)), pre),
         }
 
 
-NETWORKS = {"one_step": ("one_step",), "two_step": ("kernel_vae", "alignment"), "hybrid": ("kernel_vae", "alignment")}
+NETWORKS = {"one_step": ("one_step",), "two_step": ("kernel_vae", "alignment"), "hybrid": ("kernel_vae", "alignment"),
+            "hybrid_subpixel": ("kernel_vae", "alignment")}
 
 
 def load_models(profile: Profile, run: RunLayout | str | Path, methods: tuple[str, ...] = METHODS) -> TrainedModels:
@@ -181,9 +201,15 @@ def load_models(profile: Profile, run: RunLayout | str | Path, methods: tuple[st
             chosen[method] = choose_regularisation(x[:, 0], x[:, 1], np.asarray(ds.kernels)[calib[:, 0]],
                                                    grid=ph.ls_lambda_grid, iterations=ph.ls_iterations,
                                                    positions=positions)
+    hybrid_settings, hybrid_scores = None, None
+    if set(HYBRIDS) & set(methods):  # the latent refinement's settings, on validation observations too
+        pick = splits.validation_pairs(ph.hybrid_calibration_observations, seed=profile.simulation.split_seed)
+        hybrid_settings, hybrid_scores = choose_hybrid_settings(
+            nets["observation_encoder"], nets["kernel_vae"], stack_pairs(ds, pick).to(device),
+            np.asarray(ds.kernels)[pick[:, 0]], ph)
     lam, scores = chosen.get("least_squares", (None, {}))
     lam_sub, scores_sub = chosen.get("least_squares_subpixel", (None, {}))
     return TrainedModels(profile, ds, splits, nets.get("kernel_vae"), nets.get("observation_encoder"),
                          nets.get("one_step"), infos, device, lam, scores, layout,
                          only=tuple(m for m in METHODS if m in methods), ls_subpixel_lambda=lam_sub,
-                         ls_subpixel_scores=scores_sub)
+                         ls_subpixel_scores=scores_sub, hybrid_settings=hybrid_settings, hybrid_scores=hybrid_scores)

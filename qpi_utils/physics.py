@@ -78,6 +78,30 @@ class ConvolutionOperator:
         keep = (np.abs(ky) < PAD // 2)[:, None] & (np.arange(PAD // 2 + 1) < PAD // 2)[None, :]
         return cls(spec * keep)
 
+    @classmethod
+    def from_positions_torch(cls, positions, valid=None) -> "ConvolutionOperator":
+        """:meth:`from_positions` for a (N, S, 2) torch tensor of positions (x, y) in pixels,
+        differentiable with respect to them (the hybrid refines the positions a defect finder
+        reported). ``valid``: (N, S) bool, the used slots (default: the finite ones); unused
+        slots may hold anything finite. float64 on the positions' device."""
+        import torch
+
+        pos = positions.double()
+        if pos.ndim != 3 or pos.shape[-1] != 2:
+            raise ValueError(f"positions must be (N, S, 2), got {tuple(pos.shape)}")
+        if valid is None:
+            valid = torch.isfinite(pos).all(-1)
+        pos = torch.where(valid[..., None], pos, torch.zeros_like(pos))
+        k = torch.fft.fftfreq(PAD, d=1.0 / PAD, dtype=torch.float64, device=pos.device)  # FFT order
+        ky = k[None, None, :]
+        kx = torch.arange(PAD // 2 + 1, dtype=torch.float64, device=pos.device)[None, None, :]
+        ey = torch.polar(valid[..., None].double(), (-2 * torch.pi / PAD) * pos[..., 1:2] * ky)  # (N, S, PAD)
+        ex = torch.exp((-2j * torch.pi / PAD) * pos[..., 0:1] * kx)  # (N, S, PAD // 2 + 1)
+        spec = ey.transpose(1, 2) @ ex
+        # the Nyquist row and column dropped, as in from_positions
+        keep = (k.abs() < PAD // 2)[:, None] & (torch.arange(PAD // 2 + 1, device=pos.device) < PAD // 2)[None, :]
+        return cls(spec * keep)
+
     def __len__(self) -> int:
         return int(self.spectrum.shape[0])
 

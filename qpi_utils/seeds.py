@@ -40,7 +40,7 @@ __all__ = ["SEED_KEYS", "seed_overrides", "Ablation", "ABLATIONS", "run_table", 
 
 SEED_KEYS = ("simulation.seed", "simulation.split_seed", "kernel_vae.seed", "alignment.seed", "one_step.seed")
 TABLE_METHODS = ("mean_kernel", "one_step", "two_step", "defect_average", "least_squares", "least_squares_subpixel",
-                 "least_squares_auto", "hybrid")
+                 "least_squares_auto", "hybrid", "hybrid_subpixel")
 METRICS = ("rmse", "rmse_pm1", "rmse_affine", "mae", "mse")
 _TRAIN = {"kernel_vae": train_kernel_vae, "alignment": train_alignment, "one_step": train_one_step}
 

@@ -67,3 +67,24 @@ def test_shapes_are_checked():
         ConvolutionOperator.from_maps(np.zeros((64, 64)))
     with pytest.raises(ValueError, match="positions must have shape"):
         ConvolutionOperator.from_positions(np.zeros((5, 2)))
+
+
+def test_torch_position_operator_matches_numpy_and_its_gradient_moves_a_misplaced_defect():
+    """from_positions_torch is from_positions (to float64 rounding), unused slots included, and
+    the data misfit's gradient points a misplaced defect back towards its true position."""
+    import torch
+
+    rng = np.random.default_rng(3)
+    pos = rng.uniform(5, 58, (2, 6, 2))
+    pos[1, 4:] = np.nan
+    a = ConvolutionOperator.from_positions(pos).spectrum
+    b = ConvolutionOperator.from_positions_torch(torch.from_numpy(pos)).spectrum.numpy()
+    assert np.abs(a - b).max() < 1e-10 * np.abs(a).max()
+    p = KernelParams(symmetry=4, orientation=0.1, frequency=0.1, phase=0.5, decay=8.0)
+    kernel = torch.from_numpy(kernel_image(p)[None]).double()
+    true = np.array([[[30.0, 31.0]]])
+    y = ConvolutionOperator.from_positions(true).forward(kernel.numpy())
+    guess = torch.tensor([[[30.4, 31.0]]], dtype=torch.float64, requires_grad=True)
+    misfit = ((ConvolutionOperator.from_positions_torch(guess).forward(kernel) - torch.from_numpy(y)) ** 2).sum()
+    misfit.backward()
+    assert guess.grad[0, 0, 0] > 0 and abs(guess.grad[0, 0, 0]) > 10 * abs(guess.grad[0, 0, 1])
