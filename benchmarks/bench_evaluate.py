@@ -42,7 +42,8 @@ def main() -> None:
     grid = prof.physics.ls_lambda_grid
     models = TrainedModels(prof, ds, splits, vae.eval(), enc.eval(), one.eval(),
                            {"kernel_vae": info, "observation_encoder": info, "one_step": info}, "cpu",
-                           float(grid[len(grid) // 2]), {}, RunLayout.for_profile(prof, "/tmp/unused", context="cli"))
+                           float(grid[len(grid) // 2]), {}, RunLayout.for_profile(prof, "/tmp/unused", context="cli"),
+                           ls_subpixel_lambda=float(grid[len(grid) // 2]))
     pairs = np.array([(k, o) for k in range(ds.n_kernels) for o in range(ds.n_observations)])[:args.images]
     rates = {}
     for name, (fn, _) in models.methods().items():
@@ -52,9 +53,9 @@ def main() -> None:
         rates[name] = len(pairs) / (time.perf_counter() - t0)
     print(f"profile {args.profile}: {len(pairs)} images, torch threads {torch.get_num_threads()}, "
           f"least squares {prof.physics.ls_iterations} iterations, hybrid {prof.physics.hybrid_steps} steps")
-    print(f"{'method':16s} {'images/s':>10s}   vs two_step")
+    print(f"{'method':24s} {'images/s':>10s}   vs two_step")
     for name, r in rates.items():
-        print(f"{name:16s} {r:10.1f}   {r / rates['two_step']:8.3g}x")
+        print(f"{name:24s} {r:10.1f}   {r / rates['two_step']:8.3g}x")
 
 
 if __name__ == "__main__":
