@@ -137,21 +137,20 @@ def test_hybrid_reduces_the_data_misfit_and_keeps_the_decoder_frozen(smoke_profi
 def test_least_squares_centred_on_a_prior_is_pulled_to_it_and_the_truth_is_a_fixed_point():
     """lam ||B - prior||^2: with a large lambda the solution stays at the prior, and a prior equal
     to the true kernel (in Y's units) is not moved by noise-free data whatever lambda."""
-    from qpi_utils.baselines import _solve
+    from qpi_utils.physics import ConvolutionOperator
 
     rng = np.random.default_rng(2)
     p = KernelParams(symmetry=3, orientation=0.4, frequency=0.11, phase=0.2, decay=7.0)
+    q = KernelParams(symmetry=4, orientation=0.1, frequency=0.15, phase=1.0, decay=6.0)
     pos = rng.uniform(-0.5, 63.5, (2, 25, 2))
-    from qpi_utils.physics import ConvolutionOperator
-
     kernel = np.repeat(kernel_image(p)[None], 2, 0)
+    other = np.repeat(kernel_image(q)[None], 2, 0)
     y = ConvolutionOperator.from_positions(pos).forward(kernel)
     m = activation_map(pos).astype(float)
-    b_true, c, _ = _solve(y, m, 1e-3, 60, pos, prior=kernel)
-    assert np.abs(b_true - kernel).max() < 1e-6 * np.abs(kernel).max() and np.abs(c).max() < 1e-8
-    other = np.zeros_like(kernel) + 0.01
-    b_far, _, _ = _solve(y, m, 1e6, 60, pos, prior=other)
-    assert np.abs(b_far - other).max() < 1e-3 * np.abs(kernel).max()
+    solve = lambda lam, prior: least_squares_discrepancy(y, m, grid=(lam,), positions=pos, prior=prior)[0]
+    assert np.abs(solve(1e-3, kernel) - minmax_normalise(kernel)[0]).max() < 1e-6
+    assert np.abs(solve(1e6, other) - minmax_normalise(other)[0]).max() < 1e-3
+    assert np.abs(solve(1e-6, other) - minmax_normalise(kernel)[0]).max() > 0  # the data do pull it
     with pytest.raises(ValueError, match="prior must be"):
         least_squares_discrepancy(y, m, positions=pos, prior=np.zeros((1, 64, 64)))
 

@@ -6,6 +6,7 @@ import pytest
 
 from qpi_utils.chain import NOTEBOOKS, WIDGET_MIME, ChainError, run_chain, strip_notebook
 from qpi_utils.cli import main
+from qpi_utils.methods import METHODS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -22,7 +23,7 @@ def test_smoke_chain_runs_every_notebook_and_collects_outputs(tmp_path):
             "tsne_kernel_latents.png", "tsne_observation_latents.png"} <= figures
     table = (tmp_path / "results" / "table.csv").read_text().splitlines()
     assert table[0].startswith("setting,method,n,mae,mse,rmse,mae_pm1,mse_pm1,rmse_pm1")
-    assert len(table) == 1 + 2 * 6  # header, (ID, OOD) x six methods
+    assert len(table) == 1 + 2 * len(METHODS)  # header, (ID, OOD) x every method
     assert set(json.loads((tmp_path / "results" / "chain_times.json").read_text())) == set(NOTEBOOKS)
 
 
