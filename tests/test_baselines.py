@@ -150,7 +150,9 @@ def test_least_squares_centred_on_a_prior_is_pulled_to_it_and_the_truth_is_a_fix
     solve = lambda lam, prior: least_squares_discrepancy(y, m, grid=(lam,), positions=pos, prior=prior)[0]
     assert np.abs(solve(1e-3, kernel) - minmax_normalise(kernel)[0]).max() < 1e-6
     assert np.abs(solve(1e6, other) - minmax_normalise(other)[0]).max() < 1e-3
-    assert np.abs(solve(1e-6, other) - minmax_normalise(kernel)[0]).max() > 0  # the data do pull it
+    # with a small lambda the data pull a wrong prior most of the way to the truth
+    rmse = lambda est: np.sqrt(((est - minmax_normalise(kernel)[0]) ** 2).mean(axis=(1, 2)))
+    assert (rmse(solve(1e-6, other)) < rmse(minmax_normalise(other)[0]) / 5).all()
     with pytest.raises(ValueError, match="prior must be"):
         least_squares_discrepancy(y, m, positions=pos, prior=np.zeros((1, 64, 64)))
 
