@@ -10,11 +10,16 @@ first tools are:
   and an offset c, by conjugate gradients on the normal equations, batched over images.
   The unknown scale and offset of the per-image min-max normalisation of Y are absorbed by
   B's scale (the estimate is min-max scaled like every kernel) and by c.
+* :func:`least_squares_discrepancy` -- the same with lambda chosen per observation without
+  ground truth (the discrepancy principle, noise level from :func:`estimate_noise_std`).
 * :func:`hybrid` -- start from the two-step prediction z0 = observation_encoder(Y, M) and
   refine the latent z so that the decoded kernel, pushed through the same forward model with a
   fitted scale and offset, explains Y, with a penalty mu ||z - z0||^2; the decoder is frozen.
+  Given the labelled sub-pixel positions it goes on to least squares centred on that kernel
+  (the sub-pixel hybrid); :func:`choose_hybrid_settings` is the validation rule for its
+  step size, prior weight and step count.
 
-All three use the forward model of :class:`qpi_utils.physics.ConvolutionOperator`. Conventions
+All of them use the forward model of :class:`qpi_utils.physics.ConvolutionOperator`. Conventions
 as in :mod:`qpi_utils.simulate`: images 64x64, the kernel's scatterer on pixel (32, 32),
 activation maps count labelled defects per pixel.
 """

@@ -211,8 +211,11 @@ _PROFILES: dict[str, dict[str, Any]] = {
         "alignment": {"epochs": 30, "patience": 4, "batch_size": 32, "lr": 5e-4, "lr_step_size": 8, "lr_gamma": 0.5},
         "one_step": {"epochs": 30, "patience": 4, "batch_size": 32, "lr": 5e-4, "lr_step_size": 8, "lr_gamma": 0.5},
         # the hybrid costs ~0.15 s per image on 2 CPU cores at 10 steps: a seeded subset of each
-        # test set (its size is the table's n column), and small sweeps
-        "physics": {"hybrid_steps": 10, "hybrid_test_observations": 200, "sweep_observations": 200},
+        # test set (its size is the table's n column), and small sweeps. Position refinement off:
+        # measured at 19451c4 (benchmarks/hybrid_variants.py, results/benchmarks/hybrid_variants_quick.txt)
+        # it changed no error beyond 0.001 and doubled the sub-pixel hybrid's cost where it acted
+        "physics": {"hybrid_steps": 10, "hybrid_test_observations": 200, "sweep_observations": 200,
+                    "hybrid_position_lr": 0.0},
     },
     "colab": {
         # A free Colab T4 in about an hour: the paper's pretrained SDXL-VAE and hyperparameters on

@@ -35,7 +35,8 @@ from .provenance import provenance
 from .runs import RunLayout
 from .train import train_alignment, train_kernel_vae, train_one_step
 
-__all__ = ["SEED_KEYS", "seed_overrides", "Ablation", "ABLATIONS", "run_table", "summarise", "verdict",
+__all__ = ["SEED_KEYS", "seed_overrides", "Ablation", "ABLATIONS", "ablation_layout", "kernel_vae_reconstructions",
+           "run_table", "summarise", "verdict",
            "write_summary", "markdown_summary", "run_ablation", "TABLE_METHODS"]
 
 SEED_KEYS = ("simulation.seed", "simulation.split_seed", "kernel_vae.seed", "alignment.seed", "one_step.seed")
@@ -252,6 +253,37 @@ def run_ablation(name: str, profile_name: str, seeds, root: str | Path, base_roo
                 row["paper_rmse_pm1"] = paper[0] if (row["setting"] == "OOD" and snr is None) else float("nan")
                 rows.append(row)
     return rows
+
+
+def ablation_layout(name: str, label: str, profile_name: str, root: str | Path, seed: int = 0,
+                    overrides: dict | None = None) -> tuple[Profile, RunLayout]:
+    """The profile and run directory with which :func:`run_ablation` trained variant ``label``
+    of ablation ``name`` for ``seed``; ``root``: the ablation's directory (what ``qpi ablation``
+    makes under ``--run-dir``: ``<run-dir>/<name>``)."""
+    if name not in ABLATIONS or label not in ABLATIONS[name].variants:
+        known = {n: list(a.variants) for n, a in ABLATIONS.items()}
+        raise ValueError(f"unknown ablation variant {name!r}/{label!r}; known: {known}")
+    prof = get_profile(profile_name, {**(overrides or {}), **ABLATIONS[name].variants[label], **seed_overrides(seed)})
+    return prof, RunLayout(Path(root) / _slug(label) / f"seed-{seed}", prof.name)
+
+
+def kernel_vae_reconstructions(profile: Profile, layout: RunLayout, n: int = 3) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The first ``n`` OOD kernels of a run and what its step-1 VAE makes of them (the posterior
+    mean decoded): (kernel ids (n,), kernels (n, 64, 64), reconstructions (n, 64, 64)), on [0, 1].
+    The paper's Fig. 4(b) draws these for the VAEs trained with and without the symmetric loss."""
+    import torch
+
+    from .checkpoints import load_data, load_kernel_vae
+    from .models import from_model_scale, to_model_scale
+    from .train import reconstruct
+
+    ds, splits = load_data(profile, layout)
+    vae, _ = load_kernel_vae(profile, layout, ds)
+    ids = np.asarray(splits.ood_kernels[:n])
+    kernels = np.asarray(ds.kernels[ids], np.float32)
+    with torch.no_grad():
+        rec = from_model_scale(reconstruct(vae, to_model_scale(torch.from_numpy(kernels)[:, None])))[:, 0].numpy()
+    return ids, kernels, rec
 
 
 def _slug(label: str) -> str:
