@@ -354,6 +354,10 @@ def choose_hybrid_settings(observation_encoder, kernel_vae, observations: torch.
     validation observations, never a test set). observations (B, 2, 64, 64) (Y, M) on [0, 1];
     kernels (B, 64, 64) on [0, 1]. Returns ({hybrid_lr, hybrid_mu, hybrid_steps}, {"lr,mu,steps":
     RMSE})."""
+    if observations.ndim != 4 or tuple(observations.shape[1:]) != (2, 64, 64):
+        raise ValueError(f"observations must be (B, 2, 64, 64) (Y, M), got {tuple(observations.shape)}")
+    if np.shape(kernels) != (len(observations), 64, 64):
+        raise ValueError(f"kernels must be ({len(observations)}, 64, 64), one per observation, got {np.shape(kernels)}")
     target = torch.as_tensor(np.asarray(kernels, np.float32))[:, None].to(observations.device)
     op = ConvolutionOperator.from_maps(observations[:, 1])
     scores = {}

@@ -10,22 +10,25 @@ words (the :class:`~qpi_utils.runs.RunLayout`'s context: a CLI command or a note
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from .config import Profile, resolve_init
-from .data import QPIDataset, load_dataset
+from .config import Profile, SimulationConfig, TrainConfig, resolve_init
+from .data import DatasetError, QPIDataset, load_dataset, save_dataset, simulate_dataset
 from .files import atomic_path
 from .models import ModelConfigError, ModelInfo, ObservationEncoder, autoencoder_config
 from .runs import RunLayout, as_layout
 from .splits import Splits, splits_for
 
 __all__ = ["CheckpointError", "fingerprint", "digest", "save_blob", "load_blob", "check_fingerprint", "load_data",
-           "load_kernel_vae", "load_observation_encoder", "load_one_step", "step_fingerprint"]
+           "load_kernel_vae", "load_observation_encoder", "load_one_step", "step_fingerprint", "realistic_simulation",
+           "load_realistic_data"]
 
 
 class CheckpointError(ValueError):
@@ -38,6 +41,10 @@ def fingerprint(profile: Profile, step: str, ds: QPIDataset) -> dict:
     train = asdict(getattr(profile, step))
     for free in ("epochs", "checkpoint_every"):  # may change between calls: extend a run, save less often
         train.pop(free)
+    if not train["realistic_data"]:  # clean data, as every model before this option saw: its
+        # settings do not act, so they do not change the model's identity
+        for key in [k for k in train if k.startswith("realistic_")]:
+            train.pop(key)
     return {
         "profile": profile.name,
         "model": asdict(profile.model),
@@ -107,6 +114,38 @@ def load_data(profile: Profile, run: RunLayout | str | Path) -> tuple[QPIDataset
     layout.require("data")
     ds = load_dataset(layout.data)
     return ds, splits_for(profile.simulation, ds.symmetry, ds.n_observations)
+
+
+def realistic_simulation(cfg: SimulationConfig, tcfg: TrainConfig) -> SimulationConfig:
+    """The simulation settings of the realistic copy of the dataset ``cfg`` makes: the same seed,
+    hence the same kernels, defect counts and positions (the simulator draws them before any
+    corruption), rendered with ``tcfg``'s scan-line offsets, outside defects and position errors."""
+    return dataclasses.replace(cfg, line_noise=tcfg.realistic_line_noise, outside_margin=tcfg.realistic_outside_margin,
+                               position_error=tcfg.realistic_position_error)
+
+
+def load_realistic_data(profile: Profile, run: RunLayout | str | Path, tcfg: TrainConfig, ds: QPIDataset,
+                        progress: bool = True) -> QPIDataset:
+    """The realistic copy of the run's dataset ``ds`` (:func:`realistic_simulation`), made once
+    under ``<run>/data-realistic`` and reused while its settings and its base dataset are the same.
+    Same kernels and defect counts as ``ds`` (checked), so the profile's splits index both alike."""
+    layout = as_layout(run, profile)
+    cfg = realistic_simulation(profile.simulation, tcfg)
+    want = {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(cfg).items()}
+    base_hash = ds.meta.get("content_hash")
+    path = layout.data_realistic
+    if (path / "meta.json").is_file():
+        copy = load_dataset(path)
+        if copy.meta.get("simulation") == want and copy.meta.get("derived_from") == base_hash:
+            return copy
+    copy = simulate_dataset(cfg, profile=profile.name, progress=progress)
+    if not (np.array_equal(np.asarray(copy.kernels), np.asarray(ds.kernels))
+            and np.array_equal(np.asarray(copy.n_scatterers), np.asarray(ds.n_scatterers))):
+        raise DatasetError(f"the realistic copy of {layout.display(layout.data)} has other kernels or defect counts: "
+                           "the run's dataset was not made from this profile's simulation settings")
+    copy.meta["derived_from"] = base_hash
+    save_dataset(copy, path, force=True)
+    return load_dataset(path)
 
 
 def _load_trained(profile: Profile, run, step: str, ds: QPIDataset) -> dict:

@@ -20,12 +20,13 @@ from .config import PROFILE_NAMES, ProfileError, parse_override, default_profile
 from .checkpoints import CheckpointError, load_blob, step_fingerprint
 from .data import DatasetError, check_dataset_target, load_dataset, save_dataset, simulate_dataset
 from .evaluate import evaluate, markdown_table
-from .files import write_text
+from .files import write_csv, write_text
 from .models import ModelConfigError, load_pretrained_rgb
 from .realdata import RealDataError
 from .paper import TABLE1_RMSE
 from .runs import STEPS, RunLayout, project_root
-from .seeds import ABLATIONS, markdown_summary, run_ablation, run_table, seed_overrides, summarise, write_seed_results
+from .seeds import (ABLATIONS, markdown_real_maps, markdown_summary, real_map_scores, run_ablation, run_table,
+                    seed_overrides, summarise, write_seed_results)
 from .train import TrainingError, train_alignment, train_kernel_vae, train_one_step
 
 __all__ = ["main", "build_parser"]
@@ -206,6 +207,11 @@ def cmd_ablation(args) -> int:
                            {"ablation": name, "variants": ab.variants, "methods": list(ab.methods),
                             "explanation": ab.explanation, "command": "qpi " + " ".join(sys.argv[1:])})
         print(f"## {ab.title}\n\n{markdown_summary(rows, 'paper' if ab.paper else '')}", flush=True)
+        if ab.real_maps:  # the same networks on the real maps: <name>_real_maps.{csv,md}
+            real = real_map_scores(name, prof.name, args.seeds, Path(root) / name, overrides=_override_dict(args))
+            write_csv(out / f"{name}_real_maps.csv", real)
+            write_text(out / f"{name}_real_maps.md", f"# {ab.title}: real maps, held out\n\n{markdown_real_maps(real)}")
+            print(markdown_real_maps(real), flush=True)
     print(f"wrote {out} ({time.perf_counter() - t0:.0f} s)")
     return 0
 
@@ -226,7 +232,7 @@ COMMANDS = {
     "seeds": (cmd_seeds, "the ID/OOD table over several seeds (data and training): mean and 95 % interval; "
                          "writes results/<profile>/table_seeds.*", True),
     "ablation": (cmd_ablation, "an ablation (symmetric_loss, angles, warm_start, noise_augmentation, pretraining, "
-                               "or all) over several seeds; writes results/<profile>/ablations/<name>.*", True),
+                               "realistic_training, or all) over several seeds; writes results/<profile>/ablations/<name>.*", True),
     "reproduce": (cmd_reproduce, "run the numbered notebooks in order (papermill) into --run-dir, collect "
                                  "figures into figures/<profile> and tables into results/<profile>", True),
 }

@@ -18,17 +18,17 @@ import torch
 from .analysis import two_step_diagnostics
 from .checkpoints import load_blob
 from .config import Profile
-from .data import stack_pairs
-from .files import write_csv, write_text
+from .data import QPIDataset, load_dataset, stack_pairs
+from .files import read_csv, write_csv, write_text
 from .methods import HYBRIDS, METHODS, NeedsPositions, TrainedModels, load_models, predict_dataset
 from .metrics import errors
 from .paper import TABLE1_RMSE
-from .provenance import provenance
+from .provenance import git_commit, provenance
 from .runs import STEPS, RunLayout, as_layout
 from .simulate import SYMMETRY_NAMES
 from .train import SELECTION_RULE, augment_noise
 
-__all__ = ["TABLE_COLUMNS", "evaluate", "noisy", "write_table", "markdown_table", "example_predictions"]
+__all__ = ["TABLE_COLUMNS", "evaluate", "noisy", "write_table", "markdown_table", "example_predictions", "previous_rows"]
 
 TABLE_COLUMNS = ("setting", "method", "n", "mae", "mse", "rmse", "mae_pm1", "mse_pm1", "rmse_pm1", "rmse_affine",
                  "pretrained", "seconds_per_image")
@@ -72,17 +72,69 @@ def noisy(predict, snr_db: float, seed: int = 0):
     return NeedsPositions(run) if isinstance(predict, NeedsPositions) else run
 
 
+def _training_summaries(layout: RunLayout) -> dict:
+    return {step: load_blob(layout.model(step), step)["summary"] for step in STEPS if layout.model(step).is_file()}
+
+
+def previous_rows(profile: Profile, run: RunLayout | str | Path, methods: tuple[str, ...] = METHODS) -> list[dict] | None:
+    """The rows of ``<run>/results/table.csv`` if :func:`evaluate` wrote them for exactly this
+    evaluation: the same committed code (a clean git commit, :func:`qpi_utils.provenance.git_commit`),
+    profile, dataset, trained networks (their training summaries) and methods, on the clean test
+    sets; otherwise None. ``qpi seeds`` evaluates seed 0 before the chain's notebook 05 would again."""
+    layout = as_layout(run, profile)
+    paths = [layout.result(name) for name in ("provenance.json", "table.csv", "per_sample.csv")]
+    if not all(p.is_file() for p in paths) or not layout.data.joinpath("meta.json").is_file():
+        return None
+    try:
+        prov = json.loads(paths[0].read_text())
+    except (OSError, ValueError):
+        return None
+    commit = git_commit()
+    same = {
+        "code": commit is not None and "+dirty" not in commit and prov.get("git_commit") == commit,
+        "profile": prov.get("profile") == json.loads(json.dumps(profile.to_dict(), default=str)),
+        "dataset": (prov.get("dataset") or {}).get("content_hash") == load_dataset(layout.data).meta.get("content_hash"),
+        "networks": prov.get("training") == json.loads(json.dumps(_training_summaries(layout), default=str)),
+        "methods": prov.get("methods") == [m for m in METHODS if m in methods],
+        "clean test sets": prov.get("test_noise_snr_db") is None and prov.get("test_data") == "the run's dataset",
+    }
+    if not all(same.values()):
+        return None
+    rows = read_csv(paths[1])
+    for r in rows:
+        for key, value in r.items():
+            if key == "n":
+                r[key] = int(value)
+            elif key == "pretrained":
+                r[key] = {"True": True, "False": False}.get(value)
+            elif key not in ("setting", "method"):
+                r[key] = float(value)
+    return rows
+
+
 def evaluate(profile: Profile, run: RunLayout | str | Path, results_dir: str | Path | None = None,
              progress: bool = True, models: TrainedModels | None = None, methods: tuple[str, ...] = METHODS,
-             noise_snr_db: float | None = None) -> list[dict]:
+             noise_snr_db: float | None = None, test_data: QPIDataset | None = None,
+             reuse: bool = False) -> list[dict]:
     """Evaluate the trained ``methods`` on the ID and OOD test sets and write, under
     ``results_dir`` (default ``<run>/results``): ``table.csv``, ``table.md``, ``per_sample.csv``,
     ``diagnostics.json`` (when two-step is among them) and ``provenance.json``. With
-    ``noise_snr_db`` every test observation gets white noise at that SNR first. Returns the rows."""
+    ``noise_snr_db`` every test observation gets white noise at that SNR first. ``test_data``: a
+    dataset with the run's kernels and defect counts whose observations (Y, M, positions) replace
+    the run's at the same test pairs, e.g. its realistic copy
+    (:func:`qpi_utils.checkpoints.load_realistic_data`). ``reuse``: return the rows already in
+    ``<run>/results`` when :func:`previous_rows` finds they are this very evaluation. Returns the rows."""
     layout = as_layout(run, profile)
+    if reuse and results_dir is None and noise_snr_db is None and test_data is None:
+        rows = previous_rows(profile, layout, methods if models is None else models.only)
+        if rows is not None:
+            return rows
     results_dir = Path(results_dir) if results_dir else layout.results
     m = models or load_models(profile, layout, methods)
     ds, splits = m.ds, m.splits
+    if test_data is not None and not np.array_equal(np.asarray(test_data.kernels), np.asarray(ds.kernels)):
+        raise ValueError("test_data must hold the run's kernels (a copy of its dataset re-rendered, "
+                         "checkpoints.load_realistic_data), got a dataset with other kernels")
     rows, per_sample, timings = [], [], {}
     n_hybrid = profile.physics.hybrid_test_observations
     for setting, all_pairs in (("ID", splits.id_test), ("OOD", splits.ood_test)):
@@ -94,7 +146,8 @@ def evaluate(profile: Profile, run: RunLayout | str | Path, results_dir: str | P
             if noise_snr_db is not None:
                 fn = noisy(fn, noise_snr_db)
             t0 = time.perf_counter()
-            pred = predict_dataset(fn, ds, pairs, device=m.device, progress=progress, desc=f"{setting} {method}")
+            pred = predict_dataset(fn, ds if test_data is None else test_data, pairs, device=m.device,
+                                   progress=progress, desc=f"{setting} {method}")
             seconds = time.perf_counter() - t0
             timings[f"{setting}/{method}"] = round(seconds, 2)
             e = errors(pred, target)
@@ -110,9 +163,12 @@ def evaluate(profile: Profile, run: RunLayout | str | Path, results_dir: str | P
     write_csv(results_dir / "per_sample.csv", per_sample)
     if m.kernel_vae is not None and m.observation_encoder is not None:
         write_text(results_dir / "diagnostics.json", json.dumps(two_step_diagnostics(m), indent=2))
-    summaries = {step: load_blob(layout.model(step), step)["summary"] for step in STEPS if layout.model(step).is_file()}
+    summaries = _training_summaries(layout)
     prov = provenance(profile, ds, {"training": summaries, "inference_seconds": timings,
                                     "methods": list(m.methods()), "test_noise_snr_db": noise_snr_db,
+                                    "test_data": "the run's dataset" if test_data is None else
+                                    {"simulation": test_data.meta.get("simulation"),
+                                     "content_hash": test_data.meta.get("content_hash")},
                                     "pretrained": {k: v.pretrained for k, v in m.infos.items()},
                                     "selection_rule": SELECTION_RULE,
                                     "least_squares_lambda": {"chosen": m.ls_lambda, "rule": "lowest mean RMSE on "

@@ -41,7 +41,8 @@ from .simulate import KernelParams, activation_map, add_noise, kernel_spectrum, 
 __all__ = ["DATA_FILES", "RealDataError", "STMImage", "data_dir", "fetch", "check_finite", "read_sxm", "read_3ds", "read_createc",
            "read_stm", "level", "highpass", "bragg_filter", "mask_steps", "dominant_frequency", "resample_to_frequency", "find_defects",
            "edit_defects", "tiles", "extract_kernels", "self_consistency", "heldout_consistency", "estimate_period_nm",
-           "standing_wave_period_nm", "simulated_ag111", "AG111", "CU111"]
+           "standing_wave_period_nm", "simulated_ag111", "AG111", "CU111", "RealWindows", "fese_windows",
+           "cu111_windows", "heldout_scores"]
 
 DATA_FILES = {
     "FeSe_topography.sxm": {
@@ -606,3 +607,71 @@ def simulated_ag111(bias_V: float = 0.05, size_px: int = 256, n_defects: int = 4
                     channel="simulated topography", unit="nm", bias_V=bias_V, source=image.source,
                     meta={"simulated": True})
     return image, topo, positions[0], minmax_normalise(kernel)[0]
+
+
+# ------------------------------------------------------------------------------------------
+# the kit's two real maps, prepared as notebook 08 prepares them (one place, so the notebook,
+# the realistic-training ablation and a user's script cut the same windows)
+
+
+@dataclass
+class RealWindows:
+    """64x64 windows of a real map with their activation maps, ready for :func:`extract_kernels`.
+
+    ``observations``, ``maps``: (N, 64, 64) float64 windows of the (levelled, rescaled) dI/dV map
+    and their binned defect maps; ``origins``: (N, 2) window corners (x, y) in px of ``image``;
+    ``image``: the map the windows were cut from; ``positions``: (P, 2) defects (x, y) in px of
+    ``image``; ``pixel_nm``: its pixel size; ``extra``: what the preparation also made (for figures)."""
+
+    name: str
+    observations: np.ndarray
+    maps: np.ndarray
+    origins: np.ndarray
+    image: np.ndarray
+    positions: np.ndarray
+    pixel_nm: float
+    extra: dict = field(default_factory=dict)
+
+
+def fese_windows() -> RealWindows:
+    """The FeSe lock-in dI/dV map (stmpy's tutorial file): levelled, defects found on the
+    topograph (bright, min distance 8 px, 5 sigma), 64x64 windows at stride 32. The map's own
+    pixel size is kept (its ripple frequency lies inside the training range)."""
+    path = fetch("FeSe_topography.sxm")
+    didv, topo = read_stm(path, "LIY_1_omega"), read_stm(path, "Z")
+    z, y = level(topo.data), level(didv.data)
+    positions = find_defects(z, min_distance=8, threshold=5.0, sigma_px=1.5, polarity="bright")
+    obs, maps, origins = tiles(y, positions, stride=32)
+    return RealWindows("FeSe", obs, maps, origins, y, positions, didv.pixel_nm[0],
+                       {"topography": z, "didv": didv, "topo": topo})
+
+
+def cu111_windows(target_frequency: float = 0.12) -> RealWindows:
+    """The Cu(111) Createc terrace (ProbeFlow's test file): steps masked, high-passed, rescaled so
+    the ripple period read from the spectrum (:func:`estimate_period_nm`) lands at
+    ``target_frequency`` cycles/px, defects found on the rescaled map, windows at stride 32 that
+    stay off the steps. ``extra`` holds the period from the spectrum and the physical one."""
+    from skimage.transform import resize
+
+    cu = read_stm(fetch("Cu111_createc_terrace.dat"), "topography")
+    steps = mask_steps(level(cu.data, lines=False), percentile=90, grow_px=6)
+    ripples = np.where(steps, 0.0, highpass(level(cu.data, lines=False), 5))
+    period = estimate_period_nm(ripples, cu.pixel_nm[0], fmin=0.1, fmax=0.3)
+    physical = standing_wave_period_nm(cu.bias_V, **CU111)
+    image, zoom = resample_to_frequency(ripples, cu.pixel_nm[0] / period, target_frequency)
+    mask = resize(steps.astype(float), image.shape, order=0) > 0.5
+    positions = find_defects(image, min_distance=10, threshold=8.0, sigma_px=2.0, mask=mask, mask_margin=15)
+    obs, maps, origins = tiles(image, positions, stride=32, mask=mask)
+    return RealWindows("Cu(111)", obs, maps, origins, image, positions, cu.pixel_nm[0] / zoom,
+                       {"stm": cu, "steps": steps, "ripples": ripples, "period_nm": period,
+                        "physical_period_nm": physical, "zoom": zoom})
+
+
+def heldout_scores(windows: RealWindows, models=None, lam: float | None = None) -> dict[str, float]:
+    """:func:`heldout_consistency` of every method of :func:`extract_kernels` on ``windows``
+    (fitted on one half of the map, scored on the other). ``lam``: least squares' lambda
+    (default: the one ``models`` chose on validation, else 1e-3)."""
+    if lam is None:
+        lam = models.ls_lambda if models is not None and models.ls_lambda is not None else 1e-3
+    return heldout_consistency(windows.observations, windows.maps, windows.origins,
+                               lambda o, m: extract_kernels(o, m, models, lam=lam))

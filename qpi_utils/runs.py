@@ -3,6 +3,7 @@
 A run directory holds everything one profile's chain makes::
 
     <run>/data/            the simulated dataset (qpi_utils.data format)
+    <run>/data-realistic/  its realistic copy, when a training asks for one
     <run>/checkpoints/     <step>.pt, the last epoch of an unfinished training
     <run>/models/          <step>.pt, trained networks
     <run>/logs/            <step>.csv, per-epoch losses
@@ -82,6 +83,7 @@ class RunLayout:
 
     # directories ------------------------------------------------------------------------------
     data = property(lambda self: self.root / "data")
+    data_realistic = property(lambda self: self.root / "data-realistic")  # checkpoints.load_realistic_data
     checkpoints = property(lambda self: self.root / "checkpoints")
     models = property(lambda self: self.root / "models")
     logs = property(lambda self: self.root / "logs")

@@ -17,7 +17,7 @@ from .metrics import errors
 from .files import write_csv
 from .simulate import PARAM_NAMES
 
-__all__ = ["SWEEPS", "SWEEP_COLUMNS", "sweep_values", "sweep_points", "robustness_sweep", "write_sweeps",
+__all__ = ["SWEEPS", "SWEEP_COLUMNS", "sweep_values", "sweep_points", "ood_observations", "robustness_sweep", "write_sweeps",
            "markdown_sweep"]
 
 SWEEPS = ("snr_db", "scatterers", "outside_margin", "position_error")
@@ -49,6 +49,19 @@ def sweep_points(profile: Profile) -> int:
     return sum(len(sweep_values(profile.physics, sweep)) for sweep in SWEEPS)
 
 
+def ood_observations(models: TrainedModels, per_kernel: int, seed: int, **change):
+    """Fresh observations of the run's OOD kernels: the profile's simulation with ``change``
+    (SimulationConfig fields, e.g. ``snr_db=10.0``), ``per_kernel`` observations per kernel,
+    simulation seed ``seed``. Returns (dataset, (N, 2) pairs, (N, 64, 64) true kernels)."""
+    ood = models.splits.ood_kernels
+    params = {name: np.asarray(models.ds.arrays[f"param_{name}"])[ood] for name in PARAM_NAMES}
+    cfg = dataclasses.replace(models.profile.simulation, n_kernels=len(ood), n_observations=per_kernel, seed=seed,
+                              **change)
+    test = simulate_dataset(cfg, progress=False, params=params)
+    pairs = np.array([(k, o) for k in range(test.n_kernels) for o in range(test.n_observations)])
+    return test, pairs, np.asarray(test.kernels)[pairs[:, 0]]
+
+
 def robustness_sweep(models: TrainedModels, sweep: str, progress: bool = False) -> list[dict]:
     """RMSE of every method against one condition, on fresh observations of the OOD kernels.
 
@@ -59,21 +72,16 @@ def robustness_sweep(models: TrainedModels, sweep: str, progress: bool = False) 
     Returns rows {sweep, value, method, n, rmse, rmse_pm1, rmse_ci95} (``rmse_ci95``: 95 %
     interval half-width of the mean RMSE on [0, 1], kernels as the units: :func:`kernel_interval`).
     """
-    ph, sim = models.profile.physics, models.profile.simulation
+    ph = models.profile.physics
     values = sweep_values(ph, sweep)
-    ood = models.splits.ood_kernels
-    params = {name: np.asarray(models.ds.arrays[f"param_{name}"])[ood] for name in PARAM_NAMES}
-    per_kernel = max(1, -(-ph.sweep_observations // len(ood)))
+    per_kernel = max(1, -(-ph.sweep_observations // len(models.splits.ood_kernels)))
     rows = []
     for i, value in enumerate(values):
         change = {"snr_db": {"snr_db": float(value)},
                   "scatterers": {"min_scatterers": int(value), "max_scatterers": int(value)},
                   "outside_margin": {"outside_margin": float(value)},
                   "position_error": {"position_error": float(value)}}[sweep]
-        cfg = dataclasses.replace(sim, n_kernels=len(ood), n_observations=per_kernel, seed=10_000 + i, **change)
-        test = simulate_dataset(cfg, progress=False, params=params)
-        pairs = np.array([(k, o) for k in range(test.n_kernels) for o in range(test.n_observations)])
-        target = np.asarray(test.kernels)[pairs[:, 0]]
+        test, pairs, target = ood_observations(models, per_kernel, 10_000 + i, **change)
         for method, (fn, _) in models.methods().items():
             pred = predict_dataset(fn, test, pairs, device=models.device, progress=progress,
                                    desc=f"{sweep}={value} {method}")

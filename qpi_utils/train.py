@@ -25,7 +25,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .checkpoints import (check_fingerprint, load_blob, load_data, load_kernel_vae, save_blob,
+from .checkpoints import (check_fingerprint, load_blob, load_data, load_kernel_vae, load_realistic_data, save_blob,
                           step_fingerprint)
 from .config import Profile, TrainConfig, resolve_init
 from .data import KernelDataset, ObservationDataset, stack_pairs
@@ -331,6 +331,12 @@ def augment_noise(observation: torch.Tensor, snr_db: tuple[float, float]) -> tor
     return torch.cat([(noisy - lo) / (hi - lo).clamp_min(1e-12), m], dim=1)
 
 
+def _observation_data(profile: Profile, layout, ds, tcfg: TrainConfig, progress: bool):
+    """The dataset step 2 or the one-step baseline trains and selects its epoch on: ``ds`` itself,
+    or its realistic copy (same kernels, defects and splits) when ``tcfg.realistic_data``."""
+    return load_realistic_data(profile, layout, tcfg, ds, progress=progress) if tcfg.realistic_data else ds
+
+
 def _observations(batch, tcfg: TrainConfig) -> torch.Tensor:
     """The batch's (Y, M) on the model scale, noise-augmented if the config asks."""
     obs = batch["observation"]
@@ -421,9 +427,10 @@ def train_alignment(profile: Profile, run: RunLayout | str | Path, progress: boo
     if k_shape != o_shape:
         raise ModelConfigError(f"latent shapes differ: kernel encoder {k_shape}, observation encoder {o_shape}")
     t_mean, t_logvar = kernel_latents(vae, ds.kernels)
+    seen = _observation_data(profile, layout, ds, tcfg, progress)
     validation = Validation(lambda enc, x: vae.decode(enc(x)[0]).sample,
-                            *_observation_validation(ds, splits, tcfg.seed), "validation observations")
-    return _fit(step="alignment", model=encoder, train_set=_AlignmentData(ds, splits.train, t_mean, t_logvar),
+                            *_observation_validation(seen, splits, tcfg.seed), "validation observations")
+    return _fit(step="alignment", model=encoder, train_set=_AlignmentData(seen, splits.train, t_mean, t_logvar),
                 validation=validation, loss_fn=alignment_loss_fn(tcfg), tcfg=tcfg, layout=layout,
                 fingerprint=step_fingerprint(profile, "alignment", ds), info=info,
                 extra={"latent_shape": list(k_shape)}, progress=progress, restart=restart, stop_after=stop_after,
@@ -458,8 +465,9 @@ def train_one_step(profile: Profile, run: RunLayout | str | Path, progress: bool
         model, info = build_one_step(profile.model, vae, kernel_info)
     else:
         model, info = build_one_step(profile.model)
-    validation = Validation(reconstruct, *_observation_validation(ds, splits, tcfg.seed), "validation observations")
-    return _fit(step="one_step", model=model, train_set=ObservationDataset(ds, splits.train), validation=validation,
+    seen = _observation_data(profile, layout, ds, tcfg, progress)
+    validation = Validation(reconstruct, *_observation_validation(seen, splits, tcfg.seed), "validation observations")
+    return _fit(step="one_step", model=model, train_set=ObservationDataset(seen, splits.train), validation=validation,
                 loss_fn=one_step_loss(tcfg), tcfg=tcfg, layout=layout,
                 fingerprint=step_fingerprint(profile, "one_step", ds), info=info, progress=progress,
                 restart=restart, stop_after=stop_after)

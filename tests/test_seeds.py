@@ -68,11 +68,12 @@ def test_seeds_command_end_to_end_on_smoke(tmp_path):
 
 
 def test_ablation_layout_is_where_run_ablation_trains(tmp_path):
-    from qpi_utils.seeds import ABLATIONS, _slug, ablation_layout
+    from qpi_utils.seeds import ABLATIONS, ablation_layout
 
     prof, layout = ablation_layout("symmetric_loss", "without (alpha 0)", "smoke", tmp_path / "symmetric_loss", seed=1)
     assert prof.kernel_vae.alpha == 0.0 and prof.simulation.seed == 1
-    assert layout.root == (tmp_path / "symmetric_loss" / _slug("without (alpha 0)") / "seed-1").resolve()
+    # the directory run_ablation trains the variant in (its label, slugged)
+    assert layout.root == (tmp_path / "symmetric_loss" / "without-alpha-0" / "seed-1").resolve()
     with pytest.raises(ValueError, match="unknown ablation variant"):
         ablation_layout("symmetric_loss", "sometimes", "smoke", tmp_path)
     assert set(ABLATIONS["symmetric_loss"].variants) == {"with (alpha 0.7)", "without (alpha 0)"}
