@@ -28,3 +28,16 @@ CASES = [
 def test_misuse_is_named(fn, args, kwargs, message):
     with pytest.raises(ValueError, match=message):
         fn(*args, **kwargs)
+
+
+def test_hybrid_settings_need_one_kernel_per_observation():
+    import torch
+
+    from qpi_utils.baselines import choose_hybrid_settings
+    from qpi_utils.config import PhysicsConfig
+
+    x = torch.zeros(3, 2, 64, 64)
+    with pytest.raises(ValueError, match=r"kernels must be \(3, 64, 64\), one per observation"):
+        choose_hybrid_settings(None, None, x, np.zeros((2, 64, 64)), PhysicsConfig())
+    with pytest.raises(ValueError, match=r"observations must be \(B, 2, 64, 64\)"):
+        choose_hybrid_settings(None, None, x[:, :1], np.zeros((3, 64, 64)), PhysicsConfig())

@@ -47,3 +47,65 @@ def test_example_predictions_hold_every_method(trained_run):
     assert ex["observations"].shape == (2, 2, 64, 64) and ex["truth"].shape == (2, 64, 64)
     assert set(ex["predictions"]) == set(METHODS) - {"mean_kernel"}
     assert all(p.shape == (2, 64, 64) for p in ex["predictions"].values())
+
+
+def _copy_run(run, to):
+    import shutil
+
+    for name in ("data", "models"):
+        shutil.copytree(run / name, to / name)
+    return to
+
+
+def test_evaluate_reuses_its_rows_only_for_this_very_evaluation(tmp_path, trained_run, smoke_profile, monkeypatch):
+    """``reuse=True`` (notebook 05 after ``qpi seeds``) returns the rows already written when
+    code, profile, data, networks and methods are the same; any difference evaluates again."""
+    import qpi_utils.evaluate as E
+    import qpi_utils.provenance as P
+    from qpi_utils.config import get_profile
+
+    run = _copy_run(trained_run[0], tmp_path / "run")
+    commit = {"now": "a" * 40}
+    monkeypatch.setattr(P, "git_commit", lambda: commit["now"])
+    monkeypatch.setattr(E, "git_commit", lambda: commit["now"])
+    methods = ("two_step", "least_squares")
+    rows = evaluate(smoke_profile, run, progress=False, methods=methods)
+    stamp = (run / "results" / "table.csv").stat().st_mtime_ns
+    again = evaluate(smoke_profile, run, progress=False, methods=methods, reuse=True)
+    assert (run / "results" / "table.csv").stat().st_mtime_ns == stamp  # read back, not evaluated again
+    assert [(r["setting"], r["method"], r["n"]) for r in again] == [(r["setting"], r["method"], r["n"]) for r in rows]
+    for a, b in zip(again, rows):
+        assert a["rmse"] == pytest.approx(b["rmse"], rel=1e-5) and a["pretrained"] == b["pretrained"]
+    assert E.previous_rows(smoke_profile, run, ("two_step",)) is None  # other methods
+    assert E.previous_rows(get_profile("smoke", {"physics.ls_iterations": 7}), run, methods) is None  # other profile
+    commit["now"] = "a" * 40 + "+dirty-0123456789ab"
+    assert E.previous_rows(smoke_profile, run, methods) is None  # uncommitted code
+    commit["now"] = "b" * 40
+    assert E.previous_rows(smoke_profile, run, methods) is None  # other code
+    evaluate(smoke_profile, run, progress=False, methods=methods, reuse=True)
+    assert (run / "results" / "table.csv").stat().st_mtime_ns != stamp  # evaluated again
+
+
+def test_evaluate_on_the_realistic_copy_of_the_test_sets(tmp_path, trained_run, smoke_profile, tiny_dataset):
+    import dataclasses
+
+    from qpi_utils.checkpoints import load_realistic_data
+    from qpi_utils.data import simulate_dataset
+
+    from qpi_utils.methods import load_models
+
+    run = trained_run[0]
+    models = load_models(smoke_profile, run, ("mean_kernel", "least_squares_subpixel"))
+    tcfg = dataclasses.replace(smoke_profile.alignment, realistic_data=True, realistic_position_error=1.0)
+    copy = load_realistic_data(smoke_profile, tmp_path / "copy", tcfg, tiny_dataset, progress=False)
+    clean = evaluate(smoke_profile, run, tmp_path / "clean", progress=False, models=models)
+    real = evaluate(smoke_profile, run, tmp_path / "real", progress=False, models=models, test_data=copy)
+    rmse = lambda rows, m: [r["rmse"] for r in rows if r["method"] == m and r["setting"] == "OOD"][0]
+    # sub-pixel least squares is exact on the clean positions and not on positions 1 px off
+    assert rmse(real, "least_squares_subpixel") > 1.5 * rmse(clean, "least_squares_subpixel")
+    assert rmse(real, "mean_kernel") == pytest.approx(rmse(clean, "mean_kernel"))  # same kernels, same pairs
+    prov = json.loads((tmp_path / "real" / "provenance.json").read_text())
+    assert prov["test_data"]["simulation"]["position_error"] == 1.0
+    other = simulate_dataset(dataclasses.replace(smoke_profile.simulation, seed=9), progress=False)
+    with pytest.raises(ValueError, match="test_data must hold the run's kernels"):
+        evaluate(smoke_profile, run, tmp_path / "other", progress=False, models=models, test_data=other)

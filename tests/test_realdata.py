@@ -255,3 +255,22 @@ def test_bragg_filter_removes_the_lattice_and_keeps_the_ripples():
     before = np.corrcoef((lattice + ripple).ravel(), ripple.ravel())[0, 1]
     after = np.corrcoef(filtered.ravel(), ripple.ravel())[0, 1]
     assert after > 0.85 and after > before + 0.3
+
+
+def test_the_kit_maps_are_cut_as_notebook_08_shows_them(data_dir):
+    """FeSe at its own pixel size; Cu(111) rescaled to the training scale with the period read
+    from its spectrum, windows off the steps. Held-out scores of the physics baselines are
+    fractions of variance, and least squares beats a kernel of the wrong period on both."""
+    fese, cu = R.fese_windows(), R.cu111_windows()
+    for w in (fese, cu):
+        assert w.observations.shape[1:] == (64, 64) and w.maps.shape == w.observations.shape
+        assert len(w.origins) == len(w.observations) >= 8
+        assert (w.maps.sum(axis=(1, 2)) >= 1).all()  # every window holds a defect
+        scores = R.heldout_scores(w)
+        assert set(scores) == {"least_squares", "defect_average"}
+        assert all(0 <= v <= 1 for v in scores.values())
+        wrong = R.simulated_ag111(size_px=64, n_defects=1, target_frequency=0.2, snr_db=None)[3]
+        assert scores["least_squares"] > R.heldout_consistency(w.observations, w.maps, w.origins, lambda y, m: wrong)
+    assert fese.pixel_nm == pytest.approx(R.read_stm(R.fetch(FESE), "Z").pixel_nm[0])
+    assert abs(cu.extra["period_nm"] - cu.extra["physical_period_nm"]) / cu.extra["physical_period_nm"] < 0.1
+    assert cu.pixel_nm == pytest.approx(cu.extra["period_nm"] * 0.12, rel=1e-6)  # the period is 1 / 0.12 px

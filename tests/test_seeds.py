@@ -77,3 +77,38 @@ def test_ablation_layout_is_where_run_ablation_trains(tmp_path):
     with pytest.raises(ValueError, match="unknown ablation variant"):
         ablation_layout("symmetric_loss", "sometimes", "smoke", tmp_path)
     assert set(ABLATIONS["symmetric_loss"].variants) == {"with (alpha 0.7)", "without (alpha 0)"}
+
+
+def test_realistic_training_ablation_end_to_end_on_smoke(tmp_path, trained_run):
+    """Both variants are tested on the clean test sets and on the same realistic copy of them;
+    the realistic variant trains its own step 2 on its copy; real-map scores come per variant."""
+    import json
+
+    import torch
+
+    from qpi_utils import realdata as R
+    from qpi_utils.seeds import ABLATIONS, markdown_real_maps, real_map_scores, run_ablation
+
+    ab = ABLATIONS["realistic_training"]
+    assert set(ab.variants) == {"clean", "realistic"} and ab.real_maps
+    (tmp_path / "base").mkdir()
+    (tmp_path / "base" / "seed-0").symlink_to(trained_run[0])  # the smoke profile's seed 0, trained
+    rows = run_ablation("realistic_training", "smoke", [0], tmp_path / "ab", base_root=tmp_path / "base",
+                        progress=False)
+    cells = {(r["variant"], r["setting"], r["method"]) for r in rows}
+    for variant in ("clean", "realistic", "clean, test realistic 20 dB", "realistic, test realistic 20 dB"):
+        assert {(variant, s, m) for s in ("ID", "OOD") for m in ab.methods} <= cells
+    dirs = {v: tmp_path / "ab" / v / "seed-0" for v in ("clean", "realistic")}
+    metas = [json.loads((d / "data-realistic" / "meta.json").read_text())["simulation"] for d in dirs.values()]
+    assert metas[0] == metas[1]  # one realistic test set for both variants
+    summaries = {v: torch.load(d / "models" / "alignment.pt", weights_only=False)["summary"] for v, d in dirs.items()}
+    assert summaries["clean"]["best_val_rmse"] != summaries["realistic"]["best_val_rmse"]
+
+    img, _, pos, _ = R.simulated_ag111(size_px=192, n_defects=30, seed=1)
+    obs, maps, origins = R.tiles(R.level(img.data), pos, stride=32)
+    windows = (R.RealWindows("simulated", obs, maps, origins, img.data, pos, img.pixel_nm[0]),)
+    real = real_map_scores("realistic_training", "smoke", [0], tmp_path / "ab", windows=windows)
+    assert {(r["variant"], r["method"]) for r in real} == {
+        (v, m) for v in ("clean", "realistic") for m in ("defect_average", "least_squares", "two_step", "hybrid")}
+    assert all(0 <= r["heldout_mean"] <= 1 and r["seeds"] == 1 for r in real)
+    assert "| realistic | simulated | two_step | 1 |" in markdown_real_maps(real)

@@ -1,7 +1,21 @@
 import pytest
 
 from qpi_utils.methods import METHODS
-from qpi_utils.sweeps import SWEEP_COLUMNS, SWEEPS, robustness_sweep, sweep_points, sweep_values, write_sweeps
+from qpi_utils.sweeps import (SWEEP_COLUMNS, SWEEPS, ood_observations, robustness_sweep, sweep_points, sweep_values,
+                              write_sweeps)
+
+
+def test_fresh_observations_are_of_the_ood_kernels_under_the_asked_condition(trained_run):
+    import numpy as np
+
+    _, models = trained_run
+    test, pairs, target = ood_observations(models, per_kernel=3, seed=7, position_error=1.0)
+    ood = np.asarray(models.splits.ood_kernels)
+    assert len(pairs) == 3 * len(ood) and target.shape == (len(pairs), 64, 64)
+    assert np.array_equal(np.asarray(test.kernels), np.asarray(models.ds.kernels)[ood])
+    assert test.meta["simulation"]["position_error"] == 1.0 and test.meta["seed"] == 7
+    again = ood_observations(models, per_kernel=3, seed=7, position_error=1.0)[0]
+    assert np.array_equal(np.asarray(again.observations), np.asarray(test.observations))  # seeded
 
 
 def test_every_method_at_every_value_on_fresh_ood_observations(trained_run, smoke_profile, tmp_path):

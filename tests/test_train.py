@@ -84,3 +84,27 @@ def test_latent_mismatch_between_steps_is_refused(run_dir, smoke_profile):
     changed = get_profile("smoke", {"model.block_out_channels": [8, 16, 16, 32]})
     with pytest.raises(ModelConfigError, match="different configuration"):
         train_alignment(changed, run_dir, progress=False)
+
+
+def test_realistic_training_sees_the_realistic_copy_and_is_another_model(run_dir, smoke_profile, tmp_path_factory,
+                                                                         tiny_dataset):
+    """Step 2 with ``realistic_data`` trains and selects its epoch on the realistic copy: from the
+    same start and seed its losses differ from the clean run's, the copy is in the run directory,
+    and the clean profile refuses its model (and the other way round)."""
+    import shutil
+
+    from qpi_utils.checkpoints import load_observation_encoder
+
+    train_kernel_vae(smoke_profile, run_dir, progress=False)
+    clean = train_alignment(smoke_profile, run_dir, progress=False)
+    other = tmp_path_factory.mktemp("realistic")
+    save_dataset(tiny_dataset, other / "data")
+    (other / "models").mkdir()
+    shutil.copy(run_dir / "models" / "kernel_vae.pt", other / "models" / "kernel_vae.pt")
+    realistic = get_profile("smoke", {"alignment.realistic_data": True, "alignment.augment_snr_db": [10.0, 30.0]})
+    summary = train_alignment(realistic, other, progress=False)
+    assert (other / "data-realistic" / "meta.json").is_file() and not (run_dir / "data-realistic").exists()
+    assert summary["best_val_rmse"] != pytest.approx(clean["best_val_rmse"], rel=1e-6)
+    load_observation_encoder(realistic, other, tiny_dataset)
+    with pytest.raises(ModelConfigError, match="different configuration"):
+        load_observation_encoder(smoke_profile, other, tiny_dataset)

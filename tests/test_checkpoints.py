@@ -1,0 +1,72 @@
+"""The realistic copy of a run's dataset, and what a model's fingerprint holds."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from qpi_utils.checkpoints import fingerprint, load_realistic_data, realistic_simulation
+from qpi_utils.config import get_profile
+from qpi_utils.data import DatasetError, load_dataset
+from qpi_utils.runs import RunLayout
+
+
+def _realistic(profile, **kw):
+    return dataclasses.replace(profile.alignment, realistic_data=True, **kw)
+
+
+def test_realistic_copy_keeps_kernels_and_defects_and_adds_what_real_maps_have(run_dir, smoke_profile, tiny_dataset):
+    tcfg = _realistic(smoke_profile, realistic_position_error=0.5, realistic_line_noise=0.2, realistic_outside_margin=8.0)
+    copy = load_realistic_data(smoke_profile, run_dir, tcfg, tiny_dataset, progress=False)
+    base = tiny_dataset
+    # the splits index both alike: same kernels, same defect counts
+    assert np.array_equal(np.asarray(copy.kernels), np.asarray(base.kernels))
+    assert np.array_equal(np.asarray(copy.n_scatterers), np.asarray(base.n_scatterers))
+    # the labelled positions are the true ones plus errors of the asked std
+    err = (np.asarray(copy.positions, np.float64) - np.asarray(base.positions, np.float64))
+    err = err[np.isfinite(err)]
+    assert 0.4 < err.std() < 0.6 and abs(err.mean()) < 0.1
+    # unlabelled defects outside the view, and observations that differ from the clean ones
+    outside = np.asarray(copy.arrays["outside_positions"])
+    assert np.isfinite(outside).any() and np.asarray(base.arrays["outside_positions"]).shape[2] == 0
+    assert np.abs(np.asarray(copy.observations) - np.asarray(base.observations)).mean() > 0.02
+    # scan-line offsets: the row means of Y - clean vary more than its column means
+    diff = np.asarray(copy.observations, np.float64) - np.asarray(base.observations, np.float64)
+    assert diff.mean(-1).std() > diff.mean(-2).std()
+
+
+def test_realistic_copy_is_made_once_and_remade_when_its_settings_change(run_dir, smoke_profile, tiny_dataset):
+    layout = RunLayout(run_dir, "smoke")
+    tcfg = _realistic(smoke_profile)
+    load_realistic_data(smoke_profile, layout, tcfg, tiny_dataset, progress=False)
+    stamp = (layout.data_realistic / "meta.json").stat().st_mtime_ns
+    load_realistic_data(smoke_profile, layout, tcfg, tiny_dataset, progress=False)
+    assert (layout.data_realistic / "meta.json").stat().st_mtime_ns == stamp  # reused
+    other = load_realistic_data(smoke_profile, layout, _realistic(smoke_profile, realistic_position_error=1.0),
+                                tiny_dataset, progress=False)
+    assert other.meta["simulation"]["position_error"] == 1.0
+    assert load_dataset(layout.data_realistic).meta["derived_from"] == tiny_dataset.meta["content_hash"]
+
+
+def test_realistic_copy_of_a_dataset_from_other_settings_is_refused(run_dir, smoke_profile, tiny_dataset):
+    other = get_profile("smoke", {"simulation.seed": 5})  # its copy would hold other kernels
+    with pytest.raises(DatasetError, match="other kernels or defect counts"):
+        load_realistic_data(other, run_dir, _realistic(other), tiny_dataset, progress=False)
+
+
+def test_realistic_simulation_changes_only_the_corruption(smoke_profile):
+    cfg = realistic_simulation(smoke_profile.simulation, _realistic(smoke_profile))
+    changed = {f.name for f in dataclasses.fields(cfg)
+               if getattr(cfg, f.name) != getattr(smoke_profile.simulation, f.name)}
+    assert changed == {"line_noise", "outside_margin", "position_error"}
+
+
+def test_fingerprint_holds_the_realistic_settings_only_when_they_act(smoke_profile, tiny_dataset):
+    clean = fingerprint(smoke_profile, "alignment", tiny_dataset)
+    assert not any(k.startswith("realistic_") for k in clean["train"])  # models made before the option match
+    moved = dataclasses.replace(smoke_profile, alignment=dataclasses.replace(smoke_profile.alignment,
+                                                                             realistic_position_error=2.0))
+    assert fingerprint(moved, "alignment", tiny_dataset) == clean  # a setting that does not act
+    on = dataclasses.replace(smoke_profile, alignment=_realistic(smoke_profile))
+    fp = fingerprint(on, "alignment", tiny_dataset)
+    assert fp != clean and fp["train"]["realistic_position_error"] == smoke_profile.alignment.realistic_position_error
