@@ -22,19 +22,20 @@ One seed; the hybrid's latent settings are the ones chosen on validation.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 
 import numpy as np
 import torch
 
 from qpi_utils.baselines import _prior_centred_fit, hybrid
-from qpi_utils.config import PROFILE_NAMES, get_profile
+from qpi_utils.config import get_profile
 from qpi_utils.data import stack_pairs
 from qpi_utils.methods import load_models, predict_dataset
 from qpi_utils.metrics import errors
 from qpi_utils.physics import ConvolutionOperator
 from qpi_utils.sweeps import kernel_interval, ood_observations
+
+from hybrid_variants import run_arguments  # a sibling script: python puts benchmarks/ on the path
 
 LINE, BAND, POS, SNR = {"line_noise": 0.1}, {"outside_margin": 16.0}, {"position_error": 0.3}, {"snr_db": 20.0}
 CONDITIONS = {"clean": {}, "20 dB": SNR, "line offsets 0.1": LINE, "outside band 16 px": BAND,
@@ -44,11 +45,7 @@ CONDITIONS = {"clean": {}, "20 dB": SNR, "line offsets 0.1": LINE, "outside band
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--profile", default="quick", choices=PROFILE_NAMES)
-    ap.add_argument("--run-dir", required=True)
-    ap.add_argument("--per-kernel", type=int, default=3, help="observations per OOD kernel and condition")
-    args = ap.parse_args()
+    args = run_arguments(__doc__)
     prof = get_profile(args.profile)
     models = load_models(prof, args.run_dir, ("two_step", "least_squares_auto", "hybrid", "hybrid_subpixel"))
     ph = models.hybrid_physics

@@ -27,12 +27,17 @@ CONDITIONS = {"clean": {}, "10 dB": {"snr_db": 10.0}, "position error 1 px": {"p
               "0.5 px and 20 dB": {"position_error": 0.5, "snr_db": 20.0}}
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def run_arguments(doc: str) -> argparse.Namespace:
+    """--profile, --run-dir (a trained run) and --per-kernel, shared by the hybrid benchmarks."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--profile", default="quick", choices=PROFILE_NAMES)
     ap.add_argument("--run-dir", required=True)
     ap.add_argument("--per-kernel", type=int, default=3, help="observations per OOD kernel and condition")
-    args = ap.parse_args()
+    return ap.parse_args()
+
+
+def main() -> None:
+    args = run_arguments(__doc__)
     prof = get_profile(args.profile)
     models = load_models(prof, args.run_dir, ("least_squares_subpixel", "least_squares_auto", "hybrid",
                                               "hybrid_subpixel"))
