@@ -10,6 +10,9 @@
   at the recorded commit and at HEAD, so the same inputs take the same path through them, and a
   module they never called at HEAD they never called then (the ablation's methods, not the
   profile, decide which methods' code runs; ``tests/test_seeds.py`` runs the ablations end to end).
+  What a trace cannot see: a module-level constant of a module whose code never runs, read by code
+  that does. The kit's modules share settings through ``config.py``, whose code always runs, and
+  import only functions from the physics baselines.
 * Every number in the README's results blocks (between ``<!-- results -->`` and
   ``<!-- /results -->``) appears, at the precision the README prints it, in a committed results
   file or in the printed output of a committed notebook (what the chain wrote back with
@@ -43,8 +46,8 @@ def _provenance_files() -> list[Path]:
 
 
 QPI_UTILS = ROOT / "qpi_utils"
-# the code that decides which modules an ablation runs is unchanged by these: fewer epochs and a
-# smaller dataset only make the traced run fast
+# the code that decides which modules an ablation runs is unchanged by this: fewer epochs only make
+# the traced run fast
 _TRACE_OVERRIDES = {"kernel_vae.epochs": 1, "alignment.epochs": 1, "one_step.epochs": 1}
 
 
