@@ -52,6 +52,7 @@ benchmark: $(STAMP)
 	$(BIN)/python benchmarks/bench_evaluate.py --profile $(PROFILE) | tee results/benchmarks/evaluate_$(PROFILE).txt
 	$(BIN)/python benchmarks/bench_layouts.py --profile $(PROFILE) | tee results/benchmarks/layouts_$(PROFILE).txt
 	$(BIN)/python benchmarks/bench_threads.py --profile $(PROFILE) | tee results/benchmarks/threads_$(PROFILE).txt
+	$(BIN)/python benchmarks/bench_batch_size.py --profile $(PROFILE) --batches 20 | tee results/benchmarks/batch_size_$(PROFILE).txt
 	$(BIN)/python benchmarks/chain_breakdown.py --profile $(PROFILE) | tee results/benchmarks/chain_breakdown_$(PROFILE).txt
 
 clean-venv:
