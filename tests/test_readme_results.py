@@ -1,0 +1,37 @@
+"""The README's generated results tables say, cell by cell, what the committed results files say.
+
+``tests/test_committed_results.py`` finds each README number somewhere under ``results/``; a number
+copied into the wrong cell (another method's, another setting's) would pass it. Here the tables
+``tools/readme_results.py`` knows are rendered from the files and compared with the README.
+"""
+
+import importlib.util
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("readme_results", ROOT / "tools" / "readme_results.py")
+readme_results = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(readme_results)
+RESULTS = ROOT / "results" / "quick"
+
+
+def test_the_readme_tables_are_what_the_results_files_say():
+    text = (ROOT / "README.md").read_text()
+    tables = readme_results.render(RESULTS)
+    assert all(header in text for header in tables), "a generated table's header is missing from the README"
+    _, changed = readme_results.update(text, RESULTS)
+    assert not changed, f"README tables differ from the results files (python tools/readme_results.py --write): {changed}"
+
+
+def test_a_number_in_the_wrong_cell_is_caught():
+    """Swap two methods' OOD RMSE in the seeds table: every number still exists in the results
+    files, but the table no longer says what they say."""
+    text = (ROOT / "README.md").read_text()
+    lines = text.split("\n")
+    ood = {ln.split(" | ")[1]: i for i, ln in enumerate(lines) if ln.startswith("| OOD | ") and ln.count("|") == 7}
+    a, b = lines[ood["one_step"]].split(" | "), lines[ood["two_step"]].split(" | ")
+    a[2], b[2] = b[2], a[2]
+    lines[ood["one_step"]], lines[ood["two_step"]] = " | ".join(a), " | ".join(b)
+    fixed, changed = readme_results.update("\n".join(lines), RESULTS)
+    assert changed == [readme_results.seeds_block(RESULTS)[0]]
+    assert fixed == text  # and rendering puts them back

@@ -1,0 +1,194 @@
+"""The README's generated results tables, rendered from the committed results files.
+
+    python tools/readme_results.py          # report which tables differ from what the files say
+    python tools/readme_results.py --write  # rewrite them in README.md (write to a temporary file, rename)
+
+Each table between the README's results markers that this script knows (by its header row) is
+rendered from ``results/<profile>/``: the ID/OOD table over seeds (``table_seeds.csv``), how the
+networks trained (``provenance.json``), the realistic-training rows of the ablation table
+(``ablations/realistic_training.csv``), the robustness sweeps (``sweeps.csv``; bold = the lowest
+value and every value whose 95 % interval overlaps it) and the real-map scores
+(``ablations/realistic_training_real_maps.csv``). ``tests/test_readme_results.py`` checks that the
+README says what this renders: the number check of ``tests/test_committed_results.py`` finds a
+number somewhere in the results, this finds it in the right cell. The other tables (benchmarks,
+printed notebook output, the hand-written rows of the ablation table) are written by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import re
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BLOCK = re.compile(r"(<!-- results -->\n)(.*?)(\n<!-- /results -->)", re.S)
+
+
+def rows(path: Path) -> list[dict]:
+    """The rows of a results CSV."""
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def pm(mean, ci, d: int = 4) -> str:
+    """``mean ± ci`` at ``d`` decimals, as the README prints intervals."""
+    return f"{float(mean):.{d}f} ± {float(ci):.{d}f}"
+
+
+def seeds_block(results: Path) -> list[str]:
+    """The ID/OOD table over seeds (``table_seeds.csv``)."""
+    out = ["| setting | method | RMSE [0,1] | RMSE [-1,1] | affine-invariant RMSE [0,1] "
+           "| paper RMSE [-1,1] (v1 Table 1) |", "|---|---|---|---|---|---|"]
+    for r in rows(results / "table_seeds.csv"):
+        paper = float(r["paper_rmse_pm1"]) if r["paper_rmse_pm1"] not in ("", "nan") else math.nan
+        out.append(f"| {r['setting']} | {r['method']} | {pm(r['rmse_mean'], r['rmse_ci95'])} | "
+                   f"{pm(r['rmse_pm1_mean'], r['rmse_pm1_ci95'])} | "
+                   f"{pm(r['rmse_affine_mean'], r['rmse_affine_ci95'])} | "
+                   f"{'-' if math.isnan(paper) else f'{paper:.4f}'} |")
+    return out
+
+
+def training_block(results: Path) -> list[str]:
+    """How seed 0's networks trained (``provenance.json``)."""
+    t = json.loads((results / "provenance.json").read_text())["training"]
+    names = {"kernel_vae": "step 1: kernel VAE", "alignment": "step 2: observation encoder", "one_step": "one-step"}
+    out = ["| network | epochs run (kept) | best validation RMSE [0,1] | wall time | training samples/s |",
+           "|---|---|---|---|---|"]
+    for k, label in names.items():
+        v = t[k]
+        early = ", stopped early" if v["stopped_early"] else ""
+        out.append(f"| {label} | {v['epochs_run']} ({v['best_epoch']}){early} | {v['best_val_rmse']:.4f} | "
+                   f"{v['wall_seconds']:.2f} s | {v['train_samples_per_second']:.2f} |")
+    return out
+
+
+def ablation_realistic_rows(results: Path) -> list[str]:
+    """The eight realistic-training rows of the ablation table (``ablations/realistic_training.csv``)."""
+    r = {(x["variant"], x["setting"], x["method"]): x for x in rows(results / "ablations" / "realistic_training.csv")}
+    spec = [("realistic training data (kit), clean test", "", "two_step"),
+            ("realistic training data, realistic test at 20 dB", ", test realistic 20 dB", "two_step"),
+            ("the same, sub-pixel hybrid, clean test", "", "hybrid_subpixel"),
+            ("the same, sub-pixel hybrid, realistic test at 20 dB", ", test realistic 20 dB", "hybrid_subpixel")]
+    out = []
+    for label, suffix, method in spec:
+        for i, variant in enumerate(("clean", "realistic")):
+            idr, oodr = r[(variant + suffix, "ID", method)], r[(variant + suffix, "OOD", method)]
+            out.append(("| " + label + " |" if i == 0 else "| |")
+                       + f" {variant} | {pm(idr['rmse_mean'], idr['rmse_ci95'])} | "
+                       f"{pm(oodr['rmse_mean'], oodr['rmse_ci95'])} | "
+                       f"{pm(oodr['rmse_pm1_mean'], oodr['rmse_pm1_ci95'])} | - |")
+    return out
+
+
+SWEEPS = [("snr_db", "SNR (dB)"), ("scatterers", "labelled defects"), ("outside_margin", "outside band (px)"),
+          ("position_error", "position error (px)")]
+SWEEP_METHODS = ["one_step", "two_step", "least_squares", "least_squares_subpixel", "least_squares_auto", "hybrid",
+                 "hybrid_subpixel"]
+
+
+def sweeps_block(results: Path) -> list[str]:
+    """The four sweep tables (``sweeps.csv``), bold where a value's interval overlaps the lowest's."""
+    data = rows(results / "sweeps.csv")
+    out = []
+    for key, title in SWEEPS:
+        if out:
+            out.append("")
+        out.append(f"| {title} | " + " | ".join(SWEEP_METHODS) + " |")
+        out.append("|---" * (len(SWEEP_METHODS) + 1) + "|")
+        values = []
+        for r in data:
+            if r["sweep"] == key and r["value"] not in values:
+                values.append(r["value"])
+        for v in values:
+            cell = {r["method"]: (float(r["rmse"]), float(r["rmse_ci95"])) for r in data
+                    if r["sweep"] == key and r["value"] == v}
+            best = min(SWEEP_METHODS, key=lambda m: cell[m][0])
+            top = cell[best][0] + cell[best][1]
+            cells = []
+            for m in SWEEP_METHODS:
+                text = f"{cell[m][0]:.3f} ± {cell[m][1]:.3f}"
+                cells.append(f"**{text}**" if cell[m][0] - cell[m][1] <= top else text)
+            label = f"{float(v):g}"
+            out.append(f"| {label} | " + " | ".join(cells) + " |")
+    return out
+
+
+def real_maps_block(results: Path) -> list[str]:
+    """Held-out real-map scores of the realistic-training ablation
+    (``ablations/realistic_training_real_maps.csv``)."""
+    csv_rows = rows(results / "ablations" / "realistic_training_real_maps.csv")
+    r = {(x["variant"], x["map"], x["method"]): x for x in csv_rows}
+    out = ["| map | least squares | two-step, clean training | two-step, realistic training | hybrid, clean training "
+           "| hybrid, realistic training |", "|---|---|---|---|---|---|"]
+    for m in ("FeSe", "Cu(111)"):
+        ls = float(r[("clean", m, "least_squares")]["heldout_mean"])
+        cells = [f"{ls:.3f}"]
+        for method in ("two_step", "hybrid"):
+            for variant in ("clean", "realistic"):
+                x = r[(variant, m, method)]
+                cells.append(f"{float(x['heldout_mean']):.3f} ± {float(x['heldout_ci95']):.3f}")
+        out.append(f"| {m} | " + " | ".join(cells) + " |")
+    return out
+
+
+
+
+def render(results: Path) -> dict[str, list[str]]:
+    """{header row of a README table: the table's lines as the results files say}."""
+    tables = {}
+    for lines in (seeds_block(results), training_block(results), real_maps_block(results)):
+        tables[lines[0]] = lines
+    # the four sweep tables sit in one block: keyed by the first one's header
+    sweeps = sweeps_block(results)
+    tables[sweeps[0]] = sweeps
+    return tables
+
+
+def update(text: str, results: Path) -> tuple[str, list[str]]:
+    """(README text with every known table re-rendered, headers of the tables that changed)."""
+    tables, changed = render(results), []
+
+    def one(match):
+        body = match.group(2).split("\n")
+        new = body
+        if body[0] in tables:
+            new = tables[body[0]]
+        elif body[0].startswith("| ablation | variant |"):
+            new = list(body)
+            label = "| realistic training data (kit), clean test |"
+            i = next(j for j, line in enumerate(new) if line.startswith(label))
+            rows = ablation_realistic_rows(results)
+            new[i:i + len(rows)] = rows
+        if new != body:
+            changed.append(body[0])
+        return match.group(1) + "\n".join(new) + match.group(3)
+
+    return BLOCK.sub(one, text), changed
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--profile", default="quick")
+    ap.add_argument("--write", action="store_true", help="rewrite the README's tables (default: only report)")
+    args = ap.parse_args()
+    readme = ROOT / "README.md"
+    text, changed = update(readme.read_text(), ROOT / "results" / args.profile)
+    for header in changed:
+        print(f"differs from the results files: {header}")
+    if args.write and changed:
+        fd, tmp = tempfile.mkstemp(dir=ROOT, prefix=".README.", suffix=".tmp")
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, readme)
+        print(f"rewrote {len(changed)} table(s) in README.md")
+    return 1 if changed and not args.write else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
