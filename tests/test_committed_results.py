@@ -10,9 +10,9 @@
   at the recorded commit and at HEAD, so the same inputs take the same path through them, and a
   module they never called at HEAD they never called then (the ablation's methods, not the
   profile, decide which methods' code runs; ``tests/test_seeds.py`` runs the ablations end to end).
-  What a trace cannot see: a module-level constant of a module whose code never runs, read by code
-  that does. The kit's modules share settings through ``config.py``, whose code always runs, and
-  import only functions from the physics baselines.
+  What a trace cannot see, a module-level value of a module whose code never runs read by code that
+  does (the paper's numbers in ``paper.py``, say), is added from the source: any qpi_utils module a
+  module that ran imports such a value from counts as used (:func:`_constant_sources`).
 * Every number in the README's results blocks (between ``<!-- results -->`` and
   ``<!-- /results -->``) appears, at the precision the README prints it, in a committed results
   file or in the printed output of a committed notebook (what the chain wrote back with
@@ -72,8 +72,49 @@ def files_run_by_ablation(name: str) -> frozenset[str]:
         finally:
             sys.setprofile(None)
             threading.setprofile(None)
-    return frozenset(Path(f).resolve().relative_to(ROOT).as_posix() for f in ran
-                     if Path(f).resolve().is_relative_to(QPI_UTILS))
+    files = {Path(f).resolve().relative_to(ROOT).as_posix() for f in ran if Path(f).resolve().is_relative_to(QPI_UTILS)}
+    return frozenset(files | _constant_sources(files))
+
+
+def _module_values(path: Path) -> set[str]:
+    """Names a module binds at its top level to values other than functions and classes."""
+    import ast
+
+    names = set()
+    for node in ast.parse(path.read_text()).body:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
+            node, (ast.AnnAssign, ast.AugAssign)) else []
+        for target in targets:
+            names |= {n.id for n in ast.walk(target) if isinstance(n, ast.Name)}
+    return names
+
+
+def _constant_sources(files: set[str]) -> set[str]:
+    """The qpi_utils modules from which a module in ``files`` reads a value that is not a function
+    or class (``from .paper import TABLE1_RMSE``, or ``realdata.SOME_VALUE`` after ``from . import
+    realdata``): such a value is used without any of its module's code running under the trace."""
+    import ast
+
+    found = set()
+    for rel in files:
+        tree = ast.parse((ROOT / rel).read_text())
+        modules = {}  # local name -> module file, for `from . import m`
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                for alias in node.names:
+                    source = QPI_UTILS / f"{node.module or alias.name}.py"
+                    if not source.is_file():
+                        continue
+                    if node.module is None:
+                        modules[alias.asname or alias.name] = source
+                    elif alias.name in _module_values(source):
+                        found.add(source.relative_to(ROOT).as_posix())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in modules:
+                source = modules[node.value.id]
+                if node.attr in _module_values(source):
+                    found.add(source.relative_to(ROOT).as_posix())
+    return found
 
 
 def _ablation_name(path: Path) -> str | None:
@@ -124,6 +165,7 @@ def test_the_trace_sees_what_an_ablation_runs_and_what_it_does_not():
     ran = files_run_by_ablation("warm_start")
     assert {"qpi_utils/train.py", "qpi_utils/evaluate.py", "qpi_utils/models.py", "qpi_utils/seeds.py"} <= ran
     assert "qpi_utils/baselines.py" not in ran and "qpi_utils/realdata.py" not in ran
+    assert "qpi_utils/paper.py" in ran  # no code of it runs, but seeds.py reads its numbers
     path = RESULTS / "quick" / "ablations" / "warm_start_provenance.json"
     assert stale_because_of(path, ["qpi_utils/baselines.py", "qpi_utils/train.py", "pyproject.toml"]) == [
         "qpi_utils/train.py", "pyproject.toml"]
