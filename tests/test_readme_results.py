@@ -6,6 +6,8 @@ copied into the wrong cell (another method's, another setting's) would pass it. 
 """
 
 import importlib.util
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,3 +37,10 @@ def test_a_number_in_the_wrong_cell_is_caught():
     fixed, changed = readme_results.update("\n".join(lines), RESULTS)
     assert changed == [readme_results.seeds_block(RESULTS)[0]]
     assert fixed == text  # and rendering puts them back
+
+
+def test_missing_results_are_named_not_a_traceback():
+    out = subprocess.run([sys.executable, str(ROOT / "tools" / "readme_results.py"), "--profile", "paper"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "not found: regenerate the results of profile paper" in out.stderr
+    assert "Traceback" not in out.stderr

@@ -177,8 +177,17 @@ def main() -> int:
     ap.add_argument("--profile", default="quick")
     ap.add_argument("--write", action="store_true", help="rewrite the README's tables (default: only report)")
     args = ap.parse_args()
-    readme = ROOT / "README.md"
-    text, changed = update(readme.read_text(), ROOT / "results" / args.profile)
+    readme, results = ROOT / "README.md", ROOT / "results" / args.profile
+    try:
+        text, changed = update(readme.read_text(), results)
+    except FileNotFoundError as exc:
+        print(f"error: {exc.filename} not found: regenerate the results of profile {args.profile} first",
+              file=sys.stderr)
+        return 2
+    except (KeyError, StopIteration) as exc:
+        print(f"error: the results under {results} or the README lack a row or table this script renders "
+              f"({exc!r})", file=sys.stderr)
+        return 2
     for header in changed:
         print(f"differs from the results files: {header}")
     if args.write and changed:
