@@ -59,7 +59,10 @@ def main() -> None:
     for i, (name, change) in enumerate(CONDITIONS.items()):
         test, pairs, target = ood_observations(models, args.per_kernel, 30_000 + i, **change)
         preds = {}
-        for method, (fn, _) in models.methods().items():
+        methods = {k: v for k, (v, _) in models.methods().items()}
+        methods["hybrid_subpixel, edge check off"] = NeedsPositions(  # without baselines.EDGE_CHECK
+            lambda x, p: hybrid(models.observation_encoder, models.kernel_vae, x, ph, positions=p, edge_check=None))
+        for method, fn in methods.items():
             preds[method] = predict_dataset(fn, test, pairs, device=models.device)
             rmse = errors(preds[method], target)["rmse"]
             print(f"{name} | {method} | {len(pairs)} | {rmse.mean():.4f} | ± {kernel_interval(rmse, pairs[:, 0]):.4f}",

@@ -246,7 +246,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (func, help_text, has_run_dir) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_text, description=help_text)
+        # help is %-formatted by argparse (a literal "95 % interval" broke `qpi --help`), description is not
+        p = sub.add_parser(name, help=help_text.replace("%", "%%"), description=help_text)
         _common(p, run_dir=has_run_dir)
         if name == "simulate":
             p.add_argument("--out", type=Path, default=None,

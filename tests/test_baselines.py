@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from qpi_utils.baselines import (choose_regularisation, defect_average, estimate_noise_std, hybrid, least_squares,
-                                 least_squares_discrepancy)
+from qpi_utils.baselines import (EDGE_CHECK, EdgeCheck, choose_edge_check, choose_regularisation, defect_average,
+                                 edge_ratio, estimate_noise_std, hybrid, least_squares, least_squares_discrepancy,
+                                 least_squares_path)
 from qpi_utils.config import PhysicsConfig
 from qpi_utils.imaging import minmax_normalise
 from qpi_utils.models import build_kernel_vae, build_observation_encoder
@@ -20,6 +21,13 @@ def _scene(n_images=3, n_defects=20, seed=0, integer=True, params=None):
     y, _ = minmax_normalise(render_observations(spec, pos, dtype=np.complex128))
     kernel, _ = minmax_normalise(kernel_image(p))
     return y, activation_map(pos).astype(float), kernel
+
+
+def _untrained_networks(profile):
+    """The profile's kernel VAE and observation encoder at random weights, frozen, in eval mode."""
+    vae, info = build_kernel_vae(profile.model)
+    enc, _ = build_observation_encoder(profile.model, vae, info)
+    return vae.eval().requires_grad_(False), enc.eval().requires_grad_(False)
 
 
 @pytest.mark.parametrize("n_defects", [30, 100])
@@ -52,6 +60,30 @@ def test_least_squares_at_sub_pixel_positions_removes_the_binning_error():
     binned = rmse(least_squares(y, m, lam=1e-4, iterations=100))
     exact = rmse(least_squares(y, m, lam=1e-4, iterations=100, positions=pos))
     assert (exact < 0.012).all() and (exact < binned / 3).all(), (exact, binned)
+
+
+def test_one_path_of_cg_solves_every_lambda_as_its_own_cg_would():
+    """Multi-shift CG: the grid's solutions from one sequence of operator applications equal
+    separate solves (same iterations, from zero), on noisy data with a sub-pixel operator, and
+    the offset c is fitted (a constant added to Y changes no kernel)."""
+    rng = np.random.default_rng(3)
+    p = KernelParams(symmetry=3, orientation=0.5, frequency=0.14, phase=0.3, decay=7.0)
+    pos = rng.uniform(-0.5, 63.5, (3, 25, 2))
+    pos[1, 7:] = np.nan  # fewer defects in one image: its own shifts
+    y, _ = minmax_normalise(render_observations(kernel_spectrum(p)[0], pos, dtype=np.complex128))
+    y = y + rng.normal(0, 0.05, y.shape)
+    m = activation_map(pos).astype(float)
+    grid = (1e-6, 1e-3, 1e-1, 10.0)
+    path = least_squares_path(y, m, grid=grid, iterations=40, positions=pos)
+    assert path.shape == (3, 4, 64, 64)
+    for j, lam in enumerate(grid):
+        single = least_squares(y, m, lam=lam, iterations=40, positions=pos)
+        assert np.abs(path[:, j] - single).max() < 1e-3, lam
+    shifted = least_squares_path(y + 0.7, m, grid=grid, iterations=40, positions=pos)
+    assert np.abs(shifted - path).max() < 1e-6
+    # a larger lambda regularises more: the raw kernel's norm falls along the grid
+    raw = [np.linalg.norm(least_squares(y, m, lam=lam, iterations=40, positions=pos, return_raw=True)) for lam in grid]
+    assert all(a > b for a, b in zip(raw, raw[1:])), raw
 
 
 def test_least_squares_positions_are_checked():
@@ -93,6 +125,32 @@ def test_discrepancy_principle_chooses_lambda_without_ground_truth():
         least_squares_discrepancy(y, m, grid=(0.0,))
 
 
+def test_an_edge_band_is_left_out_of_the_fit_and_its_residual_shows_what_sits_there():
+    """With ``edge`` the data term ignores a band at the image edge: anything written there
+    (ripples of defects outside the view) changes neither the kernel nor the chosen lambda, while
+    the same corruption spoils the fit that uses every pixel; that fit's residual is then much
+    larger in the band than inside (:func:`edge_ratio`), and about as large where only noise is."""
+    y, m, kernel = _scene(n_images=3, n_defects=30, integer=False, seed=4)
+    pos = np.random.default_rng(4).uniform(-0.5, 63.5, (3, 30, 2))
+    grid = (1e-5, 1e-3, 1e-1)
+    spoiled = y.copy()
+    spoiled[:, :8] += np.random.default_rng(1).normal(0, 0.5, spoiled[:, :8].shape)
+    clean, lam = least_squares_discrepancy(y, m, grid=grid, iterations=40, positions=pos, edge=8, noise_std=0.01)
+    edged, lam2 = least_squares_discrepancy(spoiled, m, grid=grid, iterations=40, positions=pos, edge=8,
+                                            noise_std=0.01)
+    assert np.abs(edged - clean).max() < 1e-9 and (lam == lam2).all()
+    rmse = lambda e: float(np.sqrt(((e - kernel) ** 2).mean()))
+    everywhere, _ = least_squares_discrepancy(spoiled, m, grid=grid, iterations=40, positions=pos, noise_std=0.01)
+    assert rmse(everywhere) > 2 * rmse(clean), (rmse(clean), rmse(everywhere))
+    noise = np.random.default_rng(2).normal(0, 1, (200, 64, 64))
+    assert np.abs(edge_ratio(noise, 8) - 1).max() < 0.1
+    noise[:, :8] *= 3  # structure in one side of the band
+    assert (edge_ratio(noise, 8) > 1.4).all()
+    for bad in (-1, 32, 2.5, True):
+        with pytest.raises(ValueError, match="edge must be an integer number of px in 0 .. 31"):
+            least_squares_discrepancy(y, m, grid=grid, positions=pos, edge=bad)
+
+
 def test_defect_average_recovers_an_isolated_defect_and_degrades_with_overlap():
     y1, m1, kernel = _scene(n_images=1, n_defects=1, seed=3)
     # one defect: its window is the kernel wherever the window lies inside the field of view
@@ -106,9 +164,13 @@ def test_defect_average_recovers_an_isolated_defect_and_degrades_with_overlap():
 
 def test_regularisation_is_chosen_on_given_training_data_only():
     y, m, kernel = _scene(n_images=3, n_defects=10)
-    lam, scores = choose_regularisation(y + np.random.default_rng(0).normal(0, 0.05, y.shape), m,
-                                        np.repeat(kernel[None], 3, 0), grid=(1e-4, 1e-2, 1.0), iterations=40)
+    noisy = y + np.random.default_rng(0).normal(0, 0.05, y.shape)
+    lam, scores = choose_regularisation(noisy, m, np.repeat(kernel[None], 3, 0), grid=(1e-4, 1e-2, 1.0), iterations=40)
     assert lam in (1e-4, 1e-2, 1.0) and scores[lam] == min(scores.values())
+    # each score is that lambda's own least squares, scored against the kernels
+    for value, score in scores.items():
+        est = least_squares(noisy, m, lam=value, iterations=40)
+        assert score == pytest.approx(float(np.sqrt(((est - kernel) ** 2).mean(axis=(1, 2))).mean()), abs=1e-4)
 
 
 def test_bad_inputs_are_named():
@@ -121,10 +183,7 @@ def test_bad_inputs_are_named():
 
 
 def test_hybrid_reduces_the_data_misfit_and_keeps_the_decoder_frozen(smoke_profile):
-    vae, info = build_kernel_vae(smoke_profile.model)
-    enc, _ = build_observation_encoder(smoke_profile.model, vae, info)
-    vae.eval().requires_grad_(False)
-    enc.eval().requires_grad_(False)
+    vae, enc = _untrained_networks(smoke_profile)
     before = [p.clone() for p in vae.parameters()]
     y, m, _ = _scene(n_images=2, n_defects=10)
     x = torch.from_numpy(np.stack([y, m], 1)).float()
@@ -163,10 +222,7 @@ def test_sub_pixel_hybrid_leaves_the_vae_manifold_where_the_data_decide(smoke_pr
     discrepancy check falls back to the decoded kernel when the positions are wrong."""
     import dataclasses
 
-    vae, info = build_kernel_vae(smoke_profile.model)
-    enc, _ = build_observation_encoder(smoke_profile.model, vae, info)
-    vae.eval().requires_grad_(False)
-    enc.eval().requires_grad_(False)
+    vae, enc = _untrained_networks(smoke_profile)
     rng = np.random.default_rng(4)
     p = KernelParams(symmetry=6, orientation=0.2, frequency=0.13, phase=0.5, decay=8.0)
     pos = rng.uniform(-0.5, 63.5, (2, 40, 2))
@@ -184,13 +240,91 @@ def test_sub_pixel_hybrid_leaves_the_vae_manifold_where_the_data_decide(smoke_pr
     assert torch.allclose(fallback, decoded, atol=1e-5)
 
 
+def _hidden_defect_scenes(rng, n=3):
+    """(x (2n, 2, 64, 64) (Y, M), labelled positions (2n, 30, 2), true kernel (64, 64)): n
+    observations with 20 unlabelled defects in a 14 px band outside the view, then n without,
+    both at 20 dB; the kernel is the same in all of them."""
+    p = KernelParams(symmetry=4, orientation=0.4, frequency=0.12, phase=0.8, decay=10.0)
+    inside = rng.uniform(-0.5, 63.5, (n, 30, 2))
+    side = rng.integers(0, 4, (n, 20))  # each hidden defect in the band on one of the four sides
+    depth, along = rng.uniform(-14, -1, (n, 20)), rng.uniform(-14, 77, (n, 20))
+    hidden = np.stack([np.where(side == 0, depth, np.where(side == 1, 63 - depth, along)),
+                       np.where(side == 2, depth, np.where(side == 3, 63 - depth, along))], -1)
+    spec = kernel_spectrum(p)[0]
+    xs = []
+    for pos in (np.concatenate([inside, hidden], 1), inside):
+        clean = render_observations(spec, pos, dtype=np.complex128)
+        noisy = clean + rng.normal(0, 1, clean.shape) * clean.std(axis=(1, 2), keepdims=True) / 10  # 20 dB
+        y, _ = minmax_normalise(noisy)
+        xs.append(np.stack([y, activation_map(inside).astype(float)], 1))
+    x = torch.from_numpy(np.concatenate(xs)).float()
+    return x, np.concatenate([inside, inside]), minmax_normalise(kernel_image(p))[0]
+
+
+def test_sub_pixel_hybrid_refits_the_interior_when_defects_outside_the_view_sit_at_its_edge(smoke_profile):
+    """Unlabelled defects just outside the view, under 20 dB noise: the full-image fit meets the
+    noise bound with a distorted kernel (the failure benchmarks/hybrid_realistic.py found); the
+    edge check sees the residual piled up at the edge and refits the interior, much closer to the
+    truth. With no outside defects the check leaves the fit alone."""
+    vae, enc = _untrained_networks(smoke_profile)
+    x, inside, kernel = _hidden_defect_scenes(np.random.default_rng(7))
+    rmse = lambda out: np.sqrt(((out[:, 0].numpy() - kernel) ** 2).mean(axis=(1, 2)))
+    cfg = PhysicsConfig(hybrid_steps=1, hybrid_position_lr=0.0, ls_iterations=60)
+    off, on = (rmse(hybrid(enc, vae, x, cfg, positions=inside, edge_check=check))
+               for check in (None, EdgeCheck(band=8, ratio=1.3, noise_fraction=0.7)))
+    assert (on[:3] < 0.85 * off[:3]).all() and on[:3].mean() < 0.65 * off[:3].mean(), (on, off)
+    assert np.allclose(on[3:], off[3:]), (on, off)
+
+
+def test_edge_check_thresholds_are_chosen_by_the_hybrid_they_would_make(smoke_profile):
+    """choose_edge_check scores each threshold pair by selecting between two cached fits; each
+    score must be the RMSE the sub-pixel hybrid really has with that check (and "off" without
+    one), the choice the lowest score, and on data with hidden outside defects a check beats none."""
+    import dataclasses
+
+    vae, enc = _untrained_networks(smoke_profile)
+    x, inside, kernel = _hidden_defect_scenes(np.random.default_rng(11), n=2)
+    cfg = PhysicsConfig(hybrid_steps=1, hybrid_position_lr=0.0, ls_iterations=60)
+    decoded = hybrid(enc, vae, x, dataclasses.replace(cfg, hybrid_residual=False), positions=inside)
+    kernels = np.repeat(kernel[None], len(x), 0)
+    chosen, scores = choose_edge_check(x, inside, decoded, kernels, cfg, ratios=(1.2, 2.0), noise_fractions=(0.7,))
+    assert set(scores) == {"off", "1.2,0.7", "2,0.7"}
+    rmse = lambda out: float(np.sqrt(((out[:, 0].numpy() - kernel) ** 2).mean(axis=(1, 2))).mean())
+    assert scores["off"] == pytest.approx(rmse(hybrid(enc, vae, x, cfg, positions=inside, edge_check=None)), abs=1e-5)
+    for key, check in (("1.2,0.7", EdgeCheck(8, 1.2, 0.7)), ("2,0.7", EdgeCheck(8, 2.0, 0.7))):
+        assert scores[key] == pytest.approx(rmse(hybrid(enc, vae, x, cfg, positions=inside, edge_check=check)),
+                                            abs=1e-5), key
+    assert chosen is not None and scores[f"{chosen.ratio:g},{chosen.noise_fraction:g}"] == min(scores.values())
+    assert min(scores.values()) < scores["off"]
+
+
+def test_the_edge_check_is_the_one_its_rule_chose_on_validation():
+    """EDGE_CHECK holds what benchmarks/edge_check.py chose on validation kernels (its committed
+    output's last line): a threshold typed in by hand, or left behind by a re-run, fails here."""
+    from pathlib import Path
+
+    out = Path(__file__).resolve().parents[1] / "results" / "benchmarks" / "edge_check_quick.txt"
+    assert out.read_text().rstrip().splitlines()[-1] == f"chosen: {EDGE_CHECK}"
+
+
+def test_edge_check_inputs_are_named():
+    with pytest.raises(ValueError, match="EdgeCheck.ratio must be a finite number >= 1"):
+        EdgeCheck(ratio=0.5)
+    with pytest.raises(ValueError, match="EdgeCheck.noise_fraction"):
+        EdgeCheck(noise_fraction=float("nan"))
+    with pytest.raises(ValueError, match="edge must be an integer number of px"):
+        EdgeCheck(band=40)
+    x = torch.zeros(2, 2, 64, 64)
+    with pytest.raises(ValueError, match=r"decoded must be \(2, 1, 64, 64\)"):
+        choose_edge_check(x, np.zeros((2, 3, 2)), torch.zeros(3, 1, 64, 64), np.zeros((2, 64, 64)))
+    with pytest.raises(ValueError, match=r"kernels must be \(2, 64, 64\)"):
+        choose_edge_check(x, np.zeros((2, 3, 2)), torch.zeros(2, 1, 64, 64), np.zeros((64, 64)))
+
+
 def test_hybrid_settings_are_chosen_on_the_given_observations(smoke_profile):
     from qpi_utils.baselines import choose_hybrid_settings
 
-    vae, info = build_kernel_vae(smoke_profile.model)
-    enc, _ = build_observation_encoder(smoke_profile.model, vae, info)
-    vae.eval().requires_grad_(False)
-    enc.eval().requires_grad_(False)
+    vae, enc = _untrained_networks(smoke_profile)
     y, m, kernel = _scene(n_images=2, n_defects=10)
     x = torch.from_numpy(np.stack([y, m], 1)).float()
     best, scores = choose_hybrid_settings(enc, vae, x, np.stack([kernel, kernel]), PhysicsConfig(hybrid_steps=2),

@@ -33,6 +33,7 @@ def _run(script: str, *args: str) -> str:
     ("bench_batch_size.py", ["--profile", "smoke", "--sizes", "4", "--batches", "1"], RATIO),
     ("bench_evaluate.py", ["--profile", "smoke", "--images", "50"], RATIO),  # >= 5 per kernel: the splits need them
     ("bench_widgets.py", ["--repeats", "1"], RATIO),
+    ("bench_least_squares.py", ["--profile", "smoke", "--images", "4"], RATIO),
     ("chain_breakdown.py", ["--profile", "quick"], re.compile(r"notebook chain .*min")),
 ])
 def test_a_benchmark_runs_and_prints_its_measurements(script, args, expect):
@@ -43,6 +44,8 @@ def test_the_hybrid_benchmarks_run_on_a_trained_run(trained_run, smoke_profile):
     run, _ = trained_run
     out = _run("hybrid_variants.py", "--profile", "smoke", "--run-dir", str(run), "--per-kernel", "1")
     assert "hybrid_subpixel, latent only" in out and "0.5 px and 20 dB" in out
+    out = _run("edge_check.py", "--profile", "smoke", "--run-dir", str(run), "--per-kernel", "1")
+    assert "all four (realistic copy)" in out and re.search(r"^chosen: (EdgeCheck\(|None)", out, re.M)
     # smoke keeps the sub-pixel hybrid's position refinement on: the realistic-data benchmark, which
     # reads the acceptance rule off the output, refuses it with the reason instead of misreading it
     assert smoke_profile.physics.hybrid_position_lr > 0
