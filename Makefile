@@ -50,6 +50,7 @@ benchmark: $(STAMP)
 	$(BIN)/python benchmarks/bench_simulate.py | tee results/benchmarks/simulate.txt
 	$(BIN)/python benchmarks/bench_train.py --profile $(PROFILE) | tee results/benchmarks/train_$(PROFILE).txt
 	$(BIN)/python benchmarks/bench_evaluate.py --profile $(PROFILE) | tee results/benchmarks/evaluate_$(PROFILE).txt
+	$(BIN)/python benchmarks/bench_least_squares.py --profile $(PROFILE) | tee results/benchmarks/least_squares_$(PROFILE).txt
 	$(BIN)/python benchmarks/bench_layouts.py --profile $(PROFILE) | tee results/benchmarks/layouts_$(PROFILE).txt
 	$(BIN)/python benchmarks/bench_threads.py --profile $(PROFILE) | tee results/benchmarks/threads_$(PROFILE).txt
 	$(BIN)/python benchmarks/bench_batch_size.py --profile $(PROFILE) --batches 20 | tee results/benchmarks/batch_size_$(PROFILE).txt

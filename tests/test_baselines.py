@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from qpi_utils.baselines import (EDGE_CHECK, EdgeCheck, choose_edge_check, choose_regularisation, defect_average,
-                                 edge_ratio, estimate_noise_std, hybrid, least_squares, least_squares_discrepancy,
-                                 least_squares_path)
+                                 edge_ratio, estimate_noise_std, estimate_snr_db, hybrid, least_squares,
+                                 least_squares_discrepancy, least_squares_path)
 from qpi_utils.config import PhysicsConfig
 from qpi_utils.imaging import minmax_normalise
 from qpi_utils.models import build_kernel_vae, build_observation_encoder
@@ -270,10 +270,12 @@ def test_sub_pixel_hybrid_refits_the_interior_when_defects_outside_the_view_sit_
     x, inside, kernel = _hidden_defect_scenes(np.random.default_rng(7))
     rmse = lambda out: np.sqrt(((out[:, 0].numpy() - kernel) ** 2).mean(axis=(1, 2)))
     cfg = PhysicsConfig(hybrid_steps=1, hybrid_position_lr=0.0, ls_iterations=60)
-    off, on = (rmse(hybrid(enc, vae, x, cfg, positions=inside, edge_check=check))
-               for check in (None, EdgeCheck(band=8, ratio=1.3, noise_fraction=0.7)))
+    off, on, gated = (rmse(hybrid(enc, vae, x, cfg, positions=inside, edge_check=check))
+                      for check in (None, EdgeCheck(band=8, ratio=1.3, noise_fraction=0.7),
+                                    EdgeCheck(band=8, ratio=1.3, noise_fraction=0.7, max_snr_db=15.0)))
     assert (on[:3] < 0.85 * off[:3]).all() and on[:3].mean() < 0.65 * off[:3].mean(), (on, off)
     assert np.allclose(on[3:], off[3:]), (on, off)
+    assert np.allclose(gated, off), (gated, off)  # 20 dB data are above a 15 dB gate: no check
 
 
 def test_edge_check_thresholds_are_chosen_by_the_hybrid_they_would_make(smoke_profile):
@@ -287,15 +289,19 @@ def test_edge_check_thresholds_are_chosen_by_the_hybrid_they_would_make(smoke_pr
     cfg = PhysicsConfig(hybrid_steps=1, hybrid_position_lr=0.0, ls_iterations=60)
     decoded = hybrid(enc, vae, x, dataclasses.replace(cfg, hybrid_residual=False), positions=inside)
     kernels = np.repeat(kernel[None], len(x), 0)
-    chosen, scores = choose_edge_check(x, inside, decoded, kernels, cfg, ratios=(1.2, 2.0), noise_fractions=(0.7,))
-    assert set(scores) == {"off", "1.2,0.7", "2,0.7"}
+    chosen, scores = choose_edge_check(x, inside, decoded, kernels, cfg, ratios=(1.2, 2.0), noise_fractions=(0.7,),
+                                       max_snrs_db=(10.0, np.inf))
+    assert set(scores) == {"off", "1.2,0.7,10", "1.2,0.7,inf", "2,0.7,10", "2,0.7,inf"}
     rmse = lambda out: float(np.sqrt(((out[:, 0].numpy() - kernel) ** 2).mean(axis=(1, 2))).mean())
     assert scores["off"] == pytest.approx(rmse(hybrid(enc, vae, x, cfg, positions=inside, edge_check=None)), abs=1e-5)
-    for key, check in (("1.2,0.7", EdgeCheck(8, 1.2, 0.7)), ("2,0.7", EdgeCheck(8, 2.0, 0.7))):
+    for key, check in (("1.2,0.7,inf", EdgeCheck(8, 1.2, 0.7)), ("2,0.7,inf", EdgeCheck(8, 2.0, 0.7)),
+                       ("1.2,0.7,10", EdgeCheck(8, 1.2, 0.7, 10.0))):
         assert scores[key] == pytest.approx(rmse(hybrid(enc, vae, x, cfg, positions=inside, edge_check=check)),
                                             abs=1e-5), key
-    assert chosen is not None and scores[f"{chosen.ratio:g},{chosen.noise_fraction:g}"] == min(scores.values())
-    assert min(scores.values()) < scores["off"]
+    # a gate below the data's 20 dB turns the check off
+    assert scores["1.2,0.7,10"] == scores["2,0.7,10"] == scores["off"]
+    key = f"{chosen.ratio:g},{chosen.noise_fraction:g},{chosen.max_snr_db:g}"
+    assert chosen.max_snr_db == np.inf and scores[key] == min(scores.values()) < scores["off"]
 
 
 def test_the_edge_check_is_the_one_its_rule_chose_on_validation():
@@ -307,6 +313,21 @@ def test_the_edge_check_is_the_one_its_rule_chose_on_validation():
     assert out.read_text().rstrip().splitlines()[-1] == f"chosen: {EDGE_CHECK}"
 
 
+@pytest.mark.parametrize("snr_db", [10.0, 20.0, 30.0])
+def test_snr_is_read_off_the_observation_alone(snr_db):
+    """The SNR gate of the edge check reads the noise level from the observation's spectrum: on
+    white noise added at a known SNR (signal variance over noise variance) it is within 1.5 dB
+    where the noise dominates the high frequencies (up to 20 dB here). Above that, the kernel's own
+    power above ``fmin`` counts as noise and the SNR reads low (27-28 dB for 30 dB here; noise-free
+    maps read 20-48 dB by their ripple frequency), never much high."""
+    rng = np.random.default_rng(int(snr_db))
+    p = KernelParams(symmetry=6, orientation=0.1, frequency=0.12, phase=0.2, decay=9.0)
+    clean = render_observations(kernel_spectrum(p)[0], rng.uniform(-0.5, 63.5, (4, 40, 2)), dtype=np.complex128)
+    noisy = clean + rng.normal(0, 1, clean.shape) * clean.std(axis=(1, 2), keepdims=True) * 10 ** (-snr_db / 20)
+    snr = estimate_snr_db(noisy)
+    assert (snr < snr_db + 1.5).all() and (snr > snr_db - (1.5 if snr_db <= 20 else 4.0)).all(), snr
+
+
 def test_edge_check_inputs_are_named():
     with pytest.raises(ValueError, match="EdgeCheck.ratio must be a finite number >= 1"):
         EdgeCheck(ratio=0.5)
@@ -314,6 +335,8 @@ def test_edge_check_inputs_are_named():
         EdgeCheck(noise_fraction=float("nan"))
     with pytest.raises(ValueError, match="edge must be an integer number of px"):
         EdgeCheck(band=40)
+    with pytest.raises(ValueError, match="EdgeCheck.max_snr_db must be a number of dB"):
+        EdgeCheck(max_snr_db=float("nan"))
     x = torch.zeros(2, 2, 64, 64)
     with pytest.raises(ValueError, match=r"decoded must be \(2, 1, 64, 64\)"):
         choose_edge_check(x, np.zeros((2, 3, 2)), torch.zeros(3, 1, 64, 64), np.zeros((2, 64, 64)))
