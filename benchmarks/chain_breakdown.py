@@ -5,13 +5,15 @@
 Reads ``results/<profile>/table_seeds_provenance.json`` (per-seed wall time of ``qpi seeds``),
 each seed's ``provenance.json`` (committed copies under ``results/<profile>/seeds/seed-N/``, or
 ``--seeds-run-dir``'s ``seed-N/results/``), else the chain's own ``results/<profile>/provenance.json`` (training seconds per step, inference seconds
-per method and test set), and ``results/<profile>/chain_times.json`` (seconds per notebook), and
-prints the breakdown with each part's share.
+per method and test set), ``results/<profile>/chain_times.json`` (seconds per notebook) and
+``results/<profile>/sweeps.csv`` (notebook 06: seconds per method and sweep point), and prints the
+breakdown with each part's share.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 from pathlib import Path
 
@@ -41,6 +43,18 @@ def main() -> None:
         print(f"notebook chain ({chain.relative_to(ROOT)}): {total / 60:.1f} min")
         for name, s in times.items():
             print(f"  {name:16s} {s:8.1f} s  {100 * s / total:5.1f} %")
+    sweeps = res / "sweeps.csv"
+    if sweeps.is_file():
+        per_method = {}
+        with sweeps.open() as f:
+            for row in csv.DictReader(f):
+                if row.get("seconds") not in (None, ""):
+                    per_method[row["method"]] = per_method.get(row["method"], 0.0) + float(row["seconds"])
+        if per_method:
+            total = sum(per_method.values())
+            print(f"robustness sweeps, notebook 06 ({sweeps.relative_to(ROOT)}): {total / 60:.1f} min of method time")
+            for name, s in sorted(per_method.items(), key=lambda kv: -kv[1]):
+                print(f"  {name:26s} {s:8.1f} s  {100 * s / total:5.1f} %")
     provs = sorted((res / "seeds").glob("seed-*/provenance.json"))
     if args.seeds_run_dir:
         provs = sorted(args.seeds_run_dir.glob("seed-*/results/provenance.json"))

@@ -25,9 +25,9 @@ import torch
 
 from qpi_utils.baselines import EDGE_CHECK, choose_edge_check, hybrid
 from qpi_utils.config import get_profile
-from qpi_utils.data import simulate_dataset, stack_pairs
+from qpi_utils.data import stack_pairs
 from qpi_utils.methods import load_models
-from qpi_utils.simulate import PARAM_NAMES
+from qpi_utils.sweeps import ood_observations
 
 from hybrid_variants import run_arguments  # a sibling script: python puts benchmarks/ on the path
 
@@ -39,14 +39,9 @@ CONDITIONS = {"clean": {}, "20 dB": SNR, "outside band 16 px": BAND, "band and 2
 def validation_observations(models, per_kernel: int, seed: int, **change):
     """Fresh observations of the run's validation kernels with the simulation changed by
     ``change``: ((N, 2, 64, 64) (Y, M), (N, S, 2) labelled positions, (N, 64, 64) true kernels)."""
-    val = models.splits.val_kernels
-    params = {name: np.asarray(models.ds.arrays[f"param_{name}"])[val] for name in PARAM_NAMES}
-    cfg = dataclasses.replace(models.profile.simulation, n_kernels=len(val), n_observations=per_kernel, seed=seed,
-                              **change)
-    ds = simulate_dataset(cfg, progress=False, params=params)
-    pairs = np.array([(k, o) for k in range(ds.n_kernels) for o in range(ds.n_observations)])
+    ds, pairs, kernels = ood_observations(models, per_kernel, seed, kernels=models.splits.val_kernels, **change)
     positions = np.asarray(ds.positions[pairs[:, 0], pairs[:, 1]], np.float64)
-    return stack_pairs(ds, pairs), positions, np.asarray(ds.kernels)[pairs[:, 0]]
+    return stack_pairs(ds, pairs), positions, kernels
 
 
 def main() -> None:

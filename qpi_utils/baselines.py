@@ -41,7 +41,7 @@ from .physics import ConvolutionOperator
 
 __all__ = ["defect_average", "least_squares", "least_squares_path", "choose_regularisation", "estimate_noise_std",
            "least_squares_discrepancy", "estimate_snr_db", "edge_ratio", "EdgeCheck", "EDGE_CHECK", "hybrid", "choose_hybrid_settings",
-           "choose_edge_check"]
+           "choose_edge_check", "DECODER_AUTOCAST", "decoder_precision"]
 
 
 def _check_batch(name: str, x: np.ndarray) -> np.ndarray:
@@ -208,7 +208,9 @@ def least_squares_path(observations: np.ndarray, maps: np.ndarray, grid=(1e-4, 1
                        iterations: int = 60, positions: np.ndarray | None = None) -> np.ndarray:
     """:func:`least_squares` for every lambda of ``grid`` at the cost of one solve (multi-shift CG,
     :func:`_solve_path`): (N, K, 64, 64) kernels min-max scaled to [0, 1], K = len(grid), in the
-    grid's order; ``[:, j]`` equals ``least_squares(..., lam=grid[j])`` up to rounding."""
+    grid's order. ``[:, j]`` is, in exact arithmetic, ``least_squares(..., lam=grid[j])``; in
+    float64 the two recurrences drift apart over the iterations (at most 2.9e-3 on [0, 1] after 60,
+    ``benchmarks/bench_least_squares.py``), about as far as one more CG step moves either."""
     y, m = _check_pair(observations, maps)
     b, _, _ = _solve_path(y, m, grid, iterations, positions)
     return minmax_normalise(b.reshape(-1, 64, 64))[0].reshape(b.shape)
@@ -338,6 +340,10 @@ class EdgeCheck:
 # each, clean and realistic: python benchmarks/edge_check.py --run-dir runs/quick-seeds/seed-0 --per-kernel 6
 # -> results/benchmarks/edge_check_quick.txt (tests/test_baselines.py checks the two agree)
 EDGE_CHECK = EdgeCheck(band=8, ratio=1.2, noise_fraction=0.7, max_snr_db=30.0)
+# the hybrid's refinement decodes under autocast (bf16 on a CPU with native bf16): about 1.6x faster,
+# and it keeps its validation RMSE by the rule of benchmarks/hybrid_precision.py ->
+# results/benchmarks/hybrid_precision_quick.txt (tests/test_baselines.py checks the two agree)
+DECODER_AUTOCAST = True
 TAU = 1.1  # the discrepancy bound: residual RMS at most TAU times the noise level
 
 
@@ -346,8 +352,8 @@ def estimate_snr_db(observations: np.ndarray, noise_std: np.ndarray | None = Non
     variance (the image's variance less the noise's) over the noise's, the noise level from
     ``noise_std`` or :func:`estimate_noise_std`. Accurate (within 1.5 dB) where the noise
     dominates the high frequencies, up to about 20 dB; above that the kernel's own power above
-    ``fmin`` counts as noise and it reads low: noise-free maps read 20-48 dB by their ripple
-    frequency (tests/test_baselines.py)."""
+    ``fmin`` counts as noise and it reads low: noise-free maps read from about 20 dB up, by their
+    ripple frequency (``tests/test_baselines.py`` checks they read at least 20)."""
     y = _check_batch("observations", observations)
     sigma = estimate_noise_std(y) if noise_std is None else np.asarray(noise_std, np.float64)
     noise = np.maximum(sigma ** 2, 1e-30)
@@ -374,7 +380,7 @@ def _fit_scale_offset(f: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, t
 
 def hybrid(observation_encoder, kernel_vae, observations: torch.Tensor, cfg: PhysicsConfig = PhysicsConfig(),
            positions: np.ndarray | None = None, return_history: bool = False,
-           edge_check: EdgeCheck | None = EDGE_CHECK):
+           edge_check: EdgeCheck | None = EDGE_CHECK, decoder_autocast: bool = DECODER_AUTOCAST):
     """Refine the two-step latent so the decoded kernel explains Y through Y = s M (*) A + c.
 
     observations: (B, 2, 64, 64) (Y, M) on [0, 1]. ``cfg``: the profile's physics section
@@ -397,18 +403,23 @@ def hybrid(observation_encoder, kernel_vae, observations: torch.Tensor, cfg: Phy
     observations are refined again with the positions free (``hybrid_position_lr`` px per Adam
     step, jointly with the latent), and if the bound is still not met they get the decoded
     kernel alone (fitting a wrong model harder would fit its error).
+
+    ``decoder_autocast``: the decoder passes of the refinement steps run in reduced precision where
+    that is fast (:func:`decoder_precision`); the decoding of the final latent, the forward model
+    and the least squares stay in float32/float64.
     """
     device = observations.device
     n = len(observations)
     if positions is None:
         op = ConvolutionOperator.from_maps(observations[:, 1])
-        z, history = _refine_latent(observation_encoder, kernel_vae, observations, op, cfg)
+        z, history = _refine_latent(observation_encoder, kernel_vae, observations, op, cfg,
+                                    decoder_autocast=decoder_autocast)
         with torch.no_grad():
             out = from_model_scale(kernel_vae.decode(z).sample)
         return (out, history) if return_history else out
     pos = _check_positions(positions, n)
     op = ConvolutionOperator.from_positions(pos)
-    z, history = _refine_latent(observation_encoder, kernel_vae, observations, op, cfg)
+    z, history = _refine_latent(observation_encoder, kernel_vae, observations, op, cfg, decoder_autocast=decoder_autocast)
     with torch.no_grad():
         decoded = from_model_scale(kernel_vae.decode(z).sample)
     if not cfg.hybrid_residual:
@@ -417,7 +428,7 @@ def hybrid(observation_encoder, kernel_vae, observations: torch.Tensor, cfg: Phy
     redo = np.flatnonzero(~met)
     if len(redo) and cfg.hybrid_position_lr > 0:
         z2, refined = _refine_latent(observation_encoder, kernel_vae, observations[redo], None, cfg,
-                                     positions=pos[redo])
+                                     positions=pos[redo], decoder_autocast=decoder_autocast)
         with torch.no_grad():
             decoded2 = from_model_scale(kernel_vae.decode(z2).sample)
         out2, met2 = _prior_centred_fit(decoded2, observations[redo], ConvolutionOperator.from_positions(refined),
@@ -436,9 +447,10 @@ def _border(device) -> torch.Tensor:
 
 
 def _refine_latent(observation_encoder, kernel_vae, observations: torch.Tensor, op, cfg: PhysicsConfig,
-                   positions: np.ndarray | None = None, track=None):
+                   positions: np.ndarray | None = None, track=None, decoder_autocast: bool = DECODER_AUTOCAST):
     """``hybrid_steps`` Adam steps on the latent from z0 = observation_encoder(Y, M) (and, with
-    ``positions``, on the positions too, the operator rebuilt from them every step; ``op`` unused).
+    ``positions``, on the positions too, the operator rebuilt from them every step; ``op`` unused;
+    ``decoder_autocast``: the steps' decoder passes in :func:`decoder_precision`).
     ``track(step, decoded)``: called with the decoded kernels (B, 1, 64, 64) on [0, 1] after 0, 1,
     ... ``hybrid_steps`` steps (no extra decoder pass: each step decodes its starting point).
     Returns (z, misfit history) or, with positions, (z, refined positions (B, S, 2) with NaN slots)."""
@@ -459,7 +471,7 @@ def _refine_latent(observation_encoder, kernel_vae, observations: torch.Tensor, 
         for _ in range(cfg.hybrid_steps):
             if positions is not None:
                 op = ConvolutionOperator.from_positions_torch(pos, valid)
-            loss, misfit, decoded = _hybrid_loss(kernel_vae, z, z0, op, y, border, cfg.hybrid_mu)
+            loss, misfit, decoded = _hybrid_loss(kernel_vae, z, z0, op, y, border, cfg.hybrid_mu, decoder_autocast)
             if track is not None:
                 track(len(history), decoded.detach())
             opt.zero_grad()
@@ -475,7 +487,8 @@ def _refine_latent(observation_encoder, kernel_vae, observations: torch.Tensor, 
 
 
 def choose_hybrid_settings(observation_encoder, kernel_vae, observations: torch.Tensor, kernels: np.ndarray,
-                           cfg: PhysicsConfig, lrs=(0.05, 0.1, 0.2), mus=(0.001, 0.01, 0.1)) -> tuple[dict, dict]:
+                           cfg: PhysicsConfig, lrs=(0.05, 0.1, 0.2), mus=(0.001, 0.01, 0.1),
+                           decoder_autocast: bool = DECODER_AUTOCAST) -> tuple[dict, dict]:
     """The stated rule for the hybrid's latent refinement: the step size (``lrs``), prior weight
     (``mus``) and number of steps (0 .. ``cfg.hybrid_steps``, read along each run's trajectory)
     with the lowest mean RMSE of the decoded kernel on the given observations (the kit passes
@@ -496,7 +509,8 @@ def choose_hybrid_settings(observation_encoder, kernel_vae, observations: torch.
                 scores[f"{lr:g},{mu:g},{step}"] = float(rmse)
 
             trial = dataclasses.replace(cfg, hybrid_lr=lr, hybrid_mu=mu)
-            _refine_latent(observation_encoder, kernel_vae, observations, op, trial, track=track)
+            _refine_latent(observation_encoder, kernel_vae, observations, op, trial, track=track,
+                           decoder_autocast=decoder_autocast)
     best = min(scores, key=scores.get)
     lr, mu, steps = best.split(",")
     return {"hybrid_lr": float(lr), "hybrid_mu": float(mu), "hybrid_steps": int(steps)}, scores
@@ -556,6 +570,7 @@ def choose_edge_check(observations: torch.Tensor, positions: np.ndarray, decoded
     ``hybrid_residual`` off); kernels (B, 64, 64) true kernels on [0, 1]. Each fit is computed once,
     on all pixels and on the interior, and every threshold pair only selects between them.
     Returns (the chosen :class:`EdgeCheck` or None for off, {"ratio,fraction,max SNR" or "off": RMSE})."""
+    observations, decoded = torch.as_tensor(observations), torch.as_tensor(decoded)  # numpy arrays welcome too
     n = len(observations)
     if observations.ndim != 4 or tuple(observations.shape[1:]) != (2, 64, 64):
         raise ValueError(f"observations must be (B, 2, 64, 64) (Y, M), got {tuple(observations.shape)}")
@@ -596,11 +611,26 @@ def _scaled_kernel(decoded: torch.Tensor, op: ConvolutionOperator, y: torch.Tens
     return kern, f, s, c
 
 
-def _hybrid_loss(kernel_vae, z, z0, op: ConvolutionOperator, y, border, mu):
+def decoder_precision(device: torch.device | str, decoder_autocast: bool = DECODER_AUTOCAST) -> torch.dtype | None:
+    """The dtype the hybrid's refinement steps decode in on ``device``: float16 on CUDA, bfloat16
+    on a CPU with native bf16 (:func:`qpi_utils.train.cpu_has_native_bf16`, where training uses it
+    too), else None (float32); None whenever ``decoder_autocast`` is off."""
+    from .train import cpu_has_native_bf16  # train imports the heavy training stack; only needed here
+
+    kind = torch.device(device).type
+    if not decoder_autocast:
+        return None
+    if kind == "cuda":
+        return torch.float16
+    return torch.bfloat16 if kind == "cpu" and cpu_has_native_bf16() else None
+
+
+def _hybrid_loss(kernel_vae, z, z0, op: ConvolutionOperator, y, border, mu, decoder_autocast: bool = DECODER_AUTOCAST):
     """Data misfit of s M (*) (A(z) - zero level) + c against Y, plus mu ||z - z0||^2; returns
-    (loss, misfit (B,), decoded kernels (B, 1, 64, 64) on [0, 1])."""
-    with torch.autocast("cuda", dtype=torch.float16, enabled=z.is_cuda):  # the decoder in fp16 on a GPU
-        decoded = from_model_scale(kernel_vae.decode(z).sample)
+    (loss, misfit (B,), decoded kernels (B, 1, 64, 64) on [0, 1], float32)."""
+    dtype = decoder_precision(z.device, decoder_autocast)
+    with torch.autocast(z.device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+        decoded = from_model_scale(kernel_vae.decode(z).sample).float()
     _, f, s, c = _scaled_kernel(decoded, op, y, border)
     misfit = ((s * f + c - y) ** 2).mean(1)
     prior = ((z - z0) ** 2).flatten(1).mean(1).double()

@@ -1,15 +1,19 @@
 """Robustness sweeps: every method against one realistic condition at a time, on fresh
 observations of the OOD kernels (noise, number of defects, unlabelled defects outside the view,
-errors in the labelled positions).
+errors in the labelled positions), and against noise on data that have all of a real map's other
+corruptions too (the ``realistic`` sweep). Each row records the method's wall time, so the
+chain's costliest notebook is timed per method.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import time
 from pathlib import Path
 
 import numpy as np
 
+from .checkpoints import realistic_simulation
 from .config import PhysicsConfig, Profile
 from .data import simulate_dataset
 from .methods import TrainedModels, predict_dataset
@@ -17,11 +21,14 @@ from .metrics import errors
 from .files import write_csv
 from .simulate import PARAM_NAMES
 
-__all__ = ["SWEEPS", "SWEEP_COLUMNS", "sweep_values", "sweep_points", "ood_observations", "robustness_sweep", "write_sweeps",
-           "markdown_sweep"]
+__all__ = ["SWEEPS", "SWEEP_COLUMNS", "sweep_values", "sweep_points", "sweep_change", "ood_observations",
+           "robustness_sweep", "write_sweeps", "markdown_sweep", "plot_sweep"]
 
-SWEEPS = ("snr_db", "scatterers", "outside_margin", "position_error")
-SWEEP_COLUMNS = ("sweep", "value", "method", "n", "rmse", "rmse_pm1", "rmse_ci95")
+# "realistic": the SNR sweep on data with every other corruption of a real map as well (the
+# realistic copy of training, :func:`qpi_utils.checkpoints.realistic_simulation`): unlabelled defects
+# outside the view, position errors, scan-line offsets
+SWEEPS = ("snr_db", "scatterers", "outside_margin", "position_error", "realistic")
+SWEEP_COLUMNS = ("sweep", "value", "method", "n", "rmse", "rmse_pm1", "rmse_ci95", "seconds")
 
 
 def kernel_interval(values: np.ndarray, kernel_ids: np.ndarray) -> float:
@@ -41,7 +48,24 @@ def sweep_values(physics: PhysicsConfig, sweep: str) -> tuple:
     if sweep not in SWEEPS:
         raise ValueError(f"unknown sweep {sweep!r}; choose one of {', '.join(SWEEPS)}")
     return {"snr_db": physics.sweep_snr_db, "scatterers": physics.sweep_scatterers,
-            "outside_margin": physics.sweep_outside_margin, "position_error": physics.sweep_position_error}[sweep]
+            "outside_margin": physics.sweep_outside_margin, "position_error": physics.sweep_position_error,
+            "realistic": physics.sweep_snr_db}[sweep]
+
+
+def sweep_change(profile: Profile, sweep: str, value: float) -> dict:
+    """The SimulationConfig fields that point ``value`` of ``sweep`` changes. ``realistic``: the
+    SNR ``value`` with the step-2 training's realistic corruptions (``profile.alignment``'s
+    ``realistic_line_noise``, ``realistic_outside_margin``, ``realistic_position_error``), as in
+    the realistic test copy of the ablations."""
+    sweep_values(profile.physics, sweep)  # names an unknown sweep
+    if sweep == "realistic":
+        real = realistic_simulation(profile.simulation, profile.alignment)
+        return {"snr_db": float(value), "line_noise": real.line_noise, "outside_margin": real.outside_margin,
+                "position_error": real.position_error}
+    return {"snr_db": {"snr_db": float(value)},
+            "scatterers": {"min_scatterers": int(value), "max_scatterers": int(value)},
+            "outside_margin": {"outside_margin": float(value)},
+            "position_error": {"position_error": float(value)}}[sweep]
 
 
 def sweep_points(profile: Profile) -> int:
@@ -49,11 +73,12 @@ def sweep_points(profile: Profile) -> int:
     return sum(len(sweep_values(profile.physics, sweep)) for sweep in SWEEPS)
 
 
-def ood_observations(models: TrainedModels, per_kernel: int, seed: int, **change):
-    """Fresh observations of the run's OOD kernels: the profile's simulation with ``change``
+def ood_observations(models: TrainedModels, per_kernel: int, seed: int, kernels=None, **change):
+    """Fresh observations of the run's OOD kernels (or of ``kernels``, indices into the run's
+    dataset, e.g. ``models.splits.val_kernels``): the profile's simulation with ``change``
     (SimulationConfig fields, e.g. ``snr_db=10.0``), ``per_kernel`` observations per kernel,
     simulation seed ``seed``. Returns (dataset, (N, 2) pairs, (N, 64, 64) true kernels)."""
-    ood = models.splits.ood_kernels
+    ood = models.splits.ood_kernels if kernels is None else np.asarray(kernels)
     params = {name: np.asarray(models.ds.arrays[f"param_{name}"])[ood] for name in PARAM_NAMES}
     cfg = dataclasses.replace(models.profile.simulation, n_kernels=len(ood), n_observations=per_kernel, seed=seed,
                               **change)
@@ -67,28 +92,32 @@ def robustness_sweep(models: TrainedModels, sweep: str, progress: bool = False) 
 
     ``sweep``: ``snr_db`` (white noise), ``scatterers`` (fixed number of labelled defects),
     ``outside_margin`` (unlabelled defects in a band of that width around the field of view, at
-    the same density), ``position_error`` (std in px of the positions M is built from). Values
-    and sizes come from ``profile.physics``; everything else is the profile's simulation.
-    Returns rows {sweep, value, method, n, rmse, rmse_pm1, rmse_ci95} (``rmse_ci95``: 95 %
-    interval half-width of the mean RMSE on [0, 1], kernels as the units: :func:`kernel_interval`).
+    the same density), ``position_error`` (std in px of the positions M is built from),
+    ``realistic`` (the SNR values again, on data with hidden defects, position errors and
+    scan-line offsets as well: :func:`sweep_change`). Values and sizes come from
+    ``profile.physics``; everything else is the profile's simulation. Returns rows {sweep, value,
+    method, n, rmse, rmse_pm1, rmse_ci95, seconds} (``rmse_ci95``: 95 % interval half-width of the
+    mean RMSE on [0, 1], kernels as the units: :func:`kernel_interval`; ``seconds``: the method's
+    wall time on the point's observations).
     """
     ph = models.profile.physics
     values = sweep_values(ph, sweep)
     per_kernel = max(1, -(-ph.sweep_observations // len(models.splits.ood_kernels)))
     rows = []
     for i, value in enumerate(values):
-        change = {"snr_db": {"snr_db": float(value)},
-                  "scatterers": {"min_scatterers": int(value), "max_scatterers": int(value)},
-                  "outside_margin": {"outside_margin": float(value)},
-                  "position_error": {"position_error": float(value)}}[sweep]
+        # every sweep draws with seeds 10000, 10001, ...: the realistic sweep has the SNR sweep's
+        # kernels and labelled defects (drawn before any corruption), with the other corruptions added
+        change = sweep_change(models.profile, sweep, value)
         test, pairs, target = ood_observations(models, per_kernel, 10_000 + i, **change)
         for method, (fn, _) in models.methods().items():
+            start = time.perf_counter()
             pred = predict_dataset(fn, test, pairs, device=models.device, progress=progress,
                                    desc=f"{sweep}={value} {method}")
+            seconds = time.perf_counter() - start
             e = errors(pred, target)
             rows.append({"sweep": sweep, "value": float(value), "method": method, "n": len(pairs),
                          "rmse": float(e["rmse"].mean()), "rmse_pm1": float(e["rmse_pm1"].mean()),
-                         "rmse_ci95": kernel_interval(e["rmse"], pairs[:, 0])})
+                         "rmse_ci95": kernel_interval(e["rmse"], pairs[:, 0]), "seconds": round(seconds, 2)})
     return rows
 
 
@@ -98,7 +127,8 @@ def write_sweeps(rows: list[dict], path: str | Path) -> Path:
 
 
 SWEEP_HEADINGS = {"snr_db": "SNR (dB)", "scatterers": "labelled defects", "outside_margin": "outside band (px)",
-                  "position_error": "position error (px)"}
+                  "position_error": "position error (px)", "realistic": "SNR (dB), realistic"}
+SWEEP_AXES = {"realistic": "SNR (dB), with hidden defects, position errors, scan-line offsets"}
 
 
 def markdown_sweep(rows: list[dict], sweep: str, skip: tuple[str, ...] = ("mean_kernel",)) -> str:
@@ -108,7 +138,7 @@ def markdown_sweep(rows: list[dict], sweep: str, skip: tuple[str, ...] = ("mean_
     ``sweeps.csv``."""
     sel = [r for r in rows if r["sweep"] == sweep and r["method"] not in skip]
     methods = list(dict.fromkeys(r["method"] for r in sel))
-    values = sorted({float(r["value"]) for r in sel}, reverse=(sweep == "snr_db"))
+    values = sorted({float(r["value"]) for r in sel}, reverse=sweep in ("snr_db", "realistic"))
     rmse = {(float(r["value"]), r["method"]): float(r["rmse"]) for r in sel}
     ci = {(float(r["value"]), r["method"]): float(r["rmse_ci95"]) for r in sel if r.get("rmse_ci95") not in (None, "")}
     lines = [f"| {SWEEP_HEADINGS[sweep]} | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|"]
@@ -118,3 +148,14 @@ def markdown_sweep(rows: list[dict], sweep: str, skip: tuple[str, ...] = ("mean_
         cell = lambda m: f"{rmse[(v, m)]:.3f}" + (f" ± {ci[(v, m)]:.3f}" if (v, m) in ci else "")
         lines.append(f"| {v:g} | " + " | ".join(f"**{cell(m)}**" if tied(m) else cell(m) for m in methods) + " |")
     return "\n".join(lines) + "\n"
+
+
+def plot_sweep(rows: list[dict], sweep: str):
+    """:func:`qpi_utils.plots.plot_sweep` with this module's axis label, the SNR axes running from
+    clean to noisy."""
+    from .plots import plot_sweep as plot
+
+    fig = plot(rows, sweep, xlabel=SWEEP_AXES.get(sweep))
+    if sweep == "realistic":  # plots.plot_sweep turns the plain SNR sweep's axis itself
+        fig.axes[0].invert_xaxis()
+    return fig

@@ -46,6 +46,9 @@ def test_the_hybrid_benchmarks_run_on_a_trained_run(trained_run, smoke_profile):
     assert "hybrid_subpixel, latent only" in out and "0.5 px and 20 dB" in out
     out = _run("edge_check.py", "--profile", "smoke", "--run-dir", str(run), "--per-kernel", "1")
     assert "all four (realistic copy)" in out and re.search(r"^chosen: (EdgeCheck\(|None)", out, re.M)
+    out = _run("hybrid_precision.py", "--profile", "smoke", "--run-dir", str(run), "--per-kernel", "1")
+    assert "realistic copy | hybrid_subpixel" in out and RATIO.search(out)
+    assert re.search(r"^decoder autocast kept: (True|False)$", out, re.M)
     # smoke keeps the sub-pixel hybrid's position refinement on: the realistic-data benchmark, which
     # reads the acceptance rule off the output, refuses it with the reason instead of misreading it
     assert smoke_profile.physics.hybrid_position_lr > 0
@@ -60,3 +63,15 @@ def test_least_squares_variants_write_their_tables(trained_run, tmp_path):
     out = _run("least_squares_variants.py", "--profile", "smoke", "--run-dir", str(run), "--out", str(tmp_path),
                "--snr-db", "10")
     assert "lambda chosen on validation" in out and (tmp_path / "clean").is_dir()
+
+
+def test_the_precision_rule_keeps_autocast_only_within_its_tolerance(monkeypatch):
+    """benchmarks/hybrid_precision.py's rule: autocast stays only if no (hybrid, condition) loses
+    more than 1 % of float32's mean RMSE (the README and DECODER_AUTOCAST rest on it)."""
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    from hybrid_precision import verdict
+
+    assert verdict([0.1, 0.02], [0.1005, 0.0199]) is True
+    assert verdict([0.1, 0.02], [0.1005, 0.0203]) is False  # 1.5 % worse in one case is enough to drop it
+    with pytest.raises(ValueError, match="one float32 and one autocast RMSE per case"):
+        verdict([0.1], [])

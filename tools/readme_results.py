@@ -87,13 +87,13 @@ def ablation_realistic_rows(results: Path) -> list[str]:
 
 
 SWEEPS = [("snr_db", "SNR (dB)"), ("scatterers", "labelled defects"), ("outside_margin", "outside band (px)"),
-          ("position_error", "position error (px)")]
+          ("position_error", "position error (px)"), ("realistic", "SNR (dB), realistic")]
 SWEEP_METHODS = ["one_step", "two_step", "least_squares", "least_squares_subpixel", "least_squares_auto", "hybrid",
                  "hybrid_subpixel"]
 
 
 def sweeps_block(results: Path) -> list[str]:
-    """The four sweep tables (``sweeps.csv``), bold where a value's interval overlaps the lowest's."""
+    """The sweep tables (``sweeps.csv``), bold where a value's interval overlaps the lowest's."""
     data = rows(results / "sweeps.csv")
     out = []
     for key, title in SWEEPS:
