@@ -38,6 +38,7 @@ from .config import PhysicsConfig
 from .imaging import minmax_normalise
 from .models import from_model_scale, to_model_scale
 from .physics import ConvolutionOperator
+from .train import cpu_has_native_bf16
 
 __all__ = ["defect_average", "least_squares", "least_squares_path", "choose_regularisation", "estimate_noise_std",
            "least_squares_discrepancy", "estimate_snr_db", "edge_ratio", "EdgeCheck", "EDGE_CHECK", "hybrid", "choose_hybrid_settings",
@@ -615,8 +616,6 @@ def decoder_precision(device: torch.device | str, decoder_autocast: bool = DECOD
     """The dtype the hybrid's refinement steps decode in on ``device``: float16 on CUDA, bfloat16
     on a CPU with native bf16 (:func:`qpi_utils.train.cpu_has_native_bf16`, where training uses it
     too), else None (float32); None whenever ``decoder_autocast`` is off."""
-    from .train import cpu_has_native_bf16  # train imports the heavy training stack; only needed here
-
     kind = torch.device(device).type
     if not decoder_autocast:
         return None

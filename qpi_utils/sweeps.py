@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import plots
 from .checkpoints import realistic_simulation
 from .config import PhysicsConfig, Profile
 from .data import simulate_dataset
@@ -69,7 +70,7 @@ def sweep_change(profile: Profile, sweep: str, value: float) -> dict:
 
 
 def sweep_points(profile: Profile) -> int:
-    """How many (sweep, value) points the four sweeps visit."""
+    """How many (sweep, value) points the sweeps of :data:`SWEEPS` visit."""
     return sum(len(sweep_values(profile.physics, sweep)) for sweep in SWEEPS)
 
 
@@ -153,9 +154,7 @@ def markdown_sweep(rows: list[dict], sweep: str, skip: tuple[str, ...] = ("mean_
 def plot_sweep(rows: list[dict], sweep: str):
     """:func:`qpi_utils.plots.plot_sweep` with this module's axis label, the SNR axes running from
     clean to noisy."""
-    from .plots import plot_sweep as plot
-
-    fig = plot(rows, sweep, xlabel=SWEEP_AXES.get(sweep))
+    fig = plots.plot_sweep(rows, sweep, xlabel=SWEEP_AXES.get(sweep))
     if sweep == "realistic":  # plots.plot_sweep turns the plain SNR sweep's axis itself
         fig.axes[0].invert_xaxis()
     return fig
