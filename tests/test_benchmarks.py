@@ -31,7 +31,7 @@ def _run(script: str, *args: str) -> str:
     ("bench_train.py", ["--profile", "smoke", "--batches", "1"], RATIO),
     ("bench_layouts.py", ["--profile", "smoke", "--batches", "1"], RATIO),
     ("bench_batch_size.py", ["--profile", "smoke", "--sizes", "4", "--batches", "1"], RATIO),
-    ("bench_evaluate.py", ["--profile", "smoke", "--images", "50"], RATIO),  # >= 5 per kernel: the splits need them
+    ("bench_evaluate.py", ["--profile", "smoke", "--images", "50", "--repeats", "1"], RATIO),  # >= 5 per kernel: the splits need them
     ("bench_widgets.py", ["--repeats", "1"], RATIO),
     ("bench_least_squares.py", ["--profile", "smoke", "--images", "4"], RATIO),
     ("chain_breakdown.py", ["--profile", "quick"], re.compile(r"notebook chain .*min")),

@@ -144,7 +144,7 @@ def render(results: Path) -> dict[str, list[str]]:
     tables = {}
     for lines in (seeds_block(results), training_block(results), real_maps_block(results)):
         tables[lines[0]] = lines
-    # the four sweep tables sit in one block: keyed by the first one's header
+    # the sweep tables sit in one block: keyed by the first one's header
     sweeps = sweeps_block(results)
     tables[sweeps[0]] = sweeps
     return tables
