@@ -124,9 +124,10 @@ def _data_mask(edge: int) -> np.ndarray:
 
 
 def _solve_path(y: np.ndarray, m: np.ndarray, lams, iterations: int, positions,
-                prior: np.ndarray | None = None, edge: int = 0) -> tuple[np.ndarray, np.ndarray, ConvolutionOperator]:
+                prior: np.ndarray | None = None, edge: int = 0):
     """The least-squares solve of :func:`least_squares` on checked inputs, for every lambda of
-    ``lams`` ((K,) values > 0) at once: (B (N, K, 64, 64) unscaled, offsets c (N, K), the operator H).
+    ``lams`` ((K,) values > 0) at once: (B (N, K, 64, 64) unscaled, offsets c (N, K), the operator H,
+    the fits H B + c (N, K, 64, 64)), numpy float64.
 
     The offset c is eliminated exactly (its optimum is the mean of Y - H B), leaving
     (H^T P H + lam' I) B = H^T P Y with P removing an image's mean and lam' = lam * (number of
@@ -139,9 +140,13 @@ def _solve_path(y: np.ndarray, m: np.ndarray, lams, iterations: int, positions,
     + D, D solved on the residual Y - H prior), so regularising pulls towards the prior instead of
     towards zero. ``edge`` > 0: the data term (and the offset) uses only the pixels at least that
     far from the image edge (P then removes the interior's mean and zeroes the band), for data whose
-    edges carry ripples of defects outside the view that the model cannot place."""
+    edges carry ripples of defects outside the view that the model cannot place.
+
+    The iterations run in torch, float64: its FFTs and in-place updates use every core, where
+    numpy's run on one (``benchmarks/bench_least_squares.py`` measures it against the numpy
+    solver this replaced)."""
     lams = _check_lambdas(lams)
-    mask = _data_mask(edge)
+    mask_np = _data_mask(edge)
     if isinstance(iterations, bool) or not isinstance(iterations, (int, np.integer)) or iterations < 1:
         raise ValueError(f"iterations must be an integer >= 1, got {iterations!r}")
     op, counts = _operator(m, positions)
@@ -149,38 +154,47 @@ def _solve_path(y: np.ndarray, m: np.ndarray, lams, iterations: int, positions,
     if len(empty):
         raise ValueError(f"{'positions' if positions is not None else 'activation map'} {int(empty[0])} (of {len(m)}) "
                          "has no defect: the kernel is not determined by that observation; leave it out")
-    centre = lambda img: mask * (img - (img * mask).sum(axis=(-2, -1), keepdims=True) / mask.sum())
+    mask = torch.from_numpy(mask_np)
+    area = float(mask_np.sum())
+    centre = lambda img: mask * (img - (img * mask).sum(dim=(-2, -1), keepdim=True) / area)
     n, k = len(y), len(lams)
-    shifts = lams[None, :] * np.maximum(counts, 1.0)[:, None]  # (N, K)
-    base = shifts.min(1)  # (N,)
+    shifts = torch.from_numpy(lams[None, :] * np.maximum(counts, 1.0)[:, None])  # (N, K)
+    base = shifts.min(1).values  # (N,)
     extra = shifts - base[:, None]  # (N, K) >= 0: each lambda's shift relative to the base system
-    rhs = y if prior is None else y - op.forward(prior)
+    yt = torch.from_numpy(np.ascontiguousarray(y, np.float64))
+    pt = None if prior is None else torch.from_numpy(np.ascontiguousarray(prior, np.float64))
+    rhs = yt if pt is None else yt - op.forward(pt)
     r = op.adjoint(centre(rhs))
-    p = r.copy()
-    rr = (r * r).sum(axis=(-2, -1))
-    x_k = np.zeros((n, k, 64, 64))
-    p_k = np.repeat(r[:, None], k, 1)
-    zeta, zeta_old = np.ones((n, k)), np.ones((n, k))
-    alpha_old, beta_old = np.ones(n), np.zeros(n)
-    safe = lambda num, den: np.where(den != 0, num / np.where(den != 0, den, 1.0), 0.0)
+    p = r.clone()
+    rr = (r * r).sum(dim=(-2, -1))
+    x_k = torch.zeros((n, k, 64, 64), dtype=torch.float64)
+    p_k = r[:, None].repeat(1, k, 1, 1)
+    zeta, zeta_old = torch.ones((n, k), dtype=torch.float64), torch.ones((n, k), dtype=torch.float64)
+    alpha_old, beta_old = torch.ones(n, dtype=torch.float64), torch.zeros(n, dtype=torch.float64)
+
+    def safe(num, den):  # num / den, 0 where den is 0 (an image whose system is already solved)
+        nonzero = den != 0
+        return torch.where(nonzero, num / torch.where(nonzero, den, torch.ones_like(den)), torch.zeros_like(den))
+
     for _ in range(iterations):
-        q = op.adjoint(centre(op.forward(p))) + base[:, None, None] * p
-        alpha = safe(rr, (p * q).sum(axis=(-2, -1)))  # (N,), 0 once an image's system is solved
+        q = op.adjoint(centre(op.forward(p))).add_(p * base[:, None, None])
+        alpha = safe(rr, (p * q).sum(dim=(-2, -1)))  # (N,), 0 once an image's system is solved
         # zeta_new / zeta scales the base residual to each shifted system's (they stay collinear)
         den = ((alpha * beta_old)[:, None] * (zeta_old - zeta)
                + zeta_old * alpha_old[:, None] * (1 + alpha[:, None] * extra))
         zeta_new = safe(zeta * zeta_old * alpha_old[:, None], den)
         ratio = safe(zeta_new, zeta)
-        x_k += (alpha[:, None] * ratio)[..., None, None] * p_k
+        x_k.add_(p_k * (alpha[:, None] * ratio)[..., None, None])
         r = r - alpha[:, None, None] * q
-        rr_new = (r * r).sum(axis=(-2, -1))
+        rr_new = (r * r).sum(dim=(-2, -1))
         beta = safe(rr_new, rr)
-        p_k = zeta_new[..., None, None] * r[:, None] + (beta[:, None] * ratio ** 2)[..., None, None] * p_k
+        p_k.mul_((beta[:, None] * ratio ** 2)[..., None, None]).add_(r[:, None] * zeta_new[..., None, None])
         p = r + beta[:, None, None] * p
-        zeta_old, zeta, alpha_old, beta_old, rr = zeta, zeta_new, np.where(alpha != 0, alpha, alpha_old), beta, rr_new
-    b = x_k if prior is None else x_k + prior[:, None]
-    c = np.stack([((y - op.forward(b[:, j])) * mask).sum(axis=(-2, -1)) / mask.sum() for j in range(k)], 1)
-    return b, c, op
+        zeta_old, zeta, alpha_old, beta_old, rr = zeta, zeta_new, torch.where(alpha != 0, alpha, alpha_old), beta, rr_new
+    b = x_k if pt is None else x_k + pt[:, None]
+    hb = torch.stack([op.forward(b[:, j].contiguous()) for j in range(k)], 1)  # H B per lambda
+    c = ((yt[:, None] - hb) * mask).sum(dim=(-2, -1)) / area
+    return b.numpy(), c.numpy(), op, (hb + c[..., None, None]).numpy()
 
 
 def least_squares(observations: np.ndarray, maps: np.ndarray, lam: float = 1e-3, iterations: int = 60,
@@ -201,7 +215,7 @@ def least_squares(observations: np.ndarray, maps: np.ndarray, lam: float = 1e-3,
     y, m = _check_pair(observations, maps)
     if np.ndim(lam) != 0:
         raise ValueError(f"lam must be one number (least_squares_path solves a grid), got shape {np.shape(lam)}")
-    b, _, _ = _solve_path(y, m, _check_lambdas(lam, "lam"), iterations, positions)
+    b = _solve_path(y, m, _check_lambdas(lam, "lam"), iterations, positions)[0]
     return b[:, 0] if return_raw else minmax_normalise(b[:, 0])[0]
 
 
@@ -213,7 +227,7 @@ def least_squares_path(observations: np.ndarray, maps: np.ndarray, grid=(1e-4, 1
     float64 the two recurrences drift apart over the iterations (at most 2.9e-3 on [0, 1] after 60,
     ``benchmarks/bench_least_squares.py``), about as far as one more CG step moves either."""
     y, m = _check_pair(observations, maps)
-    b, _, _ = _solve_path(y, m, grid, iterations, positions)
+    b = _solve_path(y, m, grid, iterations, positions)[0]
     return minmax_normalise(b.reshape(-1, 64, 64))[0].reshape(b.shape)
 
 
@@ -251,16 +265,15 @@ def _discrepancy_fit(y: np.ndarray, m: np.ndarray, grid: np.ndarray, iterations:
     """The discrepancy rule on checked inputs (``grid`` sorted from the largest lambda down):
     (raw B (N, 64, 64) at the chosen lambda, chosen lambda (N,), bound met (N,) bool, residual
     Y - H B - c (N, 64, 64) at it). The residual's RMS is taken over the pixels the data term uses."""
-    b, c, op = _solve_path(y, m, grid, iterations, pos, prior, edge=edge)
+    b, _, _, fits = _solve_path(y, m, grid, iterations, pos, prior, edge=edge)
     mask = _data_mask(edge)
-    resid = np.stack([np.sqrt((((op.forward(b[:, j]) + c[:, j, None, None] - y) * mask) ** 2).sum(axis=(-2, -1))
-                              / mask.sum()) for j in range(len(grid))], 1)  # (N, K), grid from the largest lambda down
+    residuals = y[:, None] - fits  # (N, K, 64, 64)
+    resid = np.sqrt(((residuals * mask) ** 2).sum(axis=(-2, -1)) / mask.sum())  # (N, K), grid from the largest lambda down
     within = resid <= tau * sigma[:, None]
     met = within.any(1)
     pick = np.where(met, within.argmax(1), len(grid) - 1)  # the first (largest) lambda that meets the bound
     rows = np.arange(len(y))
-    best = b[rows, pick]
-    return best, grid[pick], met, y - op.forward(best) - c[rows, pick][:, None, None]
+    return b[rows, pick], grid[pick], met, residuals[rows, pick]
 
 
 def least_squares_discrepancy(observations: np.ndarray, maps: np.ndarray, grid=(1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0),
@@ -341,8 +354,8 @@ class EdgeCheck:
 # each, clean and realistic: python benchmarks/edge_check.py --run-dir runs/quick-seeds/seed-0 --per-kernel 6
 # -> results/benchmarks/edge_check_quick.txt (tests/test_baselines.py checks the two agree)
 EDGE_CHECK = EdgeCheck(band=8, ratio=1.2, noise_fraction=0.7, max_snr_db=30.0)
-# the hybrid's refinement decodes under autocast (bf16 on a CPU with native bf16): about 1.6x faster,
-# and it keeps its validation RMSE by the rule of benchmarks/hybrid_precision.py ->
+# the hybrid's refinement decodes under autocast (bf16 on a CPU with native bf16): 1.1-1.5x faster on
+# validation kernels, within 1 % of float32's RMSE, the rule of benchmarks/hybrid_precision.py ->
 # results/benchmarks/hybrid_precision_quick.txt (tests/test_baselines.py checks the two agree)
 DECODER_AUTOCAST = True
 TAU = 1.1  # the discrepancy bound: residual RMS at most TAU times the noise level
@@ -616,7 +629,11 @@ def decoder_precision(device: torch.device | str, decoder_autocast: bool = DECOD
     """The dtype the hybrid's refinement steps decode in on ``device``: float16 on CUDA, bfloat16
     on a CPU with native bf16 (:func:`qpi_utils.train.cpu_has_native_bf16`, where training uses it
     too), else None (float32); None whenever ``decoder_autocast`` is off."""
-    kind = torch.device(device).type
+    try:
+        kind = torch.device(device).type
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"decoder_precision: device must be a torch device or its name ('cpu', 'cuda', "
+                         f"'cuda:0', ...), got {device!r}") from exc
     if not decoder_autocast:
         return None
     if kind == "cuda":

@@ -202,6 +202,8 @@ def test_decoder_precision_is_reduced_only_where_it_is_fast():
     assert decoder_precision("cpu", True) == (torch.bfloat16 if cpu_has_native_bf16() else None)
     assert decoder_precision("cpu", False) is None and decoder_precision("cuda", False) is None
     assert decoder_precision("mps", True) is None
+    with pytest.raises(ValueError, match="decoder_precision: device must be .* got 'gpu'"):
+        decoder_precision("gpu", True)
 
 
 def test_hybrid_under_decoder_autocast_stays_with_the_float32_hybrid(smoke_profile):

@@ -1,8 +1,8 @@
 import pytest
 
 from qpi_utils.methods import METHODS
-from qpi_utils.sweeps import (SWEEP_COLUMNS, SWEEPS, ood_observations, robustness_sweep, sweep_points, sweep_values,
-                              write_sweeps)
+from qpi_utils.sweeps import (SWEEP_COLUMNS, SWEEPS, ood_observations, robustness_sweep, robustness_sweeps, sweep_points,
+                              sweep_values, write_sweeps)
 
 
 def test_fresh_observations_are_of_the_ood_kernels_under_the_asked_condition(trained_run):
@@ -41,16 +41,22 @@ def test_the_realistic_sweep_adds_every_corruption_of_a_real_map(smoke_profile):
 
 def test_every_method_at_every_value_on_fresh_ood_observations(trained_run, smoke_profile, tmp_path):
     _, models = trained_run
-    rows = []
+    rows = robustness_sweeps(models)
     for sweep in SWEEPS:
-        sweep_rows = robustness_sweep(models, sweep)
-        rows += sweep_rows
+        sweep_rows = [r for r in rows if r["sweep"] == sweep]
         values = sweep_values(smoke_profile.physics, sweep)
         assert len(sweep_rows) == len(values) * len(METHODS)
         assert all(r["n"] >= smoke_profile.physics.sweep_observations for r in sweep_rows)
         assert all(r["seconds"] >= 0 for r in sweep_rows)  # each method timed at each point
     with pytest.raises(ValueError, match="unknown sweep"):
         robustness_sweep(models, "temperature")
+    # the clean point opens two sweeps: scored once, and what an uncached sweep scores there
+    assert smoke_profile.physics.sweep_outside_margin[0] == smoke_profile.physics.sweep_position_error[0] == 0
+    clean = lambda sweep, rs: {r["method"]: (r["n"], r["rmse"], r["rmse_ci95"]) for r in rs
+                               if r["sweep"] == sweep and r["value"] == 0}
+    fresh = robustness_sweep(models, "position_error")
+    assert clean("position_error", rows) == clean("outside_margin", rows) == clean("position_error", fresh)
+    assert len(clean("position_error", rows)) == len(METHODS)
     assert len(rows) == sweep_points(smoke_profile) * len(METHODS)
     path = write_sweeps(rows, tmp_path / "sweeps.csv")
     assert path.read_text().splitlines()[0] == ",".join(SWEEP_COLUMNS)
