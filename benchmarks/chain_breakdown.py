@@ -30,6 +30,29 @@ def breakdown(prov: dict) -> dict:
     return parts
 
 
+def sweep_seconds(path: Path) -> tuple[dict, int]:
+    """(seconds per method over the sweep points of ``sweeps.csv``, how many points were left out
+    as copies). ``qpi_utils.sweeps.robustness_sweeps`` scores a point that simulates the same data
+    as an earlier one once and copies its rows, ``seconds`` included; a point whose rows (every
+    method's n, RMSE and seconds) equal an earlier point's is such a copy and is not counted again."""
+    points: dict = {}
+    with path.open() as f:
+        for row in csv.DictReader(f):
+            if row.get("seconds") not in (None, ""):
+                points.setdefault((row["sweep"], row["value"]), []).append(
+                    (row["method"], row["n"], row["rmse"], float(row["seconds"])))
+    per_method, seen, shared = {}, set(), 0
+    for rows in points.values():
+        key = tuple(rows)
+        if key in seen:
+            shared += 1
+            continue
+        seen.add(key)
+        for method, _, _, seconds in rows:
+            per_method[method] = per_method.get(method, 0.0) + seconds
+    return per_method, shared
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--profile", default="quick")
@@ -45,14 +68,11 @@ def main() -> None:
             print(f"  {name:16s} {s:8.1f} s  {100 * s / total:5.1f} %")
     sweeps = res / "sweeps.csv"
     if sweeps.is_file():
-        per_method = {}
-        with sweeps.open() as f:
-            for row in csv.DictReader(f):
-                if row.get("seconds") not in (None, ""):
-                    per_method[row["method"]] = per_method.get(row["method"], 0.0) + float(row["seconds"])
+        per_method, shared = sweep_seconds(sweeps)
         if per_method:
             total = sum(per_method.values())
-            print(f"robustness sweeps, notebook 06 ({sweeps.relative_to(ROOT)}): {total / 60:.1f} min of method time")
+            print(f"robustness sweeps, notebook 06 ({sweeps.relative_to(ROOT)}): {total / 60:.1f} min of method time"
+                  + (f" ({shared} point(s) shared by two sweeps counted once)" if shared else ""))
             for name, s in sorted(per_method.items(), key=lambda kv: -kv[1]):
                 print(f"  {name:26s} {s:8.1f} s  {100 * s / total:5.1f} %")
     provs = sorted((res / "seeds").glob("seed-*/provenance.json"))
