@@ -224,8 +224,10 @@ def least_squares_path(observations: np.ndarray, maps: np.ndarray, grid=(1e-4, 1
     """:func:`least_squares` for every lambda of ``grid`` at the cost of one solve (multi-shift CG,
     :func:`_solve_path`): (N, K, 64, 64) kernels min-max scaled to [0, 1], K = len(grid), in the
     grid's order. ``[:, j]`` is, in exact arithmetic, ``least_squares(..., lam=grid[j])``; in
-    float64 the two recurrences drift apart over the iterations (at most 2.9e-3 on [0, 1] after 60,
-    ``benchmarks/bench_least_squares.py``), about as far as one more CG step moves either."""
+    float64 the two recurrences drift apart over the iterations: at most 5e-3 on [0, 1] after 60 on
+    the quick profile's 64 images (``benchmarks/bench_least_squares.py``), the order by which plain
+    CG itself moves when Y changes by one part in 1e14 (up to 3.5e-3 there): CG's own rounding
+    sensitivity, not an error of the path."""
     y, m = _check_pair(observations, maps)
     b = _solve_path(y, m, grid, iterations, positions)[0]
     return minmax_normalise(b.reshape(-1, 64, 64))[0].reshape(b.shape)
