@@ -54,6 +54,7 @@ benchmark: $(STAMP)
 	$(BIN)/python benchmarks/bench_layouts.py --profile $(PROFILE) | tee results/benchmarks/layouts_$(PROFILE).txt
 	$(BIN)/python benchmarks/bench_threads.py --profile $(PROFILE) | tee results/benchmarks/threads_$(PROFILE).txt
 	$(BIN)/python benchmarks/bench_batch_size.py --profile $(PROFILE) --batches 20 | tee results/benchmarks/batch_size_$(PROFILE).txt
+	$(BIN)/python benchmarks/patience_replay.py --run-dir runs/$(PROFILE)-seeds | tee results/benchmarks/patience_replay_$(PROFILE).txt
 	$(BIN)/python benchmarks/chain_breakdown.py --profile $(PROFILE) | tee results/benchmarks/chain_breakdown_$(PROFILE).txt
 
 clean-venv:

@@ -75,3 +75,25 @@ def test_the_precision_rule_keeps_autocast_only_within_its_tolerance(monkeypatch
     assert verdict([0.1, 0.02], [0.1005, 0.0203]) is False  # 1.5 % worse in one case is enough to drop it
     with pytest.raises(ValueError, match="one float32 and one autocast RMSE per case"):
         verdict([0.1], [])
+
+
+def test_the_patience_replay_follows_the_stopping_rule(monkeypatch, tmp_path):
+    """benchmarks/patience_replay.py replays the kit's rule (keep the lowest validation RMSE, stop
+    after `patience` epochs without a lower one) on recorded curves; the README's statement that a
+    patience of 3 keeps the same epochs rests on it."""
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    from patience_replay import replay
+
+    curve = [0.3, 0.2, 0.1, 0.15, 0.12, 0.11, 0.09, 0.2]
+    assert replay(curve, 1) == (4, 3)  # the first epoch without a lower value stops it
+    assert replay(curve, 3) == (6, 3)
+    assert replay(curve, 4) == (8, 7)  # epoch 7 improves within the patience: it runs on to the end
+    with pytest.raises(ValueError, match="empty"):
+        replay([], 2)
+    logs = tmp_path / "seed-0" / "logs"
+    logs.mkdir(parents=True)
+    (logs / "one_step.csv").write_text("epoch,val_rmse,seconds\n" + "".join(
+        f"{i + 1},{v},{10.0}\n" for i, v in enumerate(curve)))
+    out = _run("patience_replay.py", "--run-dir", str(tmp_path), "--patience", "3", "4")
+    assert re.search(r"seed-0 +one_step +3 +6 +3 +0\.10000 +60\.0 +0\.75x", out)
+    assert re.search(r"seed-0 +one_step +4 +8 +7 +0\.09000 +80\.0 +1\.00x", out)
