@@ -20,6 +20,8 @@ from pathlib import Path
 
 def replay(val: list[float], patience: int) -> tuple[int, int]:
     """(epochs run, kept epoch), both 1-based, under the rule with ``patience`` on the curve ``val``."""
+    if patience < 1:
+        raise ValueError(f"patience must be >= 1 epoch, got {patience}")
     if not val:
         raise ValueError("an empty validation curve")
     best = 0
@@ -36,6 +38,8 @@ def main() -> None:
     ap.add_argument("--run-dir", type=Path, default=Path("runs/quick-seeds"))
     ap.add_argument("--patience", type=int, nargs="+", default=[1, 2, 3, 4])
     args = ap.parse_args()
+    if min(args.patience) < 1:
+        ap.error(f"--patience: every value must be an integer >= 1 (epochs without improvement), got {args.patience}")
     seeds = sorted(args.run_dir.glob("seed-*/logs"))
     if not seeds:
         raise SystemExit(f"no seed-*/logs under {args.run_dir}: run `qpi seeds` there first")
@@ -49,6 +53,10 @@ def main() -> None:
                 continue
             with path.open() as f:
                 rows = list(csv.DictReader(f))
+            missing = {"val_rmse", "seconds"} - set(rows[0] if rows else {})
+            if missing:
+                raise SystemExit(f"{path}: no epochs, or no column(s) {', '.join(sorted(missing))}: "
+                                 "not a training log written by qpi")
             val = [float(r["val_rmse"]) for r in rows]
             secs = [float(r["seconds"]) for r in rows]
             full = sum(secs[:replay(val, ref)[0]])

@@ -90,6 +90,8 @@ def test_the_patience_replay_follows_the_stopping_rule(monkeypatch, tmp_path):
     assert replay(curve, 4) == (8, 7)  # epoch 7 improves within the patience: it runs on to the end
     with pytest.raises(ValueError, match="empty"):
         replay([], 2)
+    with pytest.raises(ValueError, match="patience must be >= 1"):
+        replay(curve, 0)
     logs = tmp_path / "seed-0" / "logs"
     logs.mkdir(parents=True)
     (logs / "one_step.csv").write_text("epoch,val_rmse,seconds\n" + "".join(
@@ -97,3 +99,8 @@ def test_the_patience_replay_follows_the_stopping_rule(monkeypatch, tmp_path):
     out = _run("patience_replay.py", "--run-dir", str(tmp_path), "--patience", "3", "4")
     assert re.search(r"seed-0 +one_step +3 +6 +3 +0\.10000 +60\.0 +0\.75x", out)
     assert re.search(r"seed-0 +one_step +4 +8 +7 +0\.09000 +80\.0 +1\.00x", out)
+    (logs / "alignment.csv").write_text("epoch,loss\n1,0.5\n")  # not a qpi training log: named, not a KeyError
+    bad = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "patience_replay.py"), "--run-dir", str(tmp_path)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert bad.returncode != 0 and "alignment.csv" in bad.stderr and "seconds, val_rmse" in bad.stderr
+    assert "Traceback" not in bad.stderr

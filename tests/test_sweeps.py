@@ -39,9 +39,17 @@ def test_the_realistic_sweep_adds_every_corruption_of_a_real_map(smoke_profile):
         sweep_change(smoke_profile, "humidity", 1)
 
 
-def test_every_method_at_every_value_on_fresh_ood_observations(trained_run, smoke_profile, tmp_path):
+def test_every_method_at_every_value_on_fresh_ood_observations(trained_run, smoke_profile, tmp_path, monkeypatch):
+    import qpi_utils.sweeps as sweeps
+
     _, models = trained_run
+    calls = []
+    real_predict = sweeps.predict_dataset
+    monkeypatch.setattr(sweeps, "predict_dataset", lambda *a, **k: calls.append(1) or real_predict(*a, **k))
     rows = robustness_sweeps(models)
+    monkeypatch.setattr(sweeps, "predict_dataset", real_predict)
+    # the clean point opening outside_margin and position_error is scored once, not twice
+    assert len(calls) == (sweep_points(smoke_profile) - 1) * len(METHODS)
     for sweep in SWEEPS:
         sweep_rows = [r for r in rows if r["sweep"] == sweep]
         values = sweep_values(smoke_profile.physics, sweep)
