@@ -39,7 +39,7 @@ from qpi_utils import baselines
 from qpi_utils.baselines import least_squares, least_squares_path
 from qpi_utils.config import PROFILE_NAMES, get_profile
 from qpi_utils.data import simulate_dataset
-from qpi_utils.provenance import git_commit
+from qpi_lab.provenance import git_commit
 
 
 def _timed(fn, repeats: int = 2):

@@ -13,7 +13,7 @@ import argparse
 from pathlib import Path
 
 from qpi_utils.config import PROFILE_NAMES, get_profile
-from qpi_utils.evaluate import evaluate
+from qpi_lab.evaluate import evaluate
 from qpi_utils.methods import load_models
 
 METHODS = ("least_squares", "least_squares_subpixel", "least_squares_auto")

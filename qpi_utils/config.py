@@ -230,7 +230,7 @@ _PROFILES: dict[str, dict[str, Any]] = {
     "colab": {
         # A free Colab T4 in about an hour: the paper's pretrained SDXL-VAE and hyperparameters on
         # the quick profile's data size, step 2 and the one-step baseline at about equal training
-        # FLOPs. Estimated with qpi_utils.budget (counted FLOPs at an assumed sustained rate; the
+        # FLOPs. Estimated with qpi_lab.budget (counted FLOPs at an assumed sustained rate; the
         # README gives the numbers); `qpi doctor --profile colab` measures a step on your GPU.
         "simulation": {"n_kernels": 100, "n_observations": 100},
         "model": _SDXL,

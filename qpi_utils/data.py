@@ -1,6 +1,6 @@
 """Datasets: the on-disk format, making a simulated dataset, and torch views of it.
 
-Splits live in :mod:`qpi_utils.splits`, the authors' CSV format in :mod:`qpi_utils.authors_csv`.
+Splits live in :mod:`qpi_utils.splits`.
 
 On-disk format (``FORMAT_VERSION`` 1)
 -------------------------------------

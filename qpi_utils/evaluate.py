@@ -1,34 +1,33 @@
-"""Evaluation: the ID and OOD table of every method, with provenance.
+"""Scoring: every method of :mod:`qpi_utils.methods` on the ID and OOD test sets.
 
-:func:`evaluate` runs every method of :mod:`qpi_utils.methods` on the ID and OOD test sets (the
-hybrids on a seeded subset of each when ``physics.hybrid_test_observations`` is set: the ``n``
-column says how many) and writes the table (metrics of :mod:`qpi_utils.metrics`: means over the
-test set), the per-sample errors, the two-step diagnostics and ``provenance.json``.
+:func:`score` runs the methods (the slow ones, :attr:`Method.subset`, on a seeded subset of each
+test set when ``physics.hybrid_test_observations`` is set: the ``n`` column says how many) and
+returns the table rows (metrics of :mod:`qpi_utils.metrics`: means over the test set), the
+per-sample errors and a record of what was chosen on validation; :func:`write_scores` writes them
+under the run's ``results/``. (The ``qpi`` command adds provenance: :mod:`qpi_lab.evaluate`.)
 """
 
 from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from .analysis import two_step_diagnostics
-from .checkpoints import load_blob
-from .config import Profile
-from .data import QPIDataset, load_dataset, stack_pairs
-from .files import read_csv, write_csv, write_text
-from .methods import HYBRIDS, METHODS, NeedsPositions, TrainedModels, load_models, predict_dataset
+from .data import QPIDataset, stack_pairs
+from .files import write_csv, write_text
+from .methods import METHODS, NeedsPositions, TrainedModels, predict_dataset
 from .metrics import errors
 from .paper import TABLE1_RMSE
-from .provenance import git_commit, provenance
-from .runs import STEPS, RunLayout, as_layout
 from .simulate import SYMMETRY_NAMES
 from .train import SELECTION_RULE, augment_noise
 
-__all__ = ["TABLE_COLUMNS", "evaluate", "noisy", "write_table", "markdown_table", "example_predictions", "previous_rows"]
+__all__ = ["TABLE_COLUMNS", "Scores", "score", "write_scores", "noisy", "write_table", "markdown_table",
+           "example_predictions"]
 
 TABLE_COLUMNS = ("setting", "method", "n", "mae", "mse", "rmse", "mae_pm1", "mse_pm1", "rmse_pm1", "rmse_affine",
                  "pretrained", "seconds_per_image")
@@ -72,76 +71,35 @@ def noisy(predict, snr_db: float, seed: int = 0):
     return NeedsPositions(run) if isinstance(predict, NeedsPositions) else run
 
 
-def _training_summaries(layout: RunLayout) -> dict:
-    return {step: load_blob(layout.model(step), step)["summary"] for step in STEPS if layout.model(step).is_file()}
+@dataclass
+class Scores:
+    """What :func:`score` measured: ``rows`` (one per setting and method, :data:`TABLE_COLUMNS`),
+    ``per_sample`` (one per scored observation) and ``record`` (what was run and chosen on
+    validation: lambdas, hybrid settings, the selection rule, timings)."""
+
+    rows: list[dict]
+    per_sample: list[dict]
+    record: dict
 
 
-def previous_rows(profile: Profile, run: RunLayout | str | Path, methods: tuple[str, ...] = METHODS) -> list[dict] | None:
-    """The rows of ``<run>/results/table.csv`` if :func:`evaluate` wrote them for exactly this
-    evaluation: the same committed code (a clean git commit, :func:`qpi_utils.provenance.git_commit`),
-    profile, dataset, trained networks (their training summaries) and methods, on the clean test
-    sets; otherwise None. ``qpi seeds`` evaluates seed 0 before the chain's notebook 05 would again."""
-    layout = as_layout(run, profile)
-    paths = [layout.result(name) for name in ("provenance.json", "table.csv", "per_sample.csv")]
-    if not all(p.is_file() for p in paths) or not layout.data.joinpath("meta.json").is_file():
-        return None
-    try:
-        prov = json.loads(paths[0].read_text())
-    except (OSError, ValueError):
-        return None
-    commit = git_commit()
-    same = {
-        "code": commit is not None and "+dirty" not in commit and prov.get("git_commit") == commit,
-        "profile": prov.get("profile") == json.loads(json.dumps(profile.to_dict(), default=str)),
-        "dataset": (prov.get("dataset") or {}).get("content_hash") == load_dataset(layout.data).meta.get("content_hash"),
-        "networks": prov.get("training") == json.loads(json.dumps(_training_summaries(layout), default=str)),
-        "methods": prov.get("methods") == [m for m in METHODS if m in methods],
-        "clean test sets": prov.get("test_noise_snr_db") is None and prov.get("test_data") == "the run's dataset",
-    }
-    if not all(same.values()):
-        return None
-    rows = read_csv(paths[1])
-    for r in rows:
-        for key, value in r.items():
-            if key == "n":
-                r[key] = int(value)
-            elif key == "pretrained":
-                r[key] = {"True": True, "False": False}.get(value)
-            elif key not in ("setting", "method"):
-                r[key] = float(value)
-    return rows
-
-
-def evaluate(profile: Profile, run: RunLayout | str | Path, results_dir: str | Path | None = None,
-             progress: bool = True, models: TrainedModels | None = None, methods: tuple[str, ...] = METHODS,
-             noise_snr_db: float | None = None, test_data: QPIDataset | None = None,
-             reuse: bool = False) -> list[dict]:
-    """Evaluate the trained ``methods`` on the ID and OOD test sets and write, under
-    ``results_dir`` (default ``<run>/results``): ``table.csv``, ``table.md``, ``per_sample.csv``,
-    ``diagnostics.json`` (when two-step is among them) and ``provenance.json``. With
+def score(models: TrainedModels, progress: bool = True, noise_snr_db: float | None = None,
+          test_data: QPIDataset | None = None) -> Scores:
+    """Score every method ``models`` was loaded for on the ID and OOD test sets. With
     ``noise_snr_db`` every test observation gets white noise at that SNR first. ``test_data``: a
-    dataset with the run's kernels and defect counts whose observations (Y, M, positions) replace
-    the run's at the same test pairs, e.g. its realistic copy
-    (:func:`qpi_utils.checkpoints.load_realistic_data`). ``reuse``: return the rows already in
-    ``<run>/results`` when :func:`previous_rows` finds they are this very evaluation. Returns the rows."""
-    layout = as_layout(run, profile)
-    if reuse and results_dir is None and noise_snr_db is None and test_data is None:
-        rows = previous_rows(profile, layout, methods if models is None else models.only)
-        if rows is not None:
-            return rows
-    results_dir = Path(results_dir) if results_dir else layout.results
-    m = models or load_models(profile, layout, methods)
+    dataset with the run's kernels whose observations (Y, M, positions) replace the run's at the
+    same test pairs, e.g. its realistic copy (:func:`qpi_utils.checkpoints.load_realistic_data`)."""
+    m, profile = models, models.profile
     ds, splits = m.ds, m.splits
     if test_data is not None and not np.array_equal(np.asarray(test_data.kernels), np.asarray(ds.kernels)):
         raise ValueError("test_data must hold the run's kernels (a copy of its dataset re-rendered, "
                          "checkpoints.load_realistic_data), got a dataset with other kernels")
     rows, per_sample, timings = [], [], {}
-    n_hybrid = profile.physics.hybrid_test_observations
+    n_subset = profile.physics.hybrid_test_observations
     for setting, all_pairs in (("ID", splits.id_test), ("OOD", splits.ood_test)):
         for method, (fn, pretrained) in m.methods().items():
             pairs = all_pairs
-            if method in HYBRIDS and n_hybrid is not None and n_hybrid < len(all_pairs):
-                pairs = all_pairs[np.sort(np.random.default_rng(0).permutation(len(all_pairs))[:n_hybrid])]
+            if METHODS[method].subset and n_subset is not None and n_subset < len(all_pairs):
+                pairs = all_pairs[np.sort(np.random.default_rng(0).permutation(len(all_pairs))[:n_subset])]
             target = np.asarray(ds.kernels)[pairs[:, 0]]
             if noise_snr_db is not None:
                 fn = noisy(fn, noise_snr_db)
@@ -158,35 +116,37 @@ def evaluate(profile: Profile, run: RunLayout | str | Path, results_dir: str | P
                 per_sample.append({"setting": setting, "method": method, "kernel": int(k), "observation": int(o),
                                    "symmetry": int(ds.symmetry[k]), "n_scatterers": int(ds.n_scatterers[k, o]),
                                    **{name: float(e[name][i]) for name in ("mae", "mse", "rmse", "rmse_affine")}})
-    write_table(rows, results_dir / "table.csv")
-    write_text(results_dir / "table.md", markdown_table(rows))
-    write_csv(results_dir / "per_sample.csv", per_sample)
-    if m.kernel_vae is not None and m.observation_encoder is not None:
-        write_text(results_dir / "diagnostics.json", json.dumps(two_step_diagnostics(m), indent=2))
-    summaries = _training_summaries(layout)
-    prov = provenance(profile, ds, {"training": summaries, "inference_seconds": timings,
-                                    "methods": list(m.methods()), "test_noise_snr_db": noise_snr_db,
-                                    "test_data": "the run's dataset" if test_data is None else
-                                    {"simulation": test_data.meta.get("simulation"),
-                                     "content_hash": test_data.meta.get("content_hash")},
-                                    "pretrained": {k: v.pretrained for k, v in m.infos.items()},
-                                    "selection_rule": SELECTION_RULE,
-                                    "least_squares_lambda": {"chosen": m.ls_lambda, "rule": "lowest mean RMSE on "
-                                                             f"{profile.physics.ls_calibration_observations} validation "
-                                                             "observations (half of seen, half of unseen kernels)",
-                                                             "scores": {str(k): v for k, v in m.ls_scores.items()}},
-                                    "least_squares_subpixel_lambda": {"chosen": m.ls_subpixel_lambda,
-                                                                      "rule": "as least_squares_lambda",
-                                                                      "scores": {str(k): v for k, v in
-                                                                                 (m.ls_subpixel_scores or {}).items()}},
-                                    "hybrid_settings": {"chosen": m.hybrid_settings,
-                                                        "rule": "lowest mean RMSE of the decoded kernel on "
-                                                        f"{profile.physics.hybrid_calibration_observations} validation "
-                                                        "observations over lr x mu x steps "
-                                                        "(baselines.choose_hybrid_settings)",
-                                                        "scores": m.hybrid_scores}})
-    write_text(results_dir / "provenance.json", json.dumps(prov, indent=2, default=str))
-    return rows
+    ph = profile.physics
+    record = {"inference_seconds": timings, "methods": list(m.methods()), "test_noise_snr_db": noise_snr_db,
+              "test_data": "the run's dataset" if test_data is None else
+              {"simulation": test_data.meta.get("simulation"), "content_hash": test_data.meta.get("content_hash")},
+              "pretrained": {k: v.pretrained for k, v in m.infos.items()},
+              "selection_rule": SELECTION_RULE,
+              "least_squares_lambda": {"chosen": m.ls_lambda, "rule": "lowest mean RMSE on "
+                                       f"{ph.ls_calibration_observations} validation "
+                                       "observations (half of seen, half of unseen kernels)",
+                                       "scores": {str(k): v for k, v in m.ls_scores.items()}},
+              "least_squares_subpixel_lambda": {"chosen": m.ls_subpixel_lambda, "rule": "as least_squares_lambda",
+                                                "scores": {str(k): v for k, v in (m.ls_subpixel_scores or {}).items()}},
+              "hybrid_settings": {"chosen": m.hybrid_settings,
+                                  "rule": "lowest mean RMSE of the decoded kernel on "
+                                  f"{ph.hybrid_calibration_observations} validation "
+                                  "observations over lr x mu x steps (baselines.choose_hybrid_settings)",
+                                  "scores": m.hybrid_scores}}
+    return Scores(rows, per_sample, record)
+
+
+def write_scores(scores: Scores, models: TrainedModels, results_dir: str | Path) -> Path:
+    """``table.csv``, ``table.md``, ``per_sample.csv``, ``scores.json`` (the record) and, when
+    two-step is loaded, ``diagnostics.json`` under ``results_dir``; returns the directory."""
+    results_dir = Path(results_dir)
+    write_table(scores.rows, results_dir / "table.csv")
+    write_text(results_dir / "table.md", markdown_table(scores.rows))
+    write_csv(results_dir / "per_sample.csv", scores.per_sample)
+    write_text(results_dir / "scores.json", json.dumps(scores.record, indent=2, default=str))
+    if models.kernel_vae is not None and models.observation_encoder is not None:
+        write_text(results_dir / "diagnostics.json", json.dumps(two_step_diagnostics(models), indent=2))
+    return results_dir
 
 
 @torch.no_grad()

@@ -1,27 +1,27 @@
-"""The methods a table compares, loaded from a run: every trained network, the physics
-baselines and the hybrid, each as a function (B, 2, 64, 64) (Y, M) on [0, 1] -> (B, 1, 64, 64)
-kernels on [0, 1].
+"""The methods a table compares, in one registry: every trained network, the physics baselines
+and the hybrids, each a function of the loaded run and a (B, 2, S, S) (Y, M) batch on [0, 1]
+returning (B, 1, S, S) kernels on [0, 1] (S = :data:`~qpi_utils.simulate.IMAGE_SIZE`).
 
-* ``mean_kernel`` -- the mean of the training kernels, predicted for every observation: the
-  floor every method has to beat.
+:data:`METHODS` is the one list that tables, sweeps, seeds and real maps read. A new baseline is
+one function plus one line there::
+
+    def _my_baseline(models, x, positions=None):        # (B, 2, S, S) -> (B, 1, S, S)
+        return numpy_method(lambda y, m: my_physics(y, m))(x)
+
+    Method("my_baseline", _my_baseline),                 # in METHODS below
+
+* ``mean_kernel`` -- the mean of the training kernels for every observation: the floor.
 * ``one_step`` -- the baseline network, (Y, M) -> kernel, using the posterior mean.
 * ``two_step`` -- (Y, M) -> observation encoder -> latent mean -> frozen kernel decoder.
 * ``defect_average``, ``least_squares`` -- the physics baselines of :mod:`qpi_utils.baselines`
-  (least squares with its regularisation chosen on validation observations), with the defects
-  binned to the pixels of M.
-* ``least_squares_subpixel`` -- the same least squares with the defects at their continuous
-  labelled positions (the forward model the simulator renders with); the only method that
-  reads the positions, not just (Y, M): a :class:`NeedsPositions`.
-* ``least_squares_auto`` -- sub-pixel least squares with lambda chosen per observation from the
-  observation alone (the discrepancy principle with the noise level read from its spectrum,
-  :func:`baselines.least_squares_discrepancy`): what a user can run on a real map.
-* ``hybrid`` -- two-step, refined so the decoded kernel explains Y through the forward model
-  (binned defects, (Y, M) only); its step size, prior weight and step count chosen on
-  validation observations (:func:`baselines.choose_hybrid_settings`).
-* ``hybrid_subpixel`` -- the same refinement with the kernel at the labelled sub-pixel
-  positions, then least squares centred on the decoded kernel with lambda by the discrepancy
-  principle, positions refined where the model cannot reach the noise level
-  (:func:`baselines.hybrid` with positions): a :class:`NeedsPositions`.
+  (lambda chosen on validation observations), defects binned to the pixels of M.
+* ``least_squares_subpixel`` -- the same at the labelled continuous positions (reads positions).
+* ``least_squares_auto`` -- sub-pixel least squares, lambda per observation without ground truth
+  (the discrepancy principle, :func:`baselines.least_squares_discrepancy`).
+* ``hybrid`` -- two-step refined so the decoded kernel explains Y through the forward model
+  (its settings chosen on validation, :func:`baselines.choose_hybrid_settings`).
+* ``hybrid_subpixel`` -- the same at the labelled positions, then least squares centred on the
+  decoded kernel (:func:`baselines.hybrid` with positions).
 """
 
 from __future__ import annotations
@@ -43,12 +43,8 @@ from .models import from_model_scale, to_model_scale
 from .runs import RunLayout, as_layout
 from .splits import Splits
 
-__all__ = ["METHODS", "NETWORKS", "NeedsPositions", "TrainedModels", "load_models", "gpu_autocast", "predict_two_step",
-           "predict_one_step", "predict_dataset"]
-
-METHODS = ("mean_kernel", "one_step", "two_step", "defect_average", "least_squares", "least_squares_subpixel",
-           "least_squares_auto", "hybrid", "hybrid_subpixel")
-HYBRIDS = ("hybrid", "hybrid_subpixel")
+__all__ = ["Method", "METHODS", "NETWORKS", "NeedsPositions", "TrainedModels", "load_models", "gpu_autocast",
+           "predict_two_step", "predict_one_step", "predict_dataset", "numpy_method"]
 
 
 class NeedsPositions:
@@ -122,9 +118,14 @@ class TrainedModels:
     layout: RunLayout
     ls_subpixel_lambda: float | None = None
     ls_subpixel_scores: dict | None = None
-    only: tuple[str, ...] = METHODS
+    only: tuple[str, ...] = dataclasses.field(default_factory=lambda: tuple(METHODS))  # in METHODS order
     hybrid_settings: dict | None = None  # chosen on validation: {hybrid_lr, hybrid_mu, hybrid_steps}
     hybrid_scores: dict | None = None
+
+    @property
+    def ls_iterations(self) -> int:
+        """CG iterations of the least-squares methods (the profile's)."""
+        return self.profile.physics.ls_iterations
 
     @property
     def hybrid_physics(self):
@@ -132,51 +133,106 @@ class TrainedModels:
         return dataclasses.replace(self.profile.physics, **(self.hybrid_settings or {}))
 
     def methods(self) -> dict:
-        """name -> (predict function on (B, 2, 64, 64) [0,1] tensors -> (B, 1, 64, 64), pretrained),
-        for the methods this object was loaded for (:attr:`only`, in :data:`METHODS` order)."""
-        return {name: entry for name, entry in self._all_methods().items() if name in self.only}
-
-    def _all_methods(self) -> dict:
-        ph = self.profile.physics
-        mean_kernel = np.asarray(self.ds.kernels[self.splits.train_kernels], np.float64).mean(0)
-        mk = torch.from_numpy(mean_kernel).float()
-
-        def numpy_method(fn):
-            def run(x):
-                xn = x.detach().cpu().double().numpy()
-                return torch.from_numpy(fn(xn[:, 0], xn[:, 1])).float()[:, None].to(x.device)
-
-            return run
-
-        pre = self.infos["kernel_vae"].pretrained if "kernel_vae" in self.infos else None
-        return {
-            "mean_kernel": (lambda x: mk.to(x.device).expand(len(x), 1, 64, 64), False),
-            "one_step": (lambda x: predict_one_step(self.one_step, x),
-                         self.infos["one_step"].pretrained if "one_step" in self.infos else None),
-            "two_step": (lambda x: predict_two_step(self.observation_encoder, self.kernel_vae, x), pre),
-            "defect_average": (numpy_method(defect_average), False),
-            "least_squares": (numpy_method(lambda y, m: least_squares(y, m, lam=self.ls_lambda,
-                                                                       iterations=ph.ls_iterations)), False),
-            "least_squares_subpixel": (NeedsPositions(lambda x, positions: numpy_method(
-                lambda y, m: least_squares(y, m, lam=self.ls_subpixel_lambda, iterations=ph.ls_iterations,
-                                           positions=positions))(x)), False),
-            "least_squares_auto": (NeedsPositions(lambda x, positions: numpy_method(
-                lambda y, m: least_squares_discrepancy(y, m, grid=ph.ls_lambda_grid, iterations=ph.ls_iterations,
-                                                       positions=positions)[0])(x)), False),
-            "hybrid": (lambda x: hybrid(self.observation_encoder, self.kernel_vae, x, self.hybrid_physics), pre),
-            "hybrid_subpixel": (NeedsPositions(lambda x, positions: hybrid(
-                self.observation_encoder, self.kernel_vae, x, self.hybrid_physics, positions=positions)), pre),
-        }
+        """name -> (predict function on (B, 2, S, S) [0,1] tensors -> (B, 1, S, S), pretrained), for
+        the methods this object was loaded for (:attr:`only`, in :data:`METHODS` order); a method
+        that reads positions comes as a :class:`NeedsPositions`."""
+        out = {}
+        for name in self.only:
+            method = METHODS[name]
+            if method.positions:
+                fn = NeedsPositions(lambda x, positions, m=method: m.predict(self, x, positions))
+            else:
+                fn = lambda x, m=method: m.predict(self, x)
+            net = method.networks[0] if method.networks else None
+            pretrained = False if net is None else (self.infos[net].pretrained if net in self.infos else None)
+            out[name] = (fn, pretrained)
+        return out
 
 
-NETWORKS = {"one_step": ("one_step",), "two_step": ("kernel_vae", "alignment"), "hybrid": ("kernel_vae", "alignment"),
-            "hybrid_subpixel": ("kernel_vae", "alignment")}
+def numpy_method(fn):
+    """A batch function ``fn(y, m) -> (B, S, S)`` on float64 numpy arrays as a method on tensors:
+    (B, 2, S, S) -> (B, 1, S, S) float32 on the input's device."""
+    def run(x):
+        xn = x.detach().cpu().double().numpy()
+        return torch.from_numpy(fn(xn[:, 0], xn[:, 1])).float()[:, None].to(x.device)
+
+    return run
 
 
-def load_models(profile: Profile, run: RunLayout | str | Path, methods: tuple[str, ...] = METHODS) -> TrainedModels:
+# ------------------------------------------------------------------------------------------
+# the registry: one function per method, one line per method in METHODS
+
+
+@dataclass(frozen=True)
+class Method:
+    """One way of estimating kernels. ``predict(models, x, positions=None)``: ``models`` the loaded
+    run (:class:`TrainedModels`: networks, dataset, choices made on validation), ``x`` (B, 2, S, S)
+    (Y, M) on [0, 1], ``positions`` (B, N, 2) labelled (x, y) in px (NaN = unused) for methods that
+    read them. ``networks``: the run's trained steps it needs (the first one's ``pretrained`` is
+    reported). ``subset``: slow, so scored on ``physics.hybrid_test_observations`` of each test set.
+    ``real_maps``: runs on windows of a real map (needs only (Y, M))."""
+
+    name: str
+    predict: object
+    networks: tuple[str, ...] = ()
+    positions: bool = False
+    subset: bool = False
+    real_maps: bool = False
+
+
+def _mean_kernel(models, x, positions=None):
+    mean = np.asarray(models.ds.kernels[models.splits.train_kernels], np.float64).mean(0)
+    return torch.from_numpy(mean).float().to(x.device).expand(len(x), 1, *mean.shape)
+
+
+def _one_step(models, x, positions=None):
+    return predict_one_step(models.one_step, x)
+
+
+def _two_step(models, x, positions=None):
+    return predict_two_step(models.observation_encoder, models.kernel_vae, x)
+
+
+def _defect_average(models, x, positions=None):
+    return numpy_method(defect_average)(x)
+
+
+def _least_squares(models, x, positions=None):
+    lam = models.ls_subpixel_lambda if positions is not None else models.ls_lambda
+    return numpy_method(lambda y, m: least_squares(y, m, lam=lam, iterations=models.ls_iterations,
+                                                   positions=positions))(x)
+
+
+def _least_squares_auto(models, x, positions):
+    ph = models.profile.physics
+    return numpy_method(lambda y, m: least_squares_discrepancy(y, m, grid=ph.ls_lambda_grid, iterations=ph.ls_iterations,
+                                                               positions=positions)[0])(x)
+
+
+def _hybrid(models, x, positions=None):
+    return hybrid(models.observation_encoder, models.kernel_vae, x, models.hybrid_physics, positions=positions)
+
+
+_TWO_STEP = ("kernel_vae", "alignment")
+METHODS = {m.name: m for m in (
+    Method("mean_kernel", _mean_kernel),
+    Method("one_step", _one_step, networks=("one_step",), real_maps=True),
+    Method("two_step", _two_step, networks=_TWO_STEP, real_maps=True),
+    Method("defect_average", _defect_average, real_maps=True),
+    Method("least_squares", _least_squares, real_maps=True),
+    Method("least_squares_subpixel", _least_squares, positions=True),
+    Method("least_squares_auto", _least_squares_auto, positions=True),
+    Method("hybrid", _hybrid, networks=_TWO_STEP, subset=True, real_maps=True),
+    Method("hybrid_subpixel", _hybrid, networks=_TWO_STEP, positions=True, subset=True),
+)}
+NETWORKS = {name: m.networks for name, m in METHODS.items() if m.networks}  # method -> trained steps it needs
+
+
+def load_models(profile: Profile, run: RunLayout | str | Path, methods: tuple[str, ...] | None = None) -> TrainedModels:
     """Load the dataset, splits and the trained networks ``methods`` need from a run directory,
     and (for least squares) choose its regularisation on validation observations
     (:func:`baselines.choose_regularisation`)."""
+    methods = tuple(METHODS) if methods is None else tuple(methods)
     unknown = sorted(set(methods) - set(METHODS))
     if unknown:
         raise ValueError(f"unknown method(s) {unknown}; known: {', '.join(METHODS)}")
@@ -202,7 +258,7 @@ def load_models(profile: Profile, run: RunLayout | str | Path, methods: tuple[st
                                                    grid=ph.ls_lambda_grid, iterations=ph.ls_iterations,
                                                    positions=positions)
     hybrid_settings, hybrid_scores = None, None
-    if set(HYBRIDS) & set(methods):  # the latent refinement's settings, on validation observations too
+    if any(METHODS[m].subset for m in methods):  # the latent refinement's settings, on validation observations too
         pick = splits.validation_pairs(ph.hybrid_calibration_observations, seed=profile.simulation.split_seed)
         hybrid_settings, hybrid_scores = choose_hybrid_settings(
             nets["observation_encoder"], nets["kernel_vae"], stack_pairs(ds, pick).to(device),

@@ -13,19 +13,20 @@ from __future__ import annotations
 import os
 import sys
 
+import numpy as np
+
 from .config import Profile, get_profile, resolve_init
 from .data import save_dataset, simulate_dataset
 from .plots import pyplot
 from .runs import ARTEFACTS, RunLayout
-from .train import train_alignment, train_kernel_vae, train_one_step
+from .train import TRAINERS
 
-__all__ = ["REQUIRES", "setup", "ensure"]
+__all__ = ["REQUIRES", "setup", "ensure", "check", "SOLVE_EXERCISES"]
 
 # what each artefact needs first
 REQUIRES = {"data": (), "kernel_vae": ("data",), "alignment": ("data", "kernel_vae"), "one_step": ("data",)}
 # ... and the one-step baseline the step-1 VAE when it starts from it (config.resolve_init)
 NOTEBOOK_DPI = 72
-_MAKE = {"kernel_vae": train_kernel_vae, "alignment": train_alignment, "one_step": train_one_step}
 
 DRIVE_HINT = ("On Colab, keep your work across disconnects: mount Google Drive "
               "(`from google.colab import drive; drive.mount('/content/drive')`) and set "
@@ -49,7 +50,41 @@ def ensure(profile: Profile, run: RunLayout, artefact: str, make_missing: bool =
     if artefact == "data":
         save_dataset(simulate_dataset(profile.simulation, profile=profile.name), run.data)
     else:
-        _MAKE[artefact](profile, run)
+        TRAINERS[artefact](profile, run)
+
+
+SOLVE_EXERCISES = "QPI_SOLVE_EXERCISES"  # set (the test suite does): each self-check checks its solution
+
+
+def _same(answer, expected, atol: float, rtol: float) -> bool:
+    if isinstance(expected, (str, bool, set, frozenset)) or expected is None:
+        return answer == expected
+    try:
+        a, e = np.asarray(answer, dtype=np.float64), np.asarray(expected, dtype=np.float64)
+    except (TypeError, ValueError):
+        return False
+    return a.shape == e.shape and bool(np.allclose(a, e, atol=atol, rtol=rtol, equal_nan=True))
+
+
+def check(answer, solution, atol: float = 0.0, rtol: float = 1e-6) -> bool | None:
+    """An exercise's self-check: compare ``answer`` (the student's, ``...`` until answered) with
+    ``solution()`` (the hidden solution cell's function, called only once there is an answer, so
+    a solution that trains never runs unasked). Numbers and arrays must agree within ``atol`` +
+    ``rtol`` * |expected|; strings, booleans and sets exactly. Prints one line; returns True or
+    False, or None while unanswered. With ``$QPI_SOLVE_EXERCISES`` set the solution answers itself
+    (how the test suite runs every solution through its check)."""
+    if answer is ... or answer is None:
+        if not os.environ.get(SOLVE_EXERCISES):
+            print("No answer yet: replace the ... in the exercise cell, run it, then run this cell again.")
+            return None
+        answer = expected = solution()
+    else:
+        expected = solution()
+    ok = _same(answer, expected, atol, rtol)
+    tolerance = f" (within {atol:g})" if atol else ""
+    print(f"Right{tolerance}: {answer!r}." if ok else f"Not yet: {answer!r} is not what the solution gets{tolerance}; "
+          "look at the hint, or open the solution cell.")
+    return ok
 
 
 def setup(profile: str | None = None, run_dir: str | os.PathLike | None = None, requires: tuple[str, ...] = (),

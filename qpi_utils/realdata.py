@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .baselines import defect_average, least_squares
+from .methods import METHODS
 from .imaging import minmax_normalise
 from .physics import ConvolutionOperator
 from .simulate import KernelParams, activation_map, add_noise, kernel_spectrum, render_observations
@@ -490,21 +490,35 @@ def tiles(image: np.ndarray, positions: np.ndarray, size: int = 64, stride: int 
 
 def extract_kernels(observations: np.ndarray, maps: np.ndarray, models=None, lam: float = 1e-3,
                     ls_iterations: int = 60) -> dict[str, np.ndarray]:
-    """One kernel per method from a stack of real windows: each method runs on every window and
-    the results are averaged (then min-max scaled). ``models``: an
-    :class:`qpi_utils.evaluate.TrainedModels` for the learned methods (two-step, one-step,
-    hybrid); without it only the physics baselines run."""
-    out = {"defect_average": minmax_normalise(defect_average(observations, maps).mean(0))[0],
-           "least_squares": minmax_normalise(least_squares(observations, maps, lam=lam,
-                                                           iterations=ls_iterations).mean(0))[0]}
-    if models is not None:
-        x = torch.from_numpy(np.stack([observations, maps], 1)).float().to(models.device)
-        for name, (fn, _) in models.methods().items():
-            if name in ("two_step", "one_step", "hybrid"):
-                with torch.no_grad():
-                    pred = fn(x).float().cpu().numpy()[:, 0]
-                out[name] = minmax_normalise(pred.mean(0))[0]
+    """One kernel per method from a stack of real windows: every method of the registry that runs
+    on real maps (:attr:`qpi_utils.methods.Method.real_maps`) runs on every window and the results
+    are averaged (then min-max scaled). ``models``: a :class:`qpi_utils.methods.TrainedModels` for
+    the learned methods it was loaded for; without it only the physics baselines run. Least squares uses ``lam`` and
+    ``ls_iterations``."""
+    x = torch.from_numpy(np.stack([observations, maps], 1).astype(np.float64))
+    run = _RealMapRun(models, lam, ls_iterations)
+    out = {}
+    # the physics baselines first, then the networks (registry order within each)
+    for name, method in sorted(METHODS.items(), key=lambda item: bool(item[1].networks)):
+        if not method.real_maps or (method.networks and (models is None or name not in models.only)):
+            continue
+        # the physics methods get the windows in float64, the networks in float32 on their device
+        xm = x.float().to(models.device) if method.networks else x
+        with torch.no_grad():
+            pred = method.predict(run, xm).float().cpu().numpy()[:, 0]
+        out[name] = minmax_normalise(pred.mean(0))[0]
     return out
+
+
+class _RealMapRun:
+    """The loaded run as the registry's methods see it on a real map: its networks and choices,
+    with least squares at the given lambda and iteration count."""
+
+    def __init__(self, models, lam: float, iterations: int):
+        self._models, self.ls_lambda, self.ls_iterations = models, lam, iterations
+
+    def __getattr__(self, name):
+        return getattr(self._models, name)
 
 
 def self_consistency(observations: np.ndarray, maps: np.ndarray, kernel: np.ndarray) -> float:

@@ -108,6 +108,13 @@ class RunLayout:
     def result(self, name: str) -> Path:
         return self.results / name
 
+    def exercise(self, name: str) -> Path:
+        """``exercises/<name>``: a run directory of its own for a notebook exercise that simulates or
+        trains, so that no exercise can overwrite this run's data or models."""
+        if not name or "/" in name or name.startswith("."):
+            raise ValueError(f"an exercise name is one plain folder name, got {name!r}")
+        return self.root / "exercises" / name
+
     # missing artefacts ------------------------------------------------------------------------
     def artefact(self, name: str) -> Path:
         """The file whose presence means ``name`` (a key of :data:`ARTEFACTS`) is made: the

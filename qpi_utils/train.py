@@ -3,7 +3,8 @@
 All three share :func:`_fit`: Adam + StepLR + gradient clipping, Hugging Face ``accelerate``
 for device placement, mixed precision on GPU (fp16 by default there; plain fp32 on CPU) and
 multi-GPU via ``accelerate launch``; a checkpoint after every epoch; per-epoch train and test
-loss in ``<run>/logs/<step>.csv`` and drawn in ``<run>/figures/<step>_loss.png``.
+loss in ``<run>/logs/<step>.csv``. Training draws nothing: each trainer returns its summary with
+the per-epoch ``history``, and the notebooks plot it (:func:`qpi_utils.plots.plot_history`).
 
 Resuming: an interrupted run continues from its last checkpoint and ends with the same weights
 as an uninterrupted one, because the data order and the VAE's sampling noise are re-seeded from
@@ -11,7 +12,8 @@ as an uninterrupted one, because the data order and the VAE's sampling noise are
 configuration is refused before training starts.
 
 Artefacts under the run directory: ``models/<step>.pt`` (weights + configuration + ModelInfo),
-``checkpoints/<step>.pt``, ``logs/<step>.csv``, ``figures/<step>_loss.png``.
+``checkpoints/<step>.pt``, ``logs/<step>.csv``. :data:`TRAINERS` is the one table of the three
+trainers (notebooks, the ``qpi`` command and the seeds runner read it).
 """
 
 from __future__ import annotations
@@ -33,7 +35,6 @@ from .files import write_csv
 from .losses import alignment_loss, kl_loss, reconstruction_loss, symmetric_loss
 from .models import (ModelConfigError, ModelInfo, build_kernel_vae, build_observation_encoder, build_one_step,
                      kernel_latents, latent_shape, to_model_scale)
-from .plots import plot_history, save_figure
 from .runs import STEPS, RunLayout, as_layout
 
 __all__ = [
@@ -51,6 +52,7 @@ __all__ = [
     "train_alignment",
     "train_one_step",
     "resolve_mixed_precision",
+    "TRAINERS",
 ]
 
 log = logging.getLogger(__name__)
@@ -150,7 +152,8 @@ def _fit(*, step: str, model: torch.nn.Module, train_set, validation: Validation
 
     ``stop_after``: stop after this many epochs in this call, as if interrupted (the checkpoint
     is kept and the next call resumes). ``to_device``: frozen modules the loss or validation
-    uses, moved to the training device. Returns a summary dict (also stored in the model file).
+    uses, moved to the training device. Returns the summary (also stored in the model file) with
+    the per-epoch ``history`` (rows of ``logs/<step>.csv``) added.
     """
     from accelerate import Accelerator
     from tqdm.auto import tqdm
@@ -165,7 +168,7 @@ def _fit(*, step: str, model: torch.nn.Module, train_set, validation: Validation
             model.load_state_dict(blob["state_dict"])
             done = "already trained" if trained == tcfg.epochs else f"stopped early at epoch {summary['epochs_run']}"
             print(f"{step}: {done} ({layout.display(model_path)}); use --restart to train again")
-            return summary
+            return {**summary, "history": blob["history"]}
         if trained > tcfg.epochs or not ckpt_path.is_file():
             why = "more than" if trained > tcfg.epochs else "and its checkpoint to extend from is missing; asked for"
             raise TrainingError(f"{layout.display(model_path)} was trained for {trained} epochs, {why} "
@@ -292,9 +295,8 @@ def _fit(*, step: str, model: torch.nn.Module, train_set, validation: Validation
     if accelerator.is_main_process:
         save_blob({"step": step, "fingerprint": fingerprint, "summary": summary,
                    "state_dict": best["state_dict"], "history": history}, model_path)
-        save_figure(plot_history(history, step, best_epoch=best["epoch"]), layout.figure(f"{step}_loss"), close=True)
     accelerator.unwrap_model(model).load_state_dict(best["state_dict"])
-    return summary
+    return {**summary, "history": history}
 
 
 def _prepare(profile: Profile, run):
@@ -471,3 +473,7 @@ def train_one_step(profile: Profile, run: RunLayout | str | Path, progress: bool
                 loss_fn=one_step_loss(tcfg), tcfg=tcfg, layout=layout,
                 fingerprint=step_fingerprint(profile, "one_step", ds), info=info, progress=progress,
                 restart=restart, stop_after=stop_after)
+
+
+# the one table of trainers, in training order (qpi_utils.runs.STEPS): step name -> trainer
+TRAINERS = {"kernel_vae": train_kernel_vae, "alignment": train_alignment, "one_step": train_one_step}

@@ -104,7 +104,7 @@ STATIC_WIDGETS_VARIABLE = "QPI_STATIC_WIDGETS"  # set (to anything) by batch run
 def kernel_explorer():
     """ipywidgets sliders bound to an :class:`Explorer` (needs a live Jupyter kernel). On Colab,
     enables its custom widget manager, without which ipywidgets 8 controls do not render. In a
-    batch run (``$QPI_STATIC_WIDGETS`` set, as :mod:`qpi_utils.chain` does) it returns the
+    batch run (``$QPI_STATIC_WIDGETS`` set, as :mod:`qpi_lab.chain` does) it returns the
     explorer's first state as a matplotlib figure instead."""
     if os.environ.get(STATIC_WIDGETS_VARIABLE):
         plt = pyplot()

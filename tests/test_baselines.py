@@ -1,7 +1,8 @@
+"""Tests of the physics baselines and the hybrid (qpi_utils.baselines); the bad-input cases at the end: misused solvers and metrics: clear errors (one case a line).
+"""
 import numpy as np
 import pytest
 import torch
-
 from qpi_utils.baselines import (DECODER_AUTOCAST, EDGE_CHECK, EdgeCheck, choose_edge_check, choose_regularisation,
                                  decoder_precision, defect_average, edge_ratio, estimate_noise_std, estimate_snr_db, hybrid, least_squares,
                                  least_squares_discrepancy, least_squares_path)
@@ -9,6 +10,8 @@ from qpi_utils.config import PhysicsConfig
 from qpi_utils.imaging import minmax_normalise
 from qpi_utils.models import build_kernel_vae, build_observation_encoder
 from qpi_utils.simulate import KernelParams, activation_map, kernel_image, kernel_spectrum, render_observations
+from qpi_utils.baselines import defect_average, least_squares
+from qpi_utils.metrics import errors
 
 
 def _scene(n_images=3, n_defects=20, seed=0, integer=True, params=None):
@@ -412,3 +415,45 @@ def test_hybrid_settings_are_chosen_on_the_given_observations(smoke_profile):
                                           lrs=(0.01, 0.1), mus=(0.0,))
     assert len(scores) == 2 * 3  # two runs, each read after 0, 1 and 2 steps
     assert scores[f"{best['hybrid_lr']:g},{best['hybrid_mu']:g},{best['hybrid_steps']}"] == min(scores.values())
+
+
+# ------------------------------------------------------------------------------------------
+# bad input
+
+
+Y = np.random.default_rng(0).random((2, 64, 64))
+M = np.zeros((2, 64, 64))
+M[:, 10, 10] = 1
+
+CASES = [
+    (defect_average, (Y, M[:1]), {}, "differ in shape"),
+    (defect_average, (Y[:0], M[:0]), {}, "the batch is empty"),
+    (defect_average, (Y, -M), {}, "must count defects"),
+    (least_squares, (Y, M), {"lam": float("nan")}, "lam must be a finite number > 0"),
+    (least_squares, (Y, M), {"lam": -1.0}, "lam must be a finite number > 0"),
+    (least_squares, (Y, M), {"iterations": -5}, "iterations must be an integer >= 1"),
+    (least_squares, (Y, M), {"iterations": 2.5}, "iterations must be an integer >= 1"),
+    (least_squares, (Y, np.zeros_like(M)), {}, "activation map 0 .* has no defect"),
+    (least_squares, (Y[:, :32], M[:, :32]), {}, r"must be \(64, 64\) or \(N, 64, 64\)"),
+    (least_squares, (np.full_like(Y, np.nan), M), {}, "contains NaN"),
+    (errors, (Y, Y[:1]), {}, "must be .* of one shape"),
+]
+
+
+@pytest.mark.parametrize("fn, args, kwargs, message", CASES)
+def test_misuse_is_named(fn, args, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        fn(*args, **kwargs)
+
+
+def test_hybrid_settings_need_one_kernel_per_observation():
+    import torch
+
+    from qpi_utils.baselines import choose_hybrid_settings
+    from qpi_utils.config import PhysicsConfig
+
+    x = torch.zeros(3, 2, 64, 64)
+    with pytest.raises(ValueError, match=r"kernels must be \(3, 64, 64\), one per observation"):
+        choose_hybrid_settings(None, None, x, np.zeros((2, 64, 64)), PhysicsConfig())
+    with pytest.raises(ValueError, match=r"observations must be \(B, 2, 64, 64\)"):
+        choose_hybrid_settings(None, None, x[:, :1], np.zeros((3, 64, 64)), PhysicsConfig())

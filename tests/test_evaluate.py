@@ -1,44 +1,37 @@
+"""Scoring (qpi_utils.evaluate): the rows, the per-sample errors and the record of the choices."""
 import csv
 import json
 
+import numpy as np
 import pytest
 
-from qpi_utils.evaluate import TABLE_COLUMNS, evaluate, example_predictions
+from qpi_utils.evaluate import TABLE_COLUMNS, example_predictions, markdown_table, score, write_scores
 from qpi_utils.methods import METHODS
 
 
-def test_evaluate_writes_the_table_with_provenance(tmp_path, trained_run, tiny_dataset, smoke_profile):
-    run, models = trained_run
-    assert models.ls_lambda in smoke_profile.physics.ls_lambda_grid
-    rows = evaluate(smoke_profile, run, tmp_path / "results", progress=False, models=models)
-    assert [(r["setting"], r["method"]) for r in rows] == [(s, m) for s in ("ID", "OOD") for m in METHODS]
-    hybrid_n = {r["setting"]: r["n"] for r in rows if r["method"] == "hybrid"}
-    assert hybrid_n == {"ID": smoke_profile.physics.hybrid_test_observations,
-                        "OOD": smoke_profile.physics.hybrid_test_observations}
-    assert all(r["seconds_per_image"] > 0 for r in rows)
-    with open(tmp_path / "results" / "table.csv") as fh:
-        table = list(csv.DictReader(fh))
-    assert tuple(table[0]) == TABLE_COLUMNS
-    for r in table:
-        assert float(r["rmse_pm1"]) == pytest.approx(2 * float(r["rmse"]), rel=1e-4)
-        assert float(r["mse"]) >= float(r["rmse"]) ** 2 - 1e-9  # mean of squares >= square of mean
-    n_id = len(tiny_dataset.symmetry) - 2 - 1  # training kernels: all but 2 OOD and 1 validation kernel
-    assert int(table[0]["n"]) == n_id * 2  # 2 of 8 observations each in the ID test
-    prov = json.loads((tmp_path / "results" / "provenance.json").read_text())
-    assert prov["profile"]["name"] == "smoke"
-    assert prov["pretrained"] == {"kernel_vae": False, "observation_encoder": False, "one_step": False}
-    assert set(prov["versions"]) >= {"torch", "diffusers", "accelerate", "numpy"}
-    assert prov["dataset"]["content_hash"] == tiny_dataset.meta["content_hash"]
-    assert "paper RMSE" in (tmp_path / "results" / "table.md").read_text()
-    per = list(csv.DictReader(open(tmp_path / "results" / "per_sample.csv")))
-    assert len(per) == sum(int(r["n"]) for r in table)
-    assert json.loads((tmp_path / "results" / "provenance.json").read_text())["least_squares_lambda"]["chosen"] \
-        == models.ls_lambda
-    assert prov["least_squares_subpixel_lambda"]["chosen"] == models.ls_subpixel_lambda
-    # the simulator places defects off the pixel grid: the exact forward model fits better than the binned one
-    rmse = {(r["setting"], r["method"]): r["rmse"] for r in rows}
-    for setting in ("ID", "OOD"):
-        assert rmse[(setting, "least_squares_subpixel")] < rmse[(setting, "least_squares")]
+def test_score_rows_every_method_on_both_test_sets_and_writes_them(tmp_path, trained_run, smoke_profile):
+    _, models = trained_run
+    scores = score(models, progress=False)
+    assert [(r["setting"], r["method"]) for r in scores.rows] == [(s, m) for s in ("ID", "OOD") for m in METHODS]
+    slow = {r["n"] for r in scores.rows if METHODS[r["method"]].subset}
+    assert slow == {smoke_profile.physics.hybrid_test_observations}  # the slow methods on a seeded subset
+    assert len(scores.per_sample) == sum(r["n"] for r in scores.rows)
+    assert scores.record["least_squares_lambda"]["chosen"] == models.ls_lambda
+    assert scores.record["methods"] == list(METHODS)
+    write_scores(scores, models, tmp_path)
+    table = list(csv.DictReader(open(tmp_path / "table.csv")))
+    assert tuple(table[0]) == TABLE_COLUMNS and len(table) == len(scores.rows)
+    assert json.loads((tmp_path / "scores.json").read_text())["selection_rule"] == scores.record["selection_rule"]
+    diagnostics = json.loads((tmp_path / "diagnostics.json").read_text())
+    assert set(diagnostics["alignment_mse"]) == {"ID", "OOD"} and "ood_kernels" in diagnostics["vae_ceiling_rmse"]
+    assert "paper RMSE" in markdown_table(scores.rows)
+
+
+def test_scoring_twice_gives_the_same_numbers(trained_run):
+    """The table is reproducible: same run, same rows (the hybrids' subsets are seeded)."""
+    _, models = trained_run
+    a, b = (score(models, progress=False).rows for _ in range(2))
+    assert [r["rmse"] for r in a] == pytest.approx([r["rmse"] for r in b], rel=1e-6)
 
 
 def test_example_predictions_hold_every_method(trained_run):
@@ -46,66 +39,4 @@ def test_example_predictions_hold_every_method(trained_run):
     ex = example_predictions(models, "OOD", n=2)
     assert ex["observations"].shape == (2, 2, 64, 64) and ex["truth"].shape == (2, 64, 64)
     assert set(ex["predictions"]) == set(METHODS) - {"mean_kernel"}
-    assert all(p.shape == (2, 64, 64) for p in ex["predictions"].values())
-
-
-def _copy_run(run, to):
-    import shutil
-
-    for name in ("data", "models"):
-        shutil.copytree(run / name, to / name)
-    return to
-
-
-def test_evaluate_reuses_its_rows_only_for_this_very_evaluation(tmp_path, trained_run, smoke_profile, monkeypatch):
-    """``reuse=True`` (notebook 05 after ``qpi seeds``) returns the rows already written when
-    code, profile, data, networks and methods are the same; any difference evaluates again."""
-    import qpi_utils.evaluate as E
-    import qpi_utils.provenance as P
-    from qpi_utils.config import get_profile
-
-    run = _copy_run(trained_run[0], tmp_path / "run")
-    commit = {"now": "a" * 40}
-    monkeypatch.setattr(P, "git_commit", lambda: commit["now"])
-    monkeypatch.setattr(E, "git_commit", lambda: commit["now"])
-    methods = ("two_step", "least_squares")
-    rows = evaluate(smoke_profile, run, progress=False, methods=methods)
-    stamp = (run / "results" / "table.csv").stat().st_mtime_ns
-    again = evaluate(smoke_profile, run, progress=False, methods=methods, reuse=True)
-    assert (run / "results" / "table.csv").stat().st_mtime_ns == stamp  # read back, not evaluated again
-    assert [(r["setting"], r["method"], r["n"]) for r in again] == [(r["setting"], r["method"], r["n"]) for r in rows]
-    for a, b in zip(again, rows):
-        assert a["rmse"] == pytest.approx(b["rmse"], rel=1e-5) and a["pretrained"] == b["pretrained"]
-    assert E.previous_rows(smoke_profile, run, ("two_step",)) is None  # other methods
-    assert E.previous_rows(get_profile("smoke", {"physics.ls_iterations": 7}), run, methods) is None  # other profile
-    commit["now"] = "a" * 40 + "+dirty-0123456789ab"
-    assert E.previous_rows(smoke_profile, run, methods) is None  # uncommitted code
-    commit["now"] = "b" * 40
-    assert E.previous_rows(smoke_profile, run, methods) is None  # other code
-    evaluate(smoke_profile, run, progress=False, methods=methods, reuse=True)
-    assert (run / "results" / "table.csv").stat().st_mtime_ns != stamp  # evaluated again
-
-
-def test_evaluate_on_the_realistic_copy_of_the_test_sets(tmp_path, trained_run, smoke_profile, tiny_dataset):
-    import dataclasses
-
-    from qpi_utils.checkpoints import load_realistic_data
-    from qpi_utils.data import simulate_dataset
-
-    from qpi_utils.methods import load_models
-
-    run = trained_run[0]
-    models = load_models(smoke_profile, run, ("mean_kernel", "least_squares_subpixel"))
-    tcfg = dataclasses.replace(smoke_profile.alignment, realistic_data=True, realistic_position_error=1.0)
-    copy = load_realistic_data(smoke_profile, tmp_path / "copy", tcfg, tiny_dataset, progress=False)
-    clean = evaluate(smoke_profile, run, tmp_path / "clean", progress=False, models=models)
-    real = evaluate(smoke_profile, run, tmp_path / "real", progress=False, models=models, test_data=copy)
-    rmse = lambda rows, m: [r["rmse"] for r in rows if r["method"] == m and r["setting"] == "OOD"][0]
-    # sub-pixel least squares is exact on the clean positions and not on positions 1 px off
-    assert rmse(real, "least_squares_subpixel") > 1.5 * rmse(clean, "least_squares_subpixel")
-    assert rmse(real, "mean_kernel") == pytest.approx(rmse(clean, "mean_kernel"))  # same kernels, same pairs
-    prov = json.loads((tmp_path / "real" / "provenance.json").read_text())
-    assert prov["test_data"]["simulation"]["position_error"] == 1.0
-    other = simulate_dataset(dataclasses.replace(smoke_profile.simulation, seed=9), progress=False)
-    with pytest.raises(ValueError, match="test_data must hold the run's kernels"):
-        evaluate(smoke_profile, run, tmp_path / "other", progress=False, models=models, test_data=other)
+    assert all(np.ptp(p) > 0 for p in ex["predictions"].values())  # no flat image

@@ -1,11 +1,13 @@
+"""Tests of real STM data (qpi_utils.realdata); the bad-input cases at the end: real-data faults: offline, wrong content, read-only folders, impossible headers (one case a line).
+"""
 import os
 from pathlib import Path
-
 import numpy as np
 import pytest
-
 from qpi_utils import realdata as R
 from qpi_utils.realdata import RealDataError
+import pooch
+
 
 FESE, CU = "FeSe_topography.sxm", "Cu111_createc_terrace.dat"
 
@@ -274,3 +276,57 @@ def test_the_kit_maps_are_cut_as_notebook_08_shows_them(data_dir):
     assert fese.pixel_nm == pytest.approx(R.read_stm(R.fetch(FESE), "Z").pixel_nm[0])
     assert abs(cu.extra["period_nm"] - cu.extra["physical_period_nm"]) / cu.extra["physical_period_nm"] < 0.1
     assert cu.pixel_nm == pytest.approx(cu.extra["period_nm"] * 0.12, rel=1e-6)  # the period is 1 / 0.12 px
+
+
+# ------------------------------------------------------------------------------------------
+# bad input
+
+
+
+
+def _offline(*args, **kwargs):
+    import requests
+
+    raise requests.exceptions.ConnectionError("Failed to resolve 'raw.githubusercontent.com'")
+
+
+def test_offline_with_an_empty_folder_says_where_to_put_the_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("QPI_DATA_DIR", str(tmp_path))
+    monkeypatch.setattr(pooch, "retrieve", _offline)
+    entry = R.DATA_FILES[CU]
+    with pytest.raises(RealDataError) as info:
+        R.fetch(CU)
+    msg = str(info.value)
+    assert "could not download" in msg and entry["url"] in msg and entry["sha256"] in msg
+    assert str(tmp_path / CU) in msg
+
+
+def test_a_file_with_wrong_content_is_a_checksum_mismatch(tmp_path, monkeypatch):
+    monkeypatch.setenv("QPI_DATA_DIR", str(tmp_path))
+    monkeypatch.setattr(pooch, "retrieve", _offline)
+    (tmp_path / CU).write_bytes(b"not the file")
+    with pytest.raises(RealDataError, match="checksum mismatch"):
+        R.fetch(CU)
+
+
+def test_a_read_only_folder_is_named(tmp_path, monkeypatch):
+    monkeypatch.setenv("QPI_DATA_DIR", str(tmp_path))
+    monkeypatch.setattr(R.os, "access", lambda path, mode: False)  # root ignores chmod; test the check
+    with pytest.raises(RealDataError, match="is read-only"):
+        R.fetch(CU)
+
+
+@pytest.mark.parametrize("field, value, message", [
+    (b"Num.X / Num.X=512", b"Num.X / Num.X=0  ", "Num.X is 0; it must be >= 1"),
+    (b"Length x[A]=1087.5332", b"Length x[A]=-1.000000", "scan lengths must be > 0"),
+])
+def test_impossible_createc_headers_are_named(tmp_path, field, value, message):
+    folder = Path(os.environ.get("QPI_DATA_DIR", ""))
+    if not (folder / CU).is_file():
+        pytest.fail(f"the real STM files must be in QPI_DATA_DIR ({folder}); see ../shared/data")
+    raw = (folder / CU).read_bytes()
+    assert field in raw
+    bad = tmp_path / "bad.dat"
+    bad.write_bytes(raw.replace(field, value, 1))
+    with pytest.raises(RealDataError, match=message):
+        R.read_createc(bad)

@@ -54,7 +54,7 @@ def test_batch_runs_get_a_static_explorer(monkeypatch):
     first state (nothing to hang on without a frontend), live sessions get the sliders."""
     import matplotlib.figure
 
-    from qpi_utils.chain import BATCH_ENVIRONMENT
+    from qpi_lab.chain import BATCH_ENVIRONMENT
     from qpi_utils.widgets import STATIC_WIDGETS_VARIABLE, kernel_explorer
 
     assert BATCH_ENVIRONMENT[STATIC_WIDGETS_VARIABLE]

@@ -19,14 +19,14 @@ import time
 import numpy as np
 import torch
 
-from .config import Profile
-from .losses import alignment_loss
-from .models import build_kernel_vae, build_observation_encoder, build_one_step
-from .runs import STEPS
-from .simulate import sample_kernel_params
-from .splits import splits_for
-from .sweeps import sweep_points
-from .train import kernel_vae_loss, one_step_loss
+from qpi_utils.config import Profile
+from qpi_utils.losses import alignment_loss
+from qpi_utils.models import build_kernel_vae, build_observation_encoder, build_one_step
+from qpi_utils.runs import STEPS
+from qpi_utils.simulate import sample_kernel_params
+from qpi_utils.splits import splits_for
+from qpi_utils.sweeps import sweep_points
+from qpi_utils.train import kernel_vae_loss, one_step_loss
 
 __all__ = ["SUSTAINED_TFLOPS", "flops_per_sample", "chain_flops", "split_sizes", "training_samples", "estimate_seconds",
            "measure_training"]

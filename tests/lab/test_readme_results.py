@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("readme_results", ROOT / "tools" / "readme_results.py")
 readme_results = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(readme_results)

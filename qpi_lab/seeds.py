@@ -24,18 +24,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import realdata
-from .checkpoints import load_data, load_kernel_vae, load_realistic_data, step_fingerprint
-from .config import Profile, get_profile, resolve_init
-from .data import load_dataset, save_dataset, simulate_dataset
+from qpi_utils import realdata
+from qpi_utils.checkpoints import load_data, load_kernel_vae, load_realistic_data, step_fingerprint
+from qpi_utils.config import Profile, get_profile, resolve_init
+from qpi_utils.data import load_dataset, save_dataset, simulate_dataset
 from .evaluate import evaluate
-from .files import write_csv, write_text
-from .methods import NETWORKS, load_models
-from .models import from_model_scale, load_pretrained_rgb, to_model_scale
-from .paper import LATER, TABLE2_RMSE, TABLE3_RMSE, V1
+from qpi_utils.files import write_csv, write_text
+from qpi_utils.methods import METHODS, NETWORKS, load_models
+from qpi_utils.models import from_model_scale, load_pretrained_rgb, to_model_scale
+from qpi_utils.paper import LATER, TABLE2_RMSE, TABLE3_RMSE, V1
 from .provenance import provenance
-from .runs import RunLayout
-from .train import reconstruct, train_alignment, train_kernel_vae, train_one_step
+from qpi_utils.runs import RunLayout
+from qpi_utils.train import TRAINERS, reconstruct
 
 __all__ = ["SEED_KEYS", "seed_overrides", "Ablation", "ABLATIONS", "ablation_layout", "kernel_vae_reconstructions",
            "run_table", "summarise", "verdict",
@@ -43,10 +43,8 @@ __all__ = ["SEED_KEYS", "seed_overrides", "Ablation", "ABLATIONS", "ablation_lay
            "markdown_real_maps"]
 
 SEED_KEYS = ("simulation.seed", "simulation.split_seed", "kernel_vae.seed", "alignment.seed", "one_step.seed")
-TABLE_METHODS = ("mean_kernel", "one_step", "two_step", "defect_average", "least_squares", "least_squares_subpixel",
-                 "least_squares_auto", "hybrid", "hybrid_subpixel")
+TABLE_METHODS = tuple(METHODS)  # every method of the registry
 METRICS = ("rmse", "rmse_pm1", "rmse_affine", "mae", "mse")
-_TRAIN = {"kernel_vae": train_kernel_vae, "alignment": train_alignment, "one_step": train_one_step}
 
 
 def seed_overrides(seed: int) -> dict:
@@ -86,7 +84,7 @@ def run_table(profile: Profile, run_dir: str | Path, methods=TABLE_METHODS, base
             if base.model(step).is_file() and step_fingerprint(base_profile, step, ds) == step_fingerprint(profile, step, ds):
                 _link(base.model(step), layout.model(step))
     for step in steps:
-        _TRAIN[step](profile, layout, progress=progress)
+        TRAINERS[step](profile, layout, progress=progress)
     return evaluate(profile, layout, progress=progress, methods=tuple(methods), noise_snr_db=noise_snr_db)
 
 
@@ -304,7 +302,7 @@ def kernel_vae_reconstructions(profile: Profile, layout: RunLayout, n: int = 3) 
     return ids, kernels, rec
 
 
-REAL_MAP_METHODS = ("one_step", "two_step", "hybrid")  # the learned methods realdata.extract_kernels runs
+REAL_MAP_METHODS = tuple(n for n, m in METHODS.items() if m.real_maps and m.networks)  # learned, on real maps
 
 
 def real_map_scores(name: str, profile_name: str, seeds, root: str | Path, overrides: dict | None = None,

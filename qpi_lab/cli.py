@@ -16,18 +16,21 @@ from pathlib import Path
 
 from .budget import SUSTAINED_TFLOPS, chain_flops, estimate_seconds, measure_training, training_samples
 from .chain import ChainError, run_chain
-from .config import PROFILE_NAMES, ProfileError, parse_override, default_profile_name, get_profile
-from .checkpoints import CheckpointError, load_blob, step_fingerprint
-from .data import DatasetError, check_dataset_target, load_dataset, save_dataset, simulate_dataset
-from .evaluate import evaluate, markdown_table
-from .files import write_csv, write_text
-from .models import ModelConfigError, load_pretrained_rgb
-from .realdata import RealDataError
-from .paper import TABLE1_RMSE
-from .runs import STEPS, RunLayout, project_root
+from qpi_utils.config import PROFILE_NAMES, ProfileError, parse_override, default_profile_name, get_profile
+from qpi_utils.checkpoints import CheckpointError, load_blob, step_fingerprint
+from qpi_utils.data import DatasetError, check_dataset_target, load_dataset, save_dataset, simulate_dataset
+from qpi_utils.evaluate import markdown_table
+
+from .evaluate import evaluate
+from qpi_utils.files import write_csv, write_text
+from qpi_utils.models import ModelConfigError, load_pretrained_rgb
+from qpi_utils.realdata import RealDataError
+from qpi_utils.paper import TABLE1_RMSE
+from qpi_utils.plots import plot_history, save_figure
+from qpi_utils.runs import STEPS, RunLayout, project_root
 from .seeds import (ABLATIONS, markdown_real_maps, markdown_summary, real_map_scores, run_ablation, run_table,
                     seed_overrides, summarise, write_seed_results)
-from .train import TrainingError, train_alignment, train_kernel_vae, train_one_step
+from qpi_utils.train import TRAINERS, TrainingError
 
 __all__ = ["main", "build_parser"]
 
@@ -71,8 +74,12 @@ def cmd_simulate(args) -> int:
 
 def _train(step: str):
     def run(args) -> int:
-        fn = {"kernel_vae": train_kernel_vae, "alignment": train_alignment, "one_step": train_one_step}[step]
-        summary = fn(args.profile_obj, _layout(args), progress=not args.no_progress, restart=args.restart)
+        fn = TRAINERS[step]
+        layout = _layout(args)
+        summary = fn(args.profile_obj, layout, progress=not args.no_progress, restart=args.restart)
+        history = summary.pop("history")
+        save_figure(plot_history(history, step, best_epoch=summary["best_epoch"]), layout.figure(f"{step}_loss"),
+                    close=True)
         print(json.dumps(summary, indent=2))
         return 0
 

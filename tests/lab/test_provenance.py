@@ -1,6 +1,6 @@
 import re
 
-from qpi_utils.provenance import git_commit
+from qpi_lab.provenance import git_commit
 
 
 def test_the_commit_is_recorded_with_a_hash_of_any_code_change():

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-import qpi_utils.seeds as seeds
-from qpi_utils.cli import main
+import qpi_lab.seeds as seeds
+from qpi_lab.cli import main
 from qpi_utils.config import get_profile
 from qpi_utils.files import read_csv
 
@@ -68,7 +68,7 @@ def test_seeds_command_end_to_end_on_smoke(tmp_path):
 
 
 def test_ablation_layout_is_where_run_ablation_trains(tmp_path):
-    from qpi_utils.seeds import ABLATIONS, ablation_layout
+    from qpi_lab.seeds import ABLATIONS, ablation_layout
 
     prof, layout = ablation_layout("symmetric_loss", "without (alpha 0)", "smoke", tmp_path / "symmetric_loss", seed=1)
     assert prof.kernel_vae.alpha == 0.0 and prof.simulation.seed == 1
@@ -87,7 +87,7 @@ def test_realistic_training_ablation_end_to_end_on_smoke(tmp_path, trained_run):
     import torch
 
     from qpi_utils import realdata as R
-    from qpi_utils.seeds import ABLATIONS, markdown_real_maps, real_map_scores, run_ablation
+    from qpi_lab.seeds import ABLATIONS, markdown_real_maps, real_map_scores, run_ablation
 
     ab = ABLATIONS["realistic_training"]
     assert set(ab.variants) == {"clean", "realistic"} and ab.real_maps

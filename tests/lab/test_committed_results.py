@@ -30,9 +30,9 @@ from pathlib import Path
 
 import pytest
 
-from qpi_utils.provenance import CODE_PATHS
+from qpi_lab.provenance import CODE_PATHS
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "results"
 NUMBER = re.compile(r"(?<![\w.])-?\d+\.\d+(?:e-?\d+)?(?![\w.])")
 
@@ -54,9 +54,9 @@ _TRACE_OVERRIDES = {"kernel_vae.epochs": 1, "alignment.epochs": 1, "one_step.epo
 @functools.lru_cache(maxsize=None)
 def files_run_by_ablation(name: str) -> frozenset[str]:
     """Repository paths (``qpi_utils/x.py``) of the modules whose code runs while ablation
-    ``name`` is made (:func:`qpi_utils.seeds.run_ablation`, smoke profile, one seed, fresh
+    ``name`` is made (:func:`qpi_lab.seeds.run_ablation`, smoke profile, one seed, fresh
     directories): every Python frame entered, in every thread, is recorded by its file."""
-    from qpi_utils.seeds import run_ablation
+    from qpi_lab.seeds import run_ablation
 
     ran = set()
 
@@ -121,7 +121,7 @@ def _ablation_name(path: Path) -> str | None:
     """The ablation a provenance file belongs to (``results/<profile>/ablations/<name>_provenance.json``)."""
     if path.parent.name != "ablations" or not path.name.endswith("_provenance.json"):
         return None
-    from qpi_utils.seeds import ABLATIONS
+    from qpi_lab.seeds import ABLATIONS
 
     name = path.name[: -len("_provenance.json")]
     return name if name in ABLATIONS else None

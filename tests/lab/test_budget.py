@@ -1,7 +1,7 @@
 """The GPU profiles on a CPU: their estimate, and the real 84 M-parameter training path."""
 import pytest
 
-from qpi_utils.budget import SUSTAINED_TFLOPS, chain_flops, estimate_seconds, flops_per_sample, training_samples
+from qpi_lab.budget import SUSTAINED_TFLOPS, chain_flops, estimate_seconds, flops_per_sample, training_samples
 from qpi_utils.config import get_profile
 from qpi_utils.data import save_dataset
 from qpi_utils.train import train_alignment, train_kernel_vae, train_one_step
@@ -54,7 +54,7 @@ def test_one_training_step_of_the_colab_profile_runs_on_a_cpu(tmp_path, tiny_dat
 
 
 def test_split_sizes_are_those_of_the_real_splits(tiny_dataset, smoke_profile):
-    from qpi_utils.budget import split_sizes
+    from qpi_lab.budget import split_sizes
     from qpi_utils.splits import make_splits
 
     s = smoke_profile.simulation

@@ -15,14 +15,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .config import Profile
-from .data import QPIDataset
-from .runs import STEPS
+from qpi_utils.config import Profile
+from qpi_utils.data import QPIDataset
+from qpi_utils.runs import STEPS
 
 __all__ = ["git_commit", "provenance"]
 
 
-CODE_PATHS = ("qpi_utils", "pyproject.toml")  # what makes results; notebooks/figures/results are made by it
+CODE_PATHS = ("qpi_utils", "qpi_lab", "pyproject.toml")  # what makes results; notebooks/figures/results are made by it
 
 
 def git_commit() -> str | None:

@@ -19,9 +19,12 @@ import shutil
 import time
 from pathlib import Path
 
-from .files import atomic_path, write_text
-from .widgets import STATIC_WIDGETS_VARIABLE
-from .runs import RunLayout, project_root
+from qpi_utils.config import get_profile
+from qpi_utils.files import atomic_path, write_text
+from qpi_utils.widgets import STATIC_WIDGETS_VARIABLE
+from qpi_utils.runs import RunLayout, project_root
+
+from .evaluate import write_provenance
 
 __all__ = ["NOTEBOOKS", "ChainError", "notebook_paths", "run_chain", "strip_notebook"]
 
@@ -156,6 +159,8 @@ def run_chain(profile_name: str, run: RunLayout | str | os.PathLike, figures_dir
         if only and name not in only:
             continue
         dst = layout.notebooks / src.name
+        scores = layout.result("scores.json")
+        scored_before = scores.stat().st_mtime_ns if scores.is_file() else None
         t0 = time.perf_counter()
         print(f"[{name}] running ...", flush=True)
         try:
@@ -164,6 +169,9 @@ def run_chain(profile_name: str, run: RunLayout | str | os.PathLike, figures_dir
                                                                    "OVERRIDES": list(overrides or [])},
                                     cwd=str(src.parent), progress_bar=progress, kernel_name="python3",
                                     execution_timeout=CELL_TIMEOUT)
+            if scores.is_file() and scores.stat().st_mtime_ns != scored_before:
+                # the notebook scored the methods (05): the lab adds the table's provenance
+                write_provenance(get_profile(profile_name, list(overrides or [])), layout)
         except PapermillExecutionError as exc:
             raise ChainError(f"notebook {src.name} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue} "
                              f"(executed copy with the traceback: {dst})") from None
