@@ -1,16 +1,15 @@
-"""Top-level pytest set-up shared by the unit tests and the nbval notebook run.
+"""Top-level pytest set-up, for the unit tests (tests/) and the lab's (tests/lab/).
 
-The notebooks are checked by nbval (``--nbval-lax``: every cell must run; cells marked
-``# NBVAL_CHECK_OUTPUT`` must print what the committed, quick-profile outputs print). They run
-at the ``smoke`` profile in a fresh run directory, through the environment variables their
-``parameters`` cell reads.
+Everything runs at the ``smoke`` profile in fresh directories unless a test says otherwise: the
+environment variables a notebook's ``parameters`` cell and ``qpi.setup`` read are set here, so even a
+notebook cell or a helper that falls back on them cannot touch a real run.
 """
 
 import os
 import tempfile
 
 os.environ["QPI_PROFILE"] = "smoke"
-os.environ["QPI_RUN_DIR"] = tempfile.mkdtemp(prefix="qpi-nbval-")
+os.environ["QPI_RUN_DIR"] = tempfile.mkdtemp(prefix="qpi-tests-")
 os.environ.setdefault("MPLBACKEND", "Agg")
 # a notebook cell that hangs fails the smoke chain after 10 minutes instead of blocking CI for hours
 os.environ.setdefault("QPI_CELL_TIMEOUT", "600")

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from .budget import SUSTAINED_TFLOPS, chain_flops, estimate_seconds, measure_training, training_samples
 from .chain import ChainError, run_chain
+from qpi_utils import __version__
 from qpi_utils.config import PROFILE_NAMES, ProfileError, parse_override, default_profile_name, get_profile
 from qpi_utils.checkpoints import CheckpointError, load_blob, step_fingerprint
 from qpi_utils.data import DatasetError, check_dataset_target, load_dataset, save_dataset, simulate_dataset
@@ -251,6 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="qpi-kit: simulate QPI data, train the kernel VAE and the alignment encoder, "
                     "evaluate, and reproduce the whole notebook chain.",
     )
+    parser.add_argument("--version", action="version", version=f"qpi-kit {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (func, help_text, has_run_dir) in COMMANDS.items():
         # help is %-formatted by argparse (a literal "95 % interval" broke `qpi --help`), description is not

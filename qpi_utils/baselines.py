@@ -38,6 +38,7 @@ from .config import PhysicsConfig
 from .imaging import minmax_normalise
 from .models import from_model_scale, to_model_scale
 from .physics import ConvolutionOperator
+from .simulate import IMAGE_SIZE
 from .train import cpu_has_native_bf16
 
 __all__ = ["defect_average", "least_squares", "least_squares_path", "choose_regularisation", "estimate_noise_std",
@@ -49,8 +50,8 @@ def _check_batch(name: str, x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
     if x.ndim == 2:
         x = x[None]
-    if x.ndim != 3 or x.shape[-2:] != (64, 64):
-        raise ValueError(f"{name} must be (64, 64) or (N, 64, 64), got shape {x.shape}")
+    if x.ndim != 3 or x.shape[-2:] != (IMAGE_SIZE, IMAGE_SIZE):
+        raise ValueError(f"{name} must be (IMAGE_SIZE, IMAGE_SIZE) or (N, 64, 64), got shape {x.shape}")
     if len(x) == 0:
         raise ValueError(f"{name}: the batch is empty")
     if not np.isfinite(x).all():
@@ -114,12 +115,12 @@ def _check_lambdas(lams, name: str = "grid") -> np.ndarray:
 
 
 def _data_mask(edge: int) -> np.ndarray:
-    """(64, 64) 1.0 on the pixels the data term uses, 0.0 on a band of ``edge`` px at the image edge."""
+    """(IMAGE_SIZE, IMAGE_SIZE) 1.0 on the pixels the data term uses, 0.0 on a band of ``edge`` px at the image edge."""
     if isinstance(edge, bool) or not isinstance(edge, (int, np.integer)) or not 0 <= edge < 32:
         raise ValueError(f"edge must be an integer number of px in 0 .. 31 (the interior must keep pixels), "
                          f"got {edge!r}")
-    mask = np.zeros((64, 64))
-    mask[edge:64 - edge, edge:64 - edge] = 1.0
+    mask = np.zeros((IMAGE_SIZE, IMAGE_SIZE))
+    mask[edge:IMAGE_SIZE - edge, edge:IMAGE_SIZE - edge] = 1.0
     return mask
 
 
@@ -167,7 +168,7 @@ def _solve_path(y: np.ndarray, m: np.ndarray, lams, iterations: int, positions,
     r = op.adjoint(centre(rhs))
     p = r.clone()
     rr = (r * r).sum(dim=(-2, -1))
-    x_k = torch.zeros((n, k, 64, 64), dtype=torch.float64)
+    x_k = torch.zeros((n, k, IMAGE_SIZE, IMAGE_SIZE), dtype=torch.float64)
     p_k = r[:, None].repeat(1, k, 1, 1)
     zeta, zeta_old = torch.ones((n, k), dtype=torch.float64), torch.ones((n, k), dtype=torch.float64)
     alpha_old, beta_old = torch.ones(n, dtype=torch.float64), torch.zeros(n, dtype=torch.float64)
@@ -230,7 +231,7 @@ def least_squares_path(observations: np.ndarray, maps: np.ndarray, grid=(1e-4, 1
     sensitivity, not an error of the path."""
     y, m = _check_pair(observations, maps)
     b = _solve_path(y, m, grid, iterations, positions)[0]
-    return minmax_normalise(b.reshape(-1, 64, 64))[0].reshape(b.shape)
+    return minmax_normalise(b.reshape(-1, IMAGE_SIZE, IMAGE_SIZE))[0].reshape(b.shape)
 
 
 def choose_regularisation(observations: np.ndarray, maps: np.ndarray, kernels: np.ndarray,
@@ -248,7 +249,7 @@ def choose_regularisation(observations: np.ndarray, maps: np.ndarray, kernels: n
 
 
 def estimate_noise_std(observations: np.ndarray, fmin: float = 0.35) -> np.ndarray:
-    """(N,) standard deviation of white noise in each (64, 64) observation, from its power at
+    """(N,) standard deviation of white noise in each (IMAGE_SIZE, IMAGE_SIZE) observation, from its power at
     spatial frequencies above ``fmin`` cycles/px (along either axis), where the ripples of the
     kernels the kit handles carry no power (they are band-limited below it: the profiles'
     frequencies reach 0.18, and real maps are rescaled to 0.12). A Hann window keeps the image's
@@ -364,7 +365,7 @@ TAU = 1.1  # the discrepancy bound: residual RMS at most TAU times the noise lev
 
 
 def estimate_snr_db(observations: np.ndarray, noise_std: np.ndarray | None = None) -> np.ndarray:
-    """(N,) signal-to-noise ratio in dB of each (64, 64) observation: 10 log10 of the signal's
+    """(N,) signal-to-noise ratio in dB of each (IMAGE_SIZE, IMAGE_SIZE) observation: 10 log10 of the signal's
     variance (the image's variance less the noise's) over the noise's, the noise level from
     ``noise_std`` or :func:`estimate_noise_std`. Accurate (within 1.5 dB) where the noise
     dominates the high frequencies, up to about 20 dB; above that the kernel's own power above
@@ -457,7 +458,7 @@ def hybrid(observation_encoder, kernel_vae, observations: torch.Tensor, cfg: Phy
 
 
 def _border(device) -> torch.Tensor:
-    border = torch.ones(64, 64, dtype=torch.bool, device=device)
+    border = torch.ones(IMAGE_SIZE, IMAGE_SIZE, dtype=torch.bool, device=device)
     border[4:-4, 4:-4] = False
     return border
 
@@ -511,9 +512,9 @@ def choose_hybrid_settings(observation_encoder, kernel_vae, observations: torch.
     validation observations, never a test set). observations (B, 2, 64, 64) (Y, M) on [0, 1];
     kernels (B, 64, 64) on [0, 1]. Returns ({hybrid_lr, hybrid_mu, hybrid_steps}, {"lr,mu,steps":
     RMSE})."""
-    if observations.ndim != 4 or tuple(observations.shape[1:]) != (2, 64, 64):
+    if observations.ndim != 4 or tuple(observations.shape[1:]) != (2, IMAGE_SIZE, IMAGE_SIZE):
         raise ValueError(f"observations must be (B, 2, 64, 64) (Y, M), got {tuple(observations.shape)}")
-    if np.shape(kernels) != (len(observations), 64, 64):
+    if np.shape(kernels) != (len(observations), IMAGE_SIZE, IMAGE_SIZE):
         raise ValueError(f"kernels must be ({len(observations)}, 64, 64), one per observation, got {np.shape(kernels)}")
     target = torch.as_tensor(np.asarray(kernels, np.float32))[:, None].to(observations.device)
     op = ConvolutionOperator.from_maps(observations[:, 1])
@@ -588,11 +589,11 @@ def choose_edge_check(observations: torch.Tensor, positions: np.ndarray, decoded
     Returns (the chosen :class:`EdgeCheck` or None for off, {"ratio,fraction,max SNR" or "off": RMSE})."""
     observations, decoded = torch.as_tensor(observations), torch.as_tensor(decoded)  # numpy arrays welcome too
     n = len(observations)
-    if observations.ndim != 4 or tuple(observations.shape[1:]) != (2, 64, 64):
+    if observations.ndim != 4 or tuple(observations.shape[1:]) != (2, IMAGE_SIZE, IMAGE_SIZE):
         raise ValueError(f"observations must be (B, 2, 64, 64) (Y, M), got {tuple(observations.shape)}")
-    if tuple(decoded.shape) != (n, 1, 64, 64):
+    if tuple(decoded.shape) != (n, 1, IMAGE_SIZE, IMAGE_SIZE):
         raise ValueError(f"decoded must be ({n}, 1, 64, 64), one per observation, got {tuple(decoded.shape)}")
-    if np.shape(kernels) != (n, 64, 64):
+    if np.shape(kernels) != (n, IMAGE_SIZE, IMAGE_SIZE):
         raise ValueError(f"kernels must be ({n}, 64, 64), one per observation, got {np.shape(kernels)}")
     checks = [EdgeCheck(band, r, f, g) for r in ratios for f in noise_fractions for g in max_snrs_db]  # checked first
     pos = _check_positions(positions, n)

@@ -21,6 +21,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from .simulate import IMAGE_SIZE
+
 __all__ = [
     "ProfileError",
     "SimulationConfig",
@@ -50,7 +52,7 @@ class SimulationConfig:
 
     n_kernels: int = 100
     n_observations: int = 500  # per kernel
-    image_size: int = 64
+    image_size: int = IMAGE_SIZE
     min_scatterers: int = 1
     max_scatterers: int = 100
     snr_db: float | None = None  # white Gaussian noise: 20 log10(std(signal)/std(noise)); None = off
@@ -327,7 +329,7 @@ def _check(profile: Profile) -> Profile:
 
     need(s.n_kernels >= 5, f"simulation.n_kernels must be >= 5 (one per symmetry class), got {s.n_kernels}")
     need(s.n_observations >= 2, f"simulation.n_observations must be >= 2, got {s.n_observations}")
-    need(s.image_size == 64, f"simulation.image_size must be 64 (the paper's size and the model's 8x8 latent), got {s.image_size}")
+    need(s.image_size == IMAGE_SIZE, f"simulation.image_size must be {IMAGE_SIZE} (the paper's size and the model's 8x8 latent), got {s.image_size}")
     need(1 <= s.min_scatterers <= s.max_scatterers,
          f"need 1 <= simulation.min_scatterers <= max_scatterers, got {s.min_scatterers}, {s.max_scatterers}")
     need(s.seed >= 0 and s.split_seed >= 0, f"simulation.seed and split_seed must be >= 0, got {s.seed}, {s.split_seed}")

@@ -41,6 +41,7 @@ from .config import Profile
 from .data import ObservationDataset, QPIDataset, stack_pairs
 from .models import from_model_scale, to_model_scale
 from .runs import RunLayout, as_layout
+from .simulate import IMAGE_SIZE
 from .splits import Splits
 
 __all__ = ["Method", "METHODS", "NETWORKS", "NeedsPositions", "TrainedModels", "load_models", "gpu_autocast",
@@ -98,7 +99,7 @@ def predict_dataset(predict, ds: QPIDataset, pairs: np.ndarray, batch_size: int 
         x = batch["observation"].to(device)
         pred = predict(x) if positions is None else predict(x, positions[i * batch_size:i * batch_size + len(x)])
         out.append(pred.float().cpu().numpy()[:, 0])
-    return np.concatenate(out) if out else np.zeros((0, 64, 64), np.float32)
+    return np.concatenate(out) if out else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.float32)
 
 
 @dataclass

@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from .config import ModelConfig
+from .simulate import IMAGE_SIZE
 
 __all__ = [
     "ModelInfo",
@@ -94,7 +95,7 @@ def autoencoder_config(cfg: ModelConfig, in_channels: int, out_channels: int) ->
         layers_per_block=cfg.layers_per_block,
         latent_channels=cfg.latent_channels,
         norm_num_groups=cfg.norm_num_groups,
-        sample_size=64,
+        sample_size=IMAGE_SIZE,
     )
 
 
@@ -257,7 +258,7 @@ def build_observation_encoder(cfg: ModelConfig, kernel_vae=None, kernel_info: Mo
 @torch.no_grad()
 def latent_shape(encoder_fn, in_channels: int, device="cpu") -> tuple[int, ...]:
     """Shape (C, H, W) of the latent mean for one 64x64 input with ``in_channels`` channels."""
-    x = torch.zeros(1, in_channels, 64, 64, device=device)
+    x = torch.zeros(1, in_channels, IMAGE_SIZE, IMAGE_SIZE, device=device)
     out = encoder_fn(x)
     mean = out[0] if isinstance(out, tuple) else out.latent_dist.mean
     return tuple(mean.shape[1:])

@@ -10,7 +10,7 @@ a table, the text, or the authors' code.
 
 from __future__ import annotations
 
-__all__ = ["PAPER", "V1", "LATER", "TABLE1_RMSE", "TABLE2_RMSE", "TABLE3_RMSE", "HYPERPARAMETERS", "paper_value"]
+__all__ = ["PAPER", "V1", "LATER", "TABLE1_RMSE", "TABLE2_RMSE", "TABLE3_RMSE", "HYPERPARAMETERS"]
 
 PAPER = "arXiv:2506.05325"
 V1 = f"{PAPER}v1"
@@ -40,7 +40,3 @@ HYPERPARAMETERS = [  # (what, value, source)
      "authors' code"),
 ]
 
-
-def paper_value(table: str, key) -> float | None:
-    """The paper's number for ``key`` in ``table`` ("table1", "table2", "table3"), or None."""
-    return {"table1": TABLE1_RMSE, "table2": TABLE2_RMSE, "table3": TABLE3_RMSE}[table].get(key)

@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from .simulate import KERNEL_ORIGIN, scatterer_spectrum
+from .simulate import IMAGE_SIZE, KERNEL_ORIGIN, scatterer_spectrum
 
 __all__ = ["PAD", "ConvolutionOperator"]
 
 PAD = 128  # linear convolution of two 64x64 images fits a 128x128 periodic grid without wrap
-SIZE = 64
+SIZE = IMAGE_SIZE
 
 
 def _is_torch(x) -> bool:

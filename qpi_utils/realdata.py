@@ -36,7 +36,7 @@ import torch
 from .methods import METHODS
 from .imaging import minmax_normalise
 from .physics import ConvolutionOperator
-from .simulate import KernelParams, activation_map, add_noise, kernel_spectrum, render_observations
+from .simulate import IMAGE_SIZE, KERNEL_ORIGIN, KernelParams, activation_map, add_noise, kernel_spectrum, render_observations
 
 __all__ = ["DATA_FILES", "RealDataError", "STMImage", "data_dir", "fetch", "check_finite", "read_sxm", "read_3ds", "read_createc",
            "read_stm", "level", "highpass", "bragg_filter", "mask_steps", "dominant_frequency", "resample_to_frequency", "find_defects",
@@ -461,7 +461,7 @@ def edit_defects(positions: np.ndarray, add=(), remove=(), radius: float = 3.0) 
     return pos
 
 
-def tiles(image: np.ndarray, positions: np.ndarray, size: int = 64, stride: int = 32,
+def tiles(image: np.ndarray, positions: np.ndarray, size: int = IMAGE_SIZE, stride: int = IMAGE_SIZE // 2,
           min_defects: int = 1, mask: np.ndarray | None = None,
           max_masked: float = 0.05) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Cut ``size`` x ``size`` windows every ``stride`` px (skipping those with more than
@@ -539,7 +539,7 @@ def self_consistency(observations: np.ndarray, maps: np.ndarray, kernel: np.ndar
 
 
 def heldout_consistency(observations: np.ndarray, maps: np.ndarray, origins: np.ndarray, fit,
-                        size: int = 64):
+                        size: int = IMAGE_SIZE):
     """:func:`self_consistency` of a kernel on windows it was not fitted on.
 
     The windows are split at the median of their x origin into a left and a right group;
@@ -607,11 +607,11 @@ def simulated_ag111(bias_V: float = 0.05, size_px: int = 256, n_defects: int = 4
     params = KernelParams(symmetry=0, frequency=target_frequency, phase=0.0, decay=decay_periods / target_frequency)
     rng = np.random.default_rng(seed)
     positions = rng.uniform(-0.5, size_px - 0.5, size=(1, n_defects, 2))
-    grid = int(2 ** np.ceil(np.log2(size_px + 64)))
+    grid = int(2 ** np.ceil(np.log2(size_px + IMAGE_SIZE)))
     spec = kernel_spectrum(params, grid=grid)[0]
     clean = render_observations(spec, positions, size=size_px)
     data = add_noise(rng, clean, snr_db, 0.0)[0]
-    kernel = render_observations(spec, np.array([[[32.0, 32.0]]]), size=64)[0]
+    kernel = render_observations(spec, np.array([[[float(KERNEL_ORIGIN)] * 2]]), size=IMAGE_SIZE)[0]
     image = STMImage(data=data, pixel_nm=(pixel, pixel), channel="simulated dI/dV", unit="a.u.", bias_V=bias_V,
                      source="SIMULATED Ag(111)-like map (qpi_utils.realdata.simulated_ag111)",
                      meta={"simulated": True, "period_nm": period, "snr_db": snr_db})

@@ -83,7 +83,8 @@ __all__ = [
 SYMMETRY_ORDERS: tuple[int, ...] = (0, 2, 3, 4, 6)  # 0 = isotropic
 SYMMETRY_NAMES = {0: "isotropic", 2: "2-fold", 3: "3-fold", 4: "4-fold", 6: "6-fold"}
 PARAM_NAMES = ("symmetry", "orientation", "frequency", "phase", "decay")  # the paper's five parameters
-KERNEL_ORIGIN = 32  # row and column of the scatterer in a 64x64 kernel image
+IMAGE_SIZE = 64  # px: the side of every kernel, observation and activation map (the paper's 64x64)
+KERNEL_ORIGIN = IMAGE_SIZE // 2  # row and column of the scatterer in a kernel image
 ANGULAR_AMPLITUDE = 0.5
 WAVEFRONT_ANISOTROPY = 0.12
 CORE_RADIUS = 4.0  # px: angular terms switch on over this radius
@@ -242,7 +243,7 @@ def scatterer_spectrum(positions: np.ndarray, weights: np.ndarray | None = None,
 
 
 def render_observations(spectrum: np.ndarray, positions: np.ndarray, weights: np.ndarray | None = None,
-                        size: int = 64, dtype=np.complex64) -> np.ndarray:
+                        size: int = IMAGE_SIZE, dtype=np.complex64) -> np.ndarray:
     """Exact superposition of one kernel centred at each (sub-pixel) position.
 
     spectrum: (grid, grid//2+1) from :func:`kernel_spectrum` (one kernel).
@@ -268,14 +269,14 @@ def render_observations(spectrum: np.ndarray, positions: np.ndarray, weights: np
     return images[:, :size, :size].astype(np.float64)
 
 
-def kernel_image(params: KernelParams, size: int = 64, supersample: int = 4) -> np.ndarray:
+def kernel_image(params: KernelParams, size: int = IMAGE_SIZE, supersample: int = 4) -> np.ndarray:
     """The kernel as a (size, size) float64 image with the scatterer on pixel (32, 32)."""
     spec = kernel_spectrum(params, supersample=supersample)[0]
     origin = np.array([[[size // 2, size // 2]]], dtype=np.float64)
     return render_observations(spec, origin, size=size)[0]
 
 
-def observation_direct(params: KernelParams, positions: np.ndarray, size: int = 64,
+def observation_direct(params: KernelParams, positions: np.ndarray, size: int = IMAGE_SIZE,
                        supersample: int = 4) -> np.ndarray:
     """Reference: a plain loop over scatterers evaluating the analytic field pixel by pixel.
 
@@ -296,7 +297,7 @@ def observation_direct(params: KernelParams, positions: np.ndarray, size: int = 
     return image
 
 
-def activation_map(positions: np.ndarray, size: int = 64) -> np.ndarray:
+def activation_map(positions: np.ndarray, size: int = IMAGE_SIZE) -> np.ndarray:
     """(..., S, 2) positions (x, y) in px, NaN for unused -> (..., size, size) uint8 counts.
 
     A scatterer belongs to the pixel whose centre is nearest (pixel j covers [j-0.5, j+0.5));

@@ -23,7 +23,7 @@ from .files import write_csv
 from .simulate import PARAM_NAMES
 
 __all__ = ["SWEEPS", "SWEEP_COLUMNS", "sweep_values", "sweep_points", "sweep_change", "ood_observations",
-           "robustness_sweep", "robustness_sweeps", "write_sweeps", "markdown_sweep", "plot_sweep"]
+           "robustness_sweep", "robustness_sweeps", "write_sweeps", "plot_sweep"]
 
 # "realistic": the SNR sweep on data with every other corruption of a real map as well (the
 # realistic copy of training, :func:`qpi_utils.checkpoints.realistic_simulation`): unlabelled defects
@@ -150,28 +150,7 @@ def write_sweeps(rows: list[dict], path: str | Path) -> Path:
     return write_csv(path, rows, SWEEP_COLUMNS)
 
 
-SWEEP_HEADINGS = {"snr_db": "SNR (dB)", "scatterers": "labelled defects", "outside_margin": "outside band (px)",
-                  "position_error": "position error (px)", "realistic": "SNR (dB), realistic"}
 SWEEP_AXES = {"realistic": "SNR (dB), with hidden defects, position errors, scan-line offsets"}
-
-
-def markdown_sweep(rows: list[dict], sweep: str, skip: tuple[str, ...] = ("mean_kernel",)) -> str:
-    """One sweep as a markdown table: a row per value, a column per method (RMSE [0, 1] ± 95 %
-    interval). In bold: the lowest RMSE and every method whose interval overlaps its interval
-    (a tie for best). ``rows`` as :func:`robustness_sweep` returns or as read back from
-    ``sweeps.csv``."""
-    sel = [r for r in rows if r["sweep"] == sweep and r["method"] not in skip]
-    methods = list(dict.fromkeys(r["method"] for r in sel))
-    values = sorted({float(r["value"]) for r in sel}, reverse=sweep in ("snr_db", "realistic"))
-    rmse = {(float(r["value"]), r["method"]): float(r["rmse"]) for r in sel}
-    ci = {(float(r["value"]), r["method"]): float(r["rmse_ci95"]) for r in sel if r.get("rmse_ci95") not in (None, "")}
-    lines = [f"| {SWEEP_HEADINGS[sweep]} | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|"]
-    for v in values:
-        best = min(methods, key=lambda m: rmse[(v, m)])
-        tied = lambda m: rmse[(v, m)] - ci.get((v, m), 0.0) <= rmse[(v, best)] + ci.get((v, best), 0.0)
-        cell = lambda m: f"{rmse[(v, m)]:.3f}" + (f" ± {ci[(v, m)]:.3f}" if (v, m) in ci else "")
-        lines.append(f"| {v:g} | " + " | ".join(f"**{cell(m)}**" if tied(m) else cell(m) for m in methods) + " |")
-    return "\n".join(lines) + "\n"
 
 
 def plot_sweep(rows: list[dict], sweep: str):

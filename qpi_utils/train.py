@@ -53,6 +53,7 @@ __all__ = [
     "train_one_step",
     "resolve_mixed_precision",
     "TRAINERS",
+    "train_step",
 ]
 
 log = logging.getLogger(__name__)
@@ -144,6 +145,42 @@ def cpu_has_native_bf16() -> bool:
         return False
 
 
+def train_step(model: torch.nn.Module, batch: dict, loss_fn: Callable, optimizer, accelerator, grad_clip: float):
+    """One optimisation step, all the method does in training: forward (``loss_fn(model, batch) ->
+    (loss, parts)`` under the accelerator's autocast), backward, gradient clipping, optimiser step.
+    Returns (loss, parts, batch size), the loss still on the device (reading it back every step
+    would stall a GPU)."""
+    batch = {k: (v.to(accelerator.device) if torch.is_tensor(v) else v) for k, v in batch.items()}
+    with accelerator.autocast():
+        loss, parts = loss_fn(model, batch)
+    optimizer.zero_grad(set_to_none=True)
+    accelerator.backward(loss)
+    if accelerator.sync_gradients:
+        accelerator.clip_grad_norm_(model.parameters(), grad_clip)
+    optimizer.step()
+    return loss, parts, len(batch["kernel"])
+
+
+def _already_trained(step: str, model, tcfg: TrainConfig, layout: RunLayout, fingerprint: dict) -> dict | None:
+    """The summary (with history) of a finished model file for this very configuration, its weights
+    loaded into ``model``; None when it is to be extended to more epochs (from its checkpoint)."""
+    model_path, ckpt_path = layout.model(step), layout.checkpoint(step)
+    blob = load_blob(model_path, step, fingerprint)
+    summary = blob["summary"]
+    trained = int(summary["epochs"])
+    if trained == tcfg.epochs or (summary.get("stopped_early") and trained < tcfg.epochs):
+        model.load_state_dict(blob["state_dict"])
+        done = "already trained" if trained == tcfg.epochs else f"stopped early at epoch {summary['epochs_run']}"
+        print(f"{step}: {done} ({layout.display(model_path)}); use --restart to train again")
+        return {**summary, "history": blob["history"]}
+    if trained > tcfg.epochs or not ckpt_path.is_file():
+        why = "more than" if trained > tcfg.epochs else "and its checkpoint to extend from is missing; asked for"
+        raise TrainingError(f"{layout.display(model_path)} was trained for {trained} epochs, {why} "
+                            f"{tcfg.epochs}: use --restart to train {tcfg.epochs} epochs afresh")
+    print(f"{step}: extending from {trained} to {tcfg.epochs} epochs")
+    return None
+
+
 def _fit(*, step: str, model: torch.nn.Module, train_set, validation: Validation, loss_fn: Callable,
          tcfg: TrainConfig, layout: RunLayout, fingerprint: dict, info: ModelInfo, extra: dict | None = None,
          progress: bool = True, restart: bool = False, stop_after: int | None = None, to_device=()) -> dict:
@@ -159,21 +196,10 @@ def _fit(*, step: str, model: torch.nn.Module, train_set, validation: Validation
     from tqdm.auto import tqdm
 
     model_path, ckpt_path, log_path = layout.model(step), layout.checkpoint(step), layout.log(step)
-
     if model_path.is_file() and not restart:
-        blob = load_blob(model_path, step, fingerprint)
-        summary = blob["summary"]
-        trained = int(summary["epochs"])
-        if trained == tcfg.epochs or (summary.get("stopped_early") and trained < tcfg.epochs):
-            model.load_state_dict(blob["state_dict"])
-            done = "already trained" if trained == tcfg.epochs else f"stopped early at epoch {summary['epochs_run']}"
-            print(f"{step}: {done} ({layout.display(model_path)}); use --restart to train again")
-            return {**summary, "history": blob["history"]}
-        if trained > tcfg.epochs or not ckpt_path.is_file():
-            why = "more than" if trained > tcfg.epochs else "and its checkpoint to extend from is missing; asked for"
-            raise TrainingError(f"{layout.display(model_path)} was trained for {trained} epochs, {why} "
-                                f"{tcfg.epochs}: use --restart to train {tcfg.epochs} epochs afresh")
-        print(f"{step}: extending from {trained} to {tcfg.epochs} epochs")
+        done = _already_trained(step, model, tcfg, layout, fingerprint)
+        if done is not None:
+            return done
 
     accelerator = Accelerator(mixed_precision=resolve_mixed_precision(tcfg.mixed_precision))
     for module in to_device:
@@ -198,13 +224,6 @@ def _fit(*, step: str, model: torch.nn.Module, train_set, validation: Validation
         print(f"{step}: resuming from epoch {start_epoch} of {tcfg.epochs} ({layout.display(ckpt_path)})")
     model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
 
-    def run_batch(batch):
-        """(loss, parts, batch size) of one batch on the accelerator's device."""
-        batch = {k: (v.to(accelerator.device) if torch.is_tensor(v) else v) for k, v in batch.items()}
-        with accelerator.autocast():
-            loss, parts = loss_fn(model, batch)
-        return loss, parts, len(batch["kernel"])
-
     def converged(epoch: int) -> bool:
         return tcfg.patience is not None and epoch - best["epoch"] >= tcfg.patience
 
@@ -225,12 +244,7 @@ def _fit(*, step: str, model: torch.nn.Module, train_set, validation: Validation
             count = 0
             bar = tqdm(loader, desc=f"{step} epoch {epoch + 1}/{tcfg.epochs}", disable=not progress, leave=False)
             for i, batch in enumerate(bar):
-                loss, parts, n = run_batch(batch)
-                optimizer.zero_grad(set_to_none=True)
-                accelerator.backward(loss)
-                if accelerator.sync_gradients:
-                    accelerator.clip_grad_norm_(model.parameters(), tcfg.grad_clip)
-                optimizer.step()
+                loss, parts, n = train_step(model, batch, loss_fn, optimizer, accelerator, tcfg.grad_clip)
                 count += n
                 for k, v in {"loss": loss.detach(), **parts}.items():
                     sums[k] = sums.get(k, 0.0) + v.float() * n

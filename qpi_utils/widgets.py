@@ -6,7 +6,7 @@ transform.
 costs the physics and one canvas draw (``benchmarks/bench_widgets.py`` measures it);
 :func:`explorer_figure` draws one state and is what the tests call; :func:`kernel_explorer`
 binds the sliders (``continuous_update=False``: the figure follows when a slider is released).
-Where widgets are not live (papermill, nbval, a static page) the notebook shows
+Where widgets are not live (papermill, a static page) the notebook shows
 ``explorer_figure()`` at the default values instead.
 """
 
@@ -18,12 +18,12 @@ import sys
 import numpy as np
 
 from .plots import diverging_limits, pyplot
-from .simulate import SYMMETRY_NAMES, SYMMETRY_ORDERS, KernelParams, activation_map, kernel_spectrum, render_observations
+from .simulate import IMAGE_SIZE, SYMMETRY_NAMES, SYMMETRY_ORDERS, KernelParams, activation_map, kernel_spectrum, render_observations
 
 __all__ = ["DEFAULTS", "Explorer", "explorer_figure", "kernel_explorer", "STATIC_WIDGETS_VARIABLE"]
 
 DEFAULTS = dict(symmetry=6, orientation=0.0, frequency=0.12, phase=0.0, decay=8.0, n_scatterers=12, seed=0)
-_HANN = np.outer(np.hanning(64), np.hanning(64))  # a window: the image's edges would streak the FFT
+_HANN = np.outer(np.hanning(IMAGE_SIZE), np.hanning(IMAGE_SIZE))  # a window: the image's edges would streak the FFT
 
 
 def _state(symmetry, orientation, frequency, phase, decay, n_scatterers, seed) -> dict:
@@ -56,7 +56,7 @@ class Explorer:
                                          linewidths=0.8)
         self.axes[1].set_xlim(-0.5, 63.5)
         self.axes[1].set_ylim(63.5, -0.5)
-        f = np.fft.fftshift(np.fft.fftfreq(64))
+        f = np.fft.fftshift(np.fft.fftfreq(IMAGE_SIZE))
         step = f[1] - f[0]
         self.fft_im = self.axes[2].imshow(s["fft"], cmap="magma", origin="lower", interpolation="nearest",
                                           extent=(f[0] - step / 2, f[-1] + step / 2, f[0] - step / 2, f[-1] + step / 2))

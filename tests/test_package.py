@@ -132,3 +132,23 @@ def test_the_checks_catch_what_they_look_for():
     assert not _private_uses("import numpy as np\nnp._x", "x")
     assert _module_level_imports(ast.parse("from .data import QPIDataset\nfrom . import train")) == {"data", "train"}
     assert _graph()["data"] >= {"simulate"}  # the graph sees real edges
+
+
+def test_qpi_utils_never_imports_the_lab():
+    """One direction: notebooks import qpi_utils; the lab (qpi_lab) imports qpi_utils, never the
+    reverse, not even lazily inside a function."""
+    bad = []
+    for name, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            bad += [f"{path.name}:{node.lineno} imports {n}" for n in names if n.split(".")[0] == "qpi_lab"]
+    assert not bad, "qpi_utils imports the lab: " + ", ".join(bad)
+
+
+def test_the_lab_check_sees_an_import_of_the_lab(tmp_path, monkeypatch):
+    fake = tmp_path / "fake.py"
+    fake.write_text("def f():\n    from qpi_lab.seeds import ABLATIONS\n")
+    monkeypatch.setitem(MODULES, "fake", fake)
+    with pytest.raises(AssertionError, match="fake.py:2 imports qpi_lab.seeds"):
+        test_qpi_utils_never_imports_the_lab()

@@ -74,23 +74,3 @@ def test_every_method_at_every_value_on_fresh_ood_observations(trained_run, smok
         ax = plot_sweep(rows, sweep).axes[0]
         assert ax.xaxis_inverted() == (sweep != "scatterers") and len(ax.get_lines()) > 0
         assert "SNR" in ax.get_xlabel() if sweep != "scatterers" else "defects" in ax.get_xlabel()
-
-
-def test_markdown_sweep_marks_the_best_method_of_each_value():
-    from qpi_utils.sweeps import markdown_sweep
-
-    rows = [{"sweep": "snr_db", "value": v, "method": m, "rmse": r}
-            for v, m, r in ((0.0, "a", 0.2), (0.0, "b", 0.1), (20.0, "a", 0.05), (20.0, "b", 0.07),
-                            (20.0, "mean_kernel", 0.01))]
-    lines = markdown_sweep(rows, "snr_db").splitlines()
-    assert lines[0] == "| SNR (dB) | a | b |"  # the mean kernel is left out
-    assert lines[2] == "| 20 | **0.050** | 0.070 |" and lines[3] == "| 0 | 0.200 | **0.100** |"
-
-
-def test_markdown_sweep_calls_overlapping_intervals_a_tie():
-    from qpi_utils.sweeps import markdown_sweep
-
-    rows = [{"sweep": "snr_db", "value": 10.0, "method": m, "rmse": r, "rmse_ci95": c}
-            for m, r, c in (("a", 0.050, 0.004), ("b", 0.056, 0.003), ("c", 0.080, 0.002))]
-    line = markdown_sweep(rows, "snr_db").splitlines()[2]
-    assert line == "| 10 | **0.050 ± 0.004** | **0.056 ± 0.003** | 0.080 ± 0.002 |"

@@ -108,3 +108,11 @@ def test_check_verifies_the_dataset_in_full(tmp_path, capsys, tiny_dataset):
     np.save(tmp_path / "data" / "observations.npy", obs)
     code, err = _run(capsys, "check", "--profile", "smoke", "--run-dir", str(tmp_path))
     assert code == 2 and ("content hash" in err or "changed after it was written" in err)
+
+
+def test_version_names_the_kit(capsys):
+    from qpi_utils import __version__
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.strip() == f"qpi-kit {__version__}"

@@ -1,11 +1,15 @@
 """The committed results are what the committed code makes, and the README quotes only them.
 
 * Every provenance file under ``results/`` records a clean commit (not ``+dirty-``), and the code
-  that makes results (``qpi_utils/``, ``pyproject.toml``) has not changed since that commit: a
-  result made by older code fails here until it is regenerated. One refinement, for the
+  that makes results (``qpi_utils/``, ``qpi_lab/``, ``pyproject.toml``) has not changed since that
+  commit: a result made by older code fails here until it is regenerated. Two refinements. A change
+  that moved code without changing what it computes is recorded in ``results/equivalence.json`` by
+  ``tools/compare_runs.py`` (two smoke chains, at the base commit and at the new one: every network's
+  weights, every table number and the real-data output identical): results made at its base commit
+  then count as made at its new commit. And for the
   ablation tables (hours of training each): a changed module none of whose code runs while the
   ablation is made does not make it stale. Which modules run is measured, not declared: the
-  ablation is run at the smoke profile under a profiler hook that records every qpi_utils file
+  ablation is run at the smoke profile under a profiler hook that records every qpi_utils/qpi_lab file
   with a function (or module body) entered. Why that suffices: the modules that ran are the same
   at the recorded commit and at HEAD, so the same inputs take the same path through them, and a
   module they never called at HEAD they never called then (the ablation's methods, not the
@@ -34,6 +38,7 @@ from qpi_lab.provenance import CODE_PATHS
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "results"
+EQUIVALENCE = RESULTS / "equivalence.json"
 NUMBER = re.compile(r"(?<![\w.])-?\d+\.\d+(?:e-?\d+)?(?![\w.])")
 
 
@@ -46,6 +51,7 @@ def _provenance_files() -> list[Path]:
 
 
 QPI_UTILS = ROOT / "qpi_utils"
+QPI_LAB = ROOT / "qpi_lab"
 # the code that decides which modules an ablation runs is unchanged by this: fewer epochs only make
 # the traced run fast
 _TRACE_OVERRIDES = {"kernel_vae.epochs": 1, "alignment.epochs": 1, "one_step.epochs": 1}
@@ -72,7 +78,8 @@ def files_run_by_ablation(name: str) -> frozenset[str]:
         finally:
             sys.setprofile(None)
             threading.setprofile(None)
-    files = {Path(f).resolve().relative_to(ROOT).as_posix() for f in ran if Path(f).resolve().is_relative_to(QPI_UTILS)}
+    files = {Path(f).resolve().relative_to(ROOT).as_posix() for f in ran
+             if Path(f).resolve().is_relative_to(QPI_UTILS) or Path(f).resolve().is_relative_to(QPI_LAB)}
     return frozenset(files | _constant_sources(files))
 
 
@@ -90,25 +97,35 @@ def _module_values(path: Path) -> set[str]:
 
 
 def _constant_sources(files: set[str]) -> set[str]:
-    """The qpi_utils modules from which a module in ``files`` reads a value that is not a function
-    or class (``from .paper import TABLE1_RMSE``, or ``realdata.SOME_VALUE`` after ``from . import
-    realdata``): such a value is used without any of its module's code running under the trace."""
+    """The qpi_utils/qpi_lab modules from which a module in ``files`` reads a value that is not a
+    function or class (``from qpi_utils.paper import TABLE1_RMSE``, ``from .paper import ...``, or
+    ``realdata.SOME_VALUE`` after ``from qpi_utils import realdata``): such a value is used without
+    any of its module's code running under the trace."""
     import ast
 
     found = set()
     for rel in files:
         tree = ast.parse((ROOT / rel).read_text())
         modules = {}  # local name -> module file, for `from . import m`
+        package = (ROOT / rel).parent  # `from .x import` inside qpi_utils or qpi_lab
         for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and node.level == 1:
-                for alias in node.names:
-                    source = QPI_UTILS / f"{node.module or alias.name}.py"
-                    if not source.is_file():
-                        continue
-                    if node.module is None:
-                        modules[alias.asname or alias.name] = source
-                    elif alias.name in _module_values(source):
-                        found.add(source.relative_to(ROOT).as_posix())
+            if not isinstance(node, ast.ImportFrom):
+                continue
+            if node.level == 1:
+                base, module = package, node.module
+            elif node.level == 0 and (node.module or "").split(".")[0] in ("qpi_utils", "qpi_lab"):
+                parts = node.module.split(".")
+                base, module = ROOT / parts[0], (parts[1] if len(parts) > 1 else None)
+            else:
+                continue
+            for alias in node.names:
+                source = base / f"{module or alias.name}.py"
+                if not source.is_file():
+                    continue
+                if module is None:
+                    modules[alias.asname or alias.name] = source
+                elif alias.name in _module_values(source):
+                    found.add(source.relative_to(ROOT).as_posix())
         for node in ast.walk(tree):
             if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in modules:
                 source = modules[node.value.id]
@@ -135,7 +152,7 @@ def stale_because_of(path: Path, changed: list[str]) -> list[str]:
     if not changed or name is None:
         return changed
     ran = files_run_by_ablation(name)
-    return [f for f in changed if not (f.startswith("qpi_utils/") and f.endswith(".py")) or f in ran]
+    return [f for f in changed if not (f.startswith(("qpi_utils/", "qpi_lab/")) and f.endswith(".py")) or f in ran]
 
 
 def test_results_have_provenance():
@@ -153,9 +170,39 @@ def test_results_come_from_the_committed_code(path):
         if _git("rev-parse", "--is-shallow-repository").stdout.strip() == "true":
             pytest.skip(f"shallow clone: commit {commit[:12]} not available")
         pytest.fail(f"{path}: commit {commit} is not in this repository's history")
-    changed = stale_because_of(path, _git("diff", "--name-only", commit, "HEAD", "--", *CODE_PATHS).stdout.split())
-    assert not changed, (f"{path} was made at {commit[:12]}; the code that makes results has changed since "
+    made = equivalent_commit(commit)
+    changed = stale_because_of(path, _git("diff", "--name-only", made, "HEAD", "--", *CODE_PATHS).stdout.split())
+    via = f" (computes as {made[:12]}, results/equivalence.json)" if made != commit else ""
+    assert not changed, (f"{path} was made at {commit[:12]}{via}; the code that makes results has changed since "
                          f"({', '.join(changed[:8])}): regenerate the results with the current code")
+
+
+def _same_code(a: str, b: str) -> bool:
+    return _git("diff", "--quiet", a, b, "--", *CODE_PATHS).returncode == 0
+
+
+def equivalent_commit(commit: str) -> str:
+    """The latest commit whose code computes what ``commit``'s did: following the records of
+    ``results/equivalence.json`` in order, a record applies when ``commit`` holds the same code
+    (``CODE_PATHS``) as the record's base commit, and moves it to the record's new commit."""
+    records = json.loads(EQUIVALENCE.read_text()) if EQUIVALENCE.is_file() else []
+    for record in records:
+        if record.get("identical") and _same_code(commit, record["base_commit"]):
+            commit = record["new_commit"]
+    return commit
+
+
+def test_every_equivalence_record_names_commits_of_this_history_and_what_was_compared():
+    records = json.loads(EQUIVALENCE.read_text()) if EQUIVALENCE.is_file() else []
+    for record in records:
+        assert record["identical"] is True and record["compared"], record
+        assert any(c.startswith("models/") for c in record["compared"]), "the networks' weights were compared"
+        if _git("rev-parse", "--is-shallow-repository").stdout.strip() == "true":
+            continue
+        for key in ("base_commit", "new_commit"):
+            assert _git("cat-file", "-e", f"{record[key]}^{{commit}}").returncode == 0, f"{key} {record[key]} unknown"
+        # the record says code moved: the base must be an ancestor of the new commit
+        assert _git("merge-base", "--is-ancestor", record["base_commit"], record["new_commit"]).returncode == 0
 
 
 def test_the_trace_sees_what_an_ablation_runs_and_what_it_does_not():
@@ -163,7 +210,7 @@ def test_the_trace_sees_what_an_ablation_runs_and_what_it_does_not():
     evaluates the networks (train.py, evaluate.py, models.py run) and never enters the physics
     baselines or the real-data code."""
     ran = files_run_by_ablation("warm_start")
-    assert {"qpi_utils/train.py", "qpi_utils/evaluate.py", "qpi_utils/models.py", "qpi_utils/seeds.py"} <= ran
+    assert {"qpi_utils/train.py", "qpi_utils/evaluate.py", "qpi_utils/models.py", "qpi_lab/seeds.py"} <= ran
     assert "qpi_utils/baselines.py" not in ran and "qpi_utils/realdata.py" not in ran
     assert "qpi_utils/paper.py" in ran  # no code of it runs, but seeds.py reads its numbers
     path = RESULTS / "quick" / "ablations" / "warm_start_provenance.json"
@@ -216,3 +263,18 @@ def test_the_readme_check_can_fail(monkeypatch):
     """The number check is not vacuous: a number no results file holds is reported."""
     have = _committed_numbers()
     assert have and not any(abs(v - 123.4567) < 1e-4 for v in have)
+
+
+def test_an_equivalence_record_moves_only_results_made_by_its_base_code(tmp_path, monkeypatch):
+    if _git("rev-parse", "--is-shallow-repository").stdout.strip() != "false":
+        pytest.skip("needs the full history")
+    first = _git("rev-list", "--max-parents=0", "HEAD").stdout.split()[0]
+    head = _git("rev-parse", "HEAD").stdout.strip()
+    other = _git("rev-parse", "HEAD~3").stdout.strip()
+    assert not _same_code(first, other)  # the first commit's code is not today's
+    record = tmp_path / "equivalence.json"
+    record.write_text(json.dumps([{"base_commit": first, "new_commit": head, "identical": True,
+                                   "compared": ["models/kernel_vae.pt"]}]))
+    monkeypatch.setattr(sys.modules[__name__], "EQUIVALENCE", record)
+    assert equivalent_commit(first) == head  # made by the base's code: counts as made at the new commit
+    assert equivalent_commit(other) == other  # other code: the record says nothing about it
