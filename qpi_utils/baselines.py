@@ -51,7 +51,7 @@ def _check_batch(name: str, x: np.ndarray) -> np.ndarray:
     if x.ndim == 2:
         x = x[None]
     if x.ndim != 3 or x.shape[-2:] != (IMAGE_SIZE, IMAGE_SIZE):
-        raise ValueError(f"{name} must be (IMAGE_SIZE, IMAGE_SIZE) or (N, 64, 64), got shape {x.shape}")
+        raise ValueError(f"{name} must be ({IMAGE_SIZE}, {IMAGE_SIZE}) or (N, {IMAGE_SIZE}, {IMAGE_SIZE}), got shape {x.shape}")
     if len(x) == 0:
         raise ValueError(f"{name}: the batch is empty")
     if not np.isfinite(x).all():

@@ -3,7 +3,7 @@
 Four profiles share one schema:
 
 * ``smoke`` -- CI and the test suite: the whole chain in seconds, numbers meaningless.
-* ``quick`` -- a 2-core CPU laptop: the whole notebook chain in at most 30 minutes.
+* ``quick`` -- a 2-core CPU laptop (the chain's measured time: ``results/quick/chain_times.json``).
 * ``colab`` -- a free Colab T4: the paper's pretrained architecture, in about an hour.
 * ``paper`` -- a large GPU: the paper's data sizes, architecture and hyperparameters.
 

@@ -170,7 +170,7 @@ def test_results_come_from_the_committed_code(path):
         if _git("rev-parse", "--is-shallow-repository").stdout.strip() == "true":
             pytest.skip(f"shallow clone: commit {commit[:12]} not available")
         pytest.fail(f"{path}: commit {commit} is not in this repository's history")
-    made = equivalent_commit(commit)
+    made = equivalent_commit(commit, path)
     changed = stale_because_of(path, _git("diff", "--name-only", made, "HEAD", "--", *CODE_PATHS).stdout.split())
     via = f" (computes as {made[:12]}, results/equivalence.json)" if made != commit else ""
     assert not changed, (f"{path} was made at {commit[:12]}{via}; the code that makes results has changed since "
@@ -181,13 +181,17 @@ def _same_code(a: str, b: str) -> bool:
     return _git("diff", "--quiet", a, b, "--", *CODE_PATHS).returncode == 0
 
 
-def equivalent_commit(commit: str) -> str:
+def equivalent_commit(commit: str, path: Path | None = None) -> str:
     """The latest commit whose code computes what ``commit``'s did: following the records of
-    ``results/equivalence.json`` in order, a record applies when ``commit`` holds the same code
-    (``CODE_PATHS``) as the record's base commit, and moves it to the record's new commit."""
+    ``results/equivalence.json`` in order, a record moves ``commit`` to its new commit when
+    ``commit`` holds the same code (``CODE_PATHS``) as the record's base commit, or when the record
+    lists the result ``path``, made at ``commit``, among those current at its base (this very test
+    passed for it there: how an ablation table, current through the files it runs, is carried)."""
     records = json.loads(EQUIVALENCE.read_text()) if EQUIVALENCE.is_file() else []
+    rel = None if path is None else Path(path).resolve().relative_to(ROOT).as_posix()
     for record in records:
-        if record.get("identical") and _same_code(commit, record["base_commit"]):
+        current = {(r["path"], r["git_commit"]) for r in record.get("current_at_base", [])}
+        if record.get("identical") and (_same_code(commit, record["base_commit"]) or (rel, commit) in current):
             commit = record["new_commit"]
     return commit
 
@@ -278,3 +282,10 @@ def test_an_equivalence_record_moves_only_results_made_by_its_base_code(tmp_path
     monkeypatch.setattr(sys.modules[__name__], "EQUIVALENCE", record)
     assert equivalent_commit(first) == head  # made by the base's code: counts as made at the new commit
     assert equivalent_commit(other) == other  # other code: the record says nothing about it
+    table = RESULTS / "quick" / "ablations" / "x_provenance.json"
+    record.write_text(json.dumps([{"base_commit": head, "new_commit": head, "identical": True,
+                                   "compared": ["models/kernel_vae.pt"],
+                                   "current_at_base": [{"path": "results/quick/ablations/x_provenance.json",
+                                                        "git_commit": other}]}]))
+    assert equivalent_commit(other, table) == head  # listed as current at the base, made at that commit
+    assert equivalent_commit(first, table) == first  # the same file made at another commit is not
