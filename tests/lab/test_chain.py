@@ -227,3 +227,11 @@ def test_one_repository_address_everywhere():
         text = "".join(c.source for c in nb.cells)
         assert text.count("github.com/") == text.count(REPOSITORY), f"{name}: another repository address"
     assert f"git+https://{REPOSITORY}" in (ROOT / "README.md").read_text()
+
+
+@pytest.mark.parametrize("name", ALL_NOTEBOOKS)
+def test_a_colab_badge_opens_a_gpu_runtime(name):
+    """Colab reads the accelerator from the notebook's metadata: the badge opens a GPU (T4) runtime,
+    where the default profile is colab, instead of a CPU one that quietly falls back to quick."""
+    meta = nbf.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4).metadata
+    assert meta.get("accelerator") == "GPU" and meta.get("colab", {}).get("gpuType") == "T4"
