@@ -32,7 +32,7 @@ import importlib
 
 __version__ = "0.1.0"
 # The kit's public repository, in one place: the notebooks' Colab badges and install cells and
-# the README use it, and tests/test_chain.py fails when one of them disagrees.
+# the README use it, and tests/lab/test_chain.py fails when one of them disagrees.
 REPOSITORY = "github.com/qpi-kit/qpi-kit"
 
 SUBMODULES = ("analysis", "baselines", "checkpoints", "config", "data", "evaluate", "files", "imaging", "losses",

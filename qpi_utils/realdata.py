@@ -493,8 +493,8 @@ def extract_kernels(observations: np.ndarray, maps: np.ndarray, models=None, lam
     """One kernel per method from a stack of real windows: every method of the registry that runs
     on real maps (:attr:`qpi_utils.methods.Method.real_maps`) runs on every window and the results
     are averaged (then min-max scaled). ``models``: a :class:`qpi_utils.methods.TrainedModels` for
-    the learned methods it was loaded for; without it only the physics baselines run. Least squares uses ``lam`` and
-    ``ls_iterations``."""
+    the learned methods it was loaded for; without it only the physics baselines run. Least
+    squares uses ``lam`` and ``ls_iterations``."""
     x = torch.from_numpy(np.stack([observations, maps], 1).astype(np.float64))
     run = _RealMapRun(models, lam, ls_iterations)
     out = {}

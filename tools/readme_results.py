@@ -8,8 +8,8 @@ rendered from ``results/<profile>/``: the ID/OOD table over seeds (``table_seeds
 networks trained (``provenance.json``), the realistic-training rows of the ablation table
 (``ablations/realistic_training.csv``), the robustness sweeps (``sweeps.csv``; bold = the lowest
 value and every value whose 95 % interval overlaps it) and the real-map scores
-(``ablations/realistic_training_real_maps.csv``). ``tests/test_readme_results.py`` checks that the
-README says what this renders: the number check of ``tests/test_committed_results.py`` finds a
+(``ablations/realistic_training_real_maps.csv``). ``tests/lab/test_readme_results.py`` checks that the
+README says what this renders: the number check of ``tests/lab/test_committed_results.py`` finds a
 number somewhere in the results, this finds it in the right cell. The other tables (benchmarks,
 printed notebook output, the hand-written rows of the ablation table) are written by hand.
 """
