@@ -3,6 +3,7 @@
 #   make test        same environment, run the whole test suite
 #   make seeds       the ID/OOD table over seeds 0 1 2 (results/$(PROFILE)/table_seeds.*)
 #   make ablations   every ablation over seeds 0 1 2, reusing the seeds runs (results/$(PROFILE)/ablations/)
+#   make figures     every paper figure and table the kit maps: seeds, ablations, then the notebook chain
 # Variables: PROFILE (quick), RUN_DIR (runs/$(PROFILE)), PYTHON (python3),
 #            TORCH_SPEC (torch==2.13.0: a CPU build here; on a CUDA machine use e.g. TORCH_SPEC=torch)
 PYTHON ?= python3
@@ -23,7 +24,7 @@ SEEDS ?= 0 1 2
 SHELL := /bin/bash
 .SHELLFLAGS := -o pipefail -c
 
-.PHONY: reproduce test seeds ablations benchmark clean-venv
+.PHONY: reproduce test seeds ablations figures benchmark clean-venv
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +46,9 @@ seeds: $(STAMP)
 ablations: $(STAMP)
 	$(BIN)/qpi ablation all --profile $(PROFILE) --seeds $(SEEDS) --run-dir runs/$(PROFILE)-ablations \
 		--base-run-dir runs/$(PROFILE)-seeds
+
+figures: $(STAMP)
+	$(BIN)/qpi figures --profile $(PROFILE) --seeds $(SEEDS) --run-dir runs/$(PROFILE)-seeds
 
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/bench_simulate.py | tee results/benchmarks/simulate.txt

@@ -1,6 +1,6 @@
 """The notebook chain: run every numbered notebook in order with papermill.
 
-``qpi reproduce --profile P`` executes ``notebooks/01_*.ipynb`` ... ``08_*.ipynb`` into
+``qpi reproduce --profile P`` executes ``notebooks/01_*.ipynb`` ... ``09_*.ipynb`` into
 ``<run>/notebooks/`` (executed copies kept), each with the same ``PROFILE`` and ``RUN_DIR``.
 After each notebook it copies the figures written so far (``<run>/figures``) to
 ``figures/<profile>/``, the tables (``<run>/results``) to ``results/<profile>/`` and the training
@@ -29,7 +29,7 @@ from .evaluate import write_provenance
 __all__ = ["NOTEBOOKS", "ChainError", "notebook_paths", "run_chain", "strip_notebook"]
 
 NOTEBOOKS = ("01_simulate", "02_kernel_vae", "03_alignment", "04_one_step", "05_results", "06_robustness",
-             "07_tsne", "08_real_data")
+             "07_tsne", "08_real_data", "09_ablations")
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 MAX_PNG_CHARS = 100_000  # embedded figures larger than this (base64) are stored as JPEG
 JPEG_QUALITY = 85
@@ -134,13 +134,14 @@ def _copy_tree_files(src: Path, dst: Path, pattern: str) -> list[Path]:
 def run_chain(profile_name: str, run: RunLayout | str | os.PathLike, figures_dir: str | os.PathLike | None = None,
               results_dir: str | os.PathLike | None = None, notebooks_dir: str | os.PathLike | None = None,
               update_notebooks: bool = False, progress: bool = True, only: list[str] | None = None,
-              overrides: list[str] | None = None) -> dict:
+              overrides: list[str] | None = None, workdir: str | os.PathLike | None = None) -> dict:
     """Execute the chain; returns {notebook: seconds}. ``update_notebooks`` writes the executed
     notebooks (stripped, see :func:`strip_notebook`) back over the sources: how the committed
     outputs are regenerated. ``overrides`` ("section.key=value", as ``--set``) reach every
     notebook's ``OVERRIDES`` parameter; a variant's figures and tables then default to
     ``<run>/collected`` so the committed ones are not overwritten, and it cannot update the
-    committed notebooks."""
+    committed notebooks. ``workdir``: the folder the notebooks run in (default: their own); the
+    test suite runs them in an empty folder outside the checkout, as a pip-installed kit would."""
     if overrides and update_notebooks:
         raise ChainError("--set and --update-notebooks together would commit a variant as the profile's notebooks")
     import papermill as pm
@@ -167,7 +168,7 @@ def run_chain(profile_name: str, run: RunLayout | str | os.PathLike, figures_dir
             with _inline_figures():
                 pm.execute_notebook(str(src), str(dst), parameters={"PROFILE": profile_name, "RUN_DIR": str(layout.root),
                                                                    "OVERRIDES": list(overrides or [])},
-                                    cwd=str(src.parent), progress_bar=progress, kernel_name="python3",
+                                    cwd=str(workdir or src.parent), progress_bar=progress, kernel_name="python3",
                                     execution_timeout=CELL_TIMEOUT)
             if scores.is_file() and scores.stat().st_mtime_ns != scored_before:
                 # the notebook scored the methods (05): the lab adds the table's provenance

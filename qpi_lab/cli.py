@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+
 from .budget import SUSTAINED_TFLOPS, chain_flops, estimate_seconds, measure_training, training_samples
 from .chain import ChainError, run_chain
 from qpi_utils import __version__
@@ -124,6 +125,10 @@ def cmd_doctor(args) -> int:
     print(f"device: {device}; torch {torch.__version__}, diffusers {diffusers.__version__}, "
           f"accelerate {accelerate.__version__}")
     report = {"device": device, **_estimate(prof)}
+    if not cuda and prof.name in ("colab", "paper"):
+        report["warning"] = (f"the {prof.name} profile is sized for a GPU and this machine has none: expect hours "
+                             "per network; use --profile quick on a CPU")
+        print(f"warning: {report['warning']}")
     if prof.model.pretrained:
         try:
             load_pretrained_rgb(prof.model.pretrained)
@@ -166,7 +171,7 @@ def cmd_reproduce(args) -> int:
     try:
         times = run_chain(args.profile_obj.name, _layout(args), args.figures_dir, args.results_dir,
                           args.notebooks_dir, update_notebooks=args.update_notebooks, progress=not args.no_progress,
-                          overrides=args.overrides)
+                          overrides=args.overrides, only=args.only)
     except ChainError as exc:
         print(f"qpi reproduce: error: {exc}", file=sys.stderr)
         return 1
@@ -208,12 +213,13 @@ def cmd_ablation(args) -> int:
     t0 = time.perf_counter()
     names = list(ABLATIONS) if args.name == "all" else [args.name]
     for name in names:
-        ab = ABLATIONS[name]
+        ab, t_ab = ABLATIONS[name], time.perf_counter()
         rows = run_ablation(name, prof.name, args.seeds, Path(root) / name, base_root=args.base_run_dir,
                             overrides=_override_dict(args), progress=not args.no_progress)
         write_seed_results(rows, out, name, prof, args.seeds, ab.title, "paper" if ab.paper else "",
                            {"ablation": name, "variants": ab.variants, "methods": list(ab.methods),
-                            "explanation": ab.explanation, "command": "qpi " + " ".join(sys.argv[1:])})
+                            "explanation": ab.explanation, "command": "qpi " + " ".join(sys.argv[1:]),
+                            "total_seconds": round(time.perf_counter() - t_ab, 1)})
         print(f"## {ab.title}\n\n{markdown_summary(rows, 'paper' if ab.paper else '')}", flush=True)
         if ab.real_maps:  # the same networks on the real maps: <name>_real_maps.{csv,md}
             real = real_map_scores(name, prof.name, args.seeds, Path(root) / name, overrides=_override_dict(args))
@@ -221,6 +227,64 @@ def cmd_ablation(args) -> int:
             write_text(out / f"{name}_real_maps.md", f"# {ab.title}: real maps, held out\n\n{markdown_real_maps(real)}")
             print(markdown_real_maps(real), flush=True)
     print(f"wrote {out} ({time.perf_counter() - t0:.0f} s)")
+    return 0
+
+
+def _recorded_seconds(profile_name: str) -> dict[str, float | None]:
+    """What the committed results say each stage of `qpi figures` last took, in s (None: not recorded)."""
+    res = project_root() / "results" / profile_name
+
+    def read(path: Path, key: str | None = None) -> float | None:
+        try:
+            value = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+        value = value.get(key) if key else value
+        return float(sum(value.values())) if isinstance(value, dict) else value
+
+    ablations = [read(p, "total_seconds") for p in sorted((res / "ablations").glob("*_provenance.json"))]
+    return {"seeds": read(res / "table_seeds_provenance.json", "total_seconds"),
+            "ablation": sum(ablations) if ablations and None not in ablations else None,
+            "reproduce": read(res / "chain_times.json")}
+
+
+def cmd_figures(args) -> int:
+    """Every paper figure and table the kit maps, in one go: the ID/OOD table over seeds (Table 1),
+    every ablation (Tables 2 and III, the kit's own), then the notebook chain (Fig. 4(b), t-SNE,
+    sweeps, real data) on seed 0's run. Networks already trained for the same settings are reused
+    (each training checks its fingerprint and says "already trained")."""
+    from tqdm.auto import tqdm
+
+    prof = args.profile_obj
+    seeds_root = args.run_dir or Path("runs") / f"{prof.name}-seeds"
+    recorded = _recorded_seconds(prof.name)
+    common = ["--profile", prof.name, *(f"--set={o}" for o in args.overrides), *(["--no-progress"] if args.no_progress else [])]
+    seeds = [str(s) for s in args.seeds]
+    stages = [
+        ("seeds", f"Table 1 (ID/OOD, every method) over seeds {' '.join(seeds)}",
+         ["seeds", *common, "--seeds", *seeds, "--run-dir", str(seeds_root)]),
+        ("ablation", f"every ablation ({', '.join(ABLATIONS)}): Tables 2 and III and the kit's own",
+         ["ablation", "all", *common, "--seeds", *seeds, "--run-dir", str(Path(seeds_root).with_name(f"{prof.name}-ablations")),
+          "--base-run-dir", str(seeds_root)]),
+        ("reproduce", "the notebook chain 01-09 on seed 0's run: Fig. 4(b), t-SNE, sweeps, real data, figures/",
+         ["reproduce", *common, "--run-dir", str(Path(seeds_root) / f"seed-{seeds[0]}"),
+          *(["--update-notebooks"] if args.update_notebooks else [])]),
+    ]
+    print(f"qpi figures --profile {prof.name}: the plan")
+    for i, (name, what, argv) in enumerate(stages, 1):
+        took = recorded[name]
+        when = f"last recorded run: {took / 60:.0f} min" if took else "no recorded run for this profile"
+        print(f"  {i}. qpi {' '.join(argv)}\n     {what} ({when}; networks trained before are reused)")
+    if args.dry_run:
+        return 0
+    t0 = time.perf_counter()
+    for name, what, argv in tqdm(stages, desc="qpi figures", unit="stage", disable=args.no_progress):
+        code = main(argv)
+        if code:
+            print(f"qpi figures: stage `qpi {name}` failed (exit {code}); rerun `qpi figures` to resume: finished "
+                  "trainings are reused", file=sys.stderr)
+            return code
+    print(f"qpi figures: done in {(time.perf_counter() - t0) / 60:.1f} min")
     return 0
 
 
@@ -241,6 +305,8 @@ COMMANDS = {
                          "writes results/<profile>/table_seeds.*", True),
     "ablation": (cmd_ablation, "an ablation (symmetric_loss, angles, warm_start, noise_augmentation, pretraining, "
                                "realistic_training, or all) over several seeds; writes results/<profile>/ablations/<name>.*", True),
+    "figures": (cmd_figures, "every paper figure and table the kit maps: seeds, every ablation, then the notebook "
+                             "chain; prints the plan first and reuses trained networks", False),
     "reproduce": (cmd_reproduce, "run the numbered notebooks in order (papermill) into --run-dir, collect "
                                  "figures into figures/<profile> and tables into results/<profile>", True),
 }
@@ -290,6 +356,13 @@ EXTRA_ARGS: dict = {
                                         help="skip timing real training steps on this device (slow on a CPU for "
                                              "the colab and paper profiles)"),
                lambda p: p.add_argument("--json", type=Path, default=None, help="also write the report here")],
+    "figures": [_seeds,
+                lambda p: p.add_argument("--run-dir", type=Path, default=None,
+                                         help="the seeds' run directory (default runs/<profile>-seeds; the "
+                                              "ablations go beside it, the chain runs in its seed-0 run)"),
+                lambda p: p.add_argument("--dry-run", action="store_true", help="print the plan and stop"),
+                lambda p: p.add_argument("--update-notebooks", action="store_true",
+                                         help="write the executed notebooks back over the sources")],
     "reproduce": [_results,
                   lambda p: p.add_argument("--figures-dir", type=Path, default=None,
                                            help="where the chain's figures are collected (default figures/<profile>)"),
@@ -297,7 +370,10 @@ EXTRA_ARGS: dict = {
                                            help="where the numbered notebooks are (default <checkout>/notebooks)"),
                   lambda p: p.add_argument("--update-notebooks", action="store_true",
                                            help="write the executed notebooks back over the sources (regenerates "
-                                                "the committed outputs)")],
+                                                "the committed outputs)"),
+                  lambda p: p.add_argument("--only", nargs="+", default=None, metavar="NOTEBOOK",
+                                           help="run only these notebooks (e.g. 09_ablations), with the run's "
+                                                "artefacts in place; their times are merged into chain_times.json")],
 }
 
 

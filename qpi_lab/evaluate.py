@@ -81,7 +81,7 @@ def evaluate(profile: Profile, run: RunLayout | str | Path, results_dir: str | P
         if rows is not None:
             return rows
     results_dir = Path(results_dir) if results_dir else layout.results
-    m = models or load_models(profile, layout, methods)
+    m = models or load_models(profile, layout, methods, progress=progress)
     scores = score(m, progress=progress, noise_snr_db=noise_snr_db, test_data=test_data)
     write_scores(scores, m, results_dir)
     write_provenance(profile, layout, results_dir, m.ds, scores.record)

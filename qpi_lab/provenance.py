@@ -18,11 +18,14 @@ import torch
 from qpi_utils.config import Profile
 from qpi_utils.data import QPIDataset
 from qpi_utils.runs import STEPS
+from qpi_utils.train import cpu_has_native_bf16
 
 __all__ = ["git_commit", "provenance"]
 
 
-CODE_PATHS = ("qpi_utils", "qpi_lab", "pyproject.toml")  # what makes results; notebooks/figures/results are made by it
+# what makes results (notebooks, figures and results are made by it); the manifest of committed
+# results is written from the results, so it is not code that makes them
+CODE_PATHS = ("qpi_utils", "qpi_lab", "pyproject.toml", ":(exclude)qpi_utils/committed_files.json")
 
 
 def git_commit() -> str | None:
@@ -43,6 +46,25 @@ def git_commit() -> str | None:
         return None
 
 
+def cpu_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux, else what platform reports): bf16 training
+    takes other paths on other CPUs, so a result names the one that made it."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine() -> dict:
+    """Platform, CPU model, core and torch thread counts, CPU bf16 support, and the GPU if any."""
+    return {"platform": platform.platform(), "cpu": cpu_name(), "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(), "cpu_native_bf16": cpu_has_native_bf16(),
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+
+
 def provenance(profile: Profile, ds: QPIDataset | None, extra: dict | None = None) -> dict:
     """Profile, seeds, data hash (when one dataset made the result), versions, git commit, machine."""
     import accelerate
@@ -57,8 +79,7 @@ def provenance(profile: Profile, ds: QPIDataset | None, extra: dict | None = Non
         "versions": {"python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__,
                      "diffusers": diffusers.__version__, "accelerate": accelerate.__version__},
         "git_commit": git_commit(),
-        "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(),
-                    "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},
+        "machine": machine(),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         **(extra or {}),
     }

@@ -321,7 +321,7 @@ def real_map_scores(name: str, profile_name: str, seeds, root: str | Path, overr
         per_seed = {}
         for seed in seeds:
             prof = get_profile(profile_name, {**(overrides or {}), **variant, **seed_overrides(seed)})
-            models = load_models(prof, Path(root) / _slug(label) / f"seed-{seed}", ("least_squares", *methods))
+            models = load_models(prof, Path(root) / _slug(label) / f"seed-{seed}", ("least_squares", *methods), progress=False)
             for w in windows:
                 for method, score in realdata.heldout_scores(w, models).items():
                     per_seed.setdefault((w.name, method), []).append(score)

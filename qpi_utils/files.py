@@ -4,18 +4,22 @@ target and renamed into place, so a reader (or a crash) never sees a half-writte
 * :func:`atomic_path` -- a context manager yielding the temporary path to write; renamed to the
   target on success, removed on error.
 * :func:`write_text`, :func:`write_csv` -- the common cases on top of it.
+
+Reading what the kit did not make: :func:`fetch_verified` returns a file checked against its
+SHA-256, downloading it (pooch) only when no verified copy is there.
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
 import io
 import os
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
-__all__ = ["atomic_path", "write_text", "write_csv", "read_csv", "format_value"]
+__all__ = ["atomic_path", "write_text", "write_csv", "read_csv", "format_value", "sha256", "data_dir", "FetchError", "fetch_verified"]
 
 
 @contextlib.contextmanager
@@ -62,3 +66,60 @@ def read_csv(path: str | os.PathLike) -> list[dict]:
     """Rows of a CSV written by :func:`write_csv` (values as strings)."""
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
+
+
+def sha256(path: str | os.PathLike) -> str:
+    """The SHA-256 of a file, read in 1 MB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def data_dir() -> Path:
+    """Where fetched files are kept: ``$QPI_DATA_DIR``, else pooch's per-user cache for qpi-kit
+    (tests and CI point ``QPI_DATA_DIR`` at ``../shared/data``)."""
+    import pooch
+
+    return Path(os.environ.get("QPI_DATA_DIR") or pooch.os_cache("qpi-kit"))
+
+
+class FetchError(ValueError):
+    """A file to be fetched is missing, damaged or cannot be downloaded; the message says how to
+    put it in place by hand."""
+
+
+def fetch_verified(name: str, url: str, digest: str, folder: str | os.PathLike) -> Path:
+    """``folder/name`` once its SHA-256 is ``digest``: a copy already there is used without any
+    network access; otherwise it is downloaded from ``url`` (pooch) and checked. Every failure is a
+    :class:`FetchError` naming the file, where to put it by hand, its URL and its checksum."""
+    import pooch
+
+    folder = Path(folder)
+    local = folder / name
+    by_hand = (f"download {url} yourself and put it at {local} (SHA-256 {digest}), "
+               "or point the kit at a folder that holds it")
+    problem = ""
+    if local.is_file():
+        found = sha256(local)
+        if found == digest:
+            return local
+        problem = f"checksum mismatch: {local} has SHA-256 {found[:16]}..., expected {digest[:16]}...; "
+    try:
+        local.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise FetchError(f"{name}: {problem}cannot create the folder {local.parent} ({exc.strerror or exc}): "
+                         f"{by_hand}") from None
+    if not os.access(local.parent, os.W_OK):
+        raise FetchError(f"{name}: {problem}the folder {local.parent} is read-only, so it cannot be downloaded "
+                         f"there: {by_hand}")
+    try:
+        return Path(pooch.retrieve(url, known_hash=f"sha256:{digest}", fname=local.name, path=local.parent,
+                                   progressbar=False))
+    except ValueError as exc:  # pooch: the downloaded file has another hash
+        raise FetchError(f"{name}: checksum mismatch after downloading {url} ({exc}): {by_hand}") from None
+    except Exception as exc:  # no network, DNS, HTTP errors: requests raises many kinds
+        detail = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        raise FetchError(f"{name}: {problem}could not download it ({type(exc).__name__}: {detail}); "
+                         f"offline? {by_hand}") from None

@@ -229,10 +229,13 @@ METHODS = {m.name: m for m in (
 NETWORKS = {name: m.networks for name, m in METHODS.items() if m.networks}  # method -> trained steps it needs
 
 
-def load_models(profile: Profile, run: RunLayout | str | Path, methods: tuple[str, ...] | None = None) -> TrainedModels:
+def load_models(profile: Profile, run: RunLayout | str | Path, methods: tuple[str, ...] | None = None,
+                progress: bool = True) -> TrainedModels:
     """Load the dataset, splits and the trained networks ``methods`` need from a run directory,
-    and (for least squares) choose its regularisation on validation observations
-    (:func:`baselines.choose_regularisation`)."""
+    and make the choices they need on validation observations: least squares' regularisation
+    (:func:`baselines.choose_regularisation`) and the hybrid's settings (a progress bar over them)."""
+    from tqdm.auto import tqdm
+
     methods = tuple(METHODS) if methods is None else tuple(methods)
     unknown = sorted(set(methods) - set(METHODS))
     if unknown:
@@ -251,6 +254,9 @@ def load_models(profile: Profile, run: RunLayout | str | Path, methods: tuple[st
     chosen = {}
     ph = profile.physics
     calib = splits.validation_pairs(ph.ls_calibration_observations, seed=profile.simulation.split_seed)
+    choices = [m for m in ("least_squares", "least_squares_subpixel") if m in methods]
+    choices += ["hybrid settings"] if any(METHODS[m].subset for m in methods) else []
+    bar = tqdm(total=len(choices), desc="choosing on validation", disable=not progress or not choices, leave=False)
     for method, use_positions in (("least_squares", False), ("least_squares_subpixel", True)):
         if method in methods:  # each variant gets its own lambda, by the same rule on the same observations
             x = stack_pairs(ds, calib).double().numpy()
@@ -258,12 +264,15 @@ def load_models(profile: Profile, run: RunLayout | str | Path, methods: tuple[st
             chosen[method] = choose_regularisation(x[:, 0], x[:, 1], np.asarray(ds.kernels)[calib[:, 0]],
                                                    grid=ph.ls_lambda_grid, iterations=ph.ls_iterations,
                                                    positions=positions)
+            bar.update()
     hybrid_settings, hybrid_scores = None, None
     if any(METHODS[m].subset for m in methods):  # the latent refinement's settings, on validation observations too
         pick = splits.validation_pairs(ph.hybrid_calibration_observations, seed=profile.simulation.split_seed)
         hybrid_settings, hybrid_scores = choose_hybrid_settings(
             nets["observation_encoder"], nets["kernel_vae"], stack_pairs(ds, pick).to(device),
             np.asarray(ds.kernels)[pick[:, 0]], ph)
+        bar.update()
+    bar.close()
     lam, scores = chosen.get("least_squares", (None, {}))
     lam_sub, scores_sub = chosen.get("least_squares_subpixel", (None, {}))
     return TrainedModels(profile, ds, splits, nets.get("kernel_vae"), nets.get("observation_encoder"),

@@ -148,10 +148,21 @@ def load_pretrained_rgb(name: str):
 
     try:
         return AutoencoderKL.from_pretrained(name, local_files_only=True)
-    except OSError:
-        if Path(name).exists() or not _hub_reachable():
+    except OSError as exc:
+        if Path(name).exists():
             raise
+        if not _hub_reachable():  # say so, rather than the cache's "file not found"
+            raise OSError(f"{name}: not in the local Hugging Face cache, and the hub cannot be reached (no network, "
+                          "or HF_HUB_OFFLINE is set)") from exc
     return AutoencoderKL.from_pretrained(name)
+
+
+def _zero_extra_inputs(weight: torch.Tensor, in_channels: int) -> torch.Tensor:
+    """A 1-channel input convolution's weight (C, 1, k, k) widened to ``in_channels``: the first
+    channel (Y) keeps the filter, the others (M) start at zero, so the network starts as it was."""
+    if weight.shape[1] != 1:
+        raise ModelConfigError(f"expected a 1-channel input convolution, got {weight.shape[1]} channels")
+    return torch.cat([weight] + [torch.zeros_like(weight)] * (in_channels - 1), dim=1)
 
 
 def _autoencoder(cfg: ModelConfig, in_channels: int, out_channels: int):
@@ -204,10 +215,7 @@ def build_one_step(cfg: ModelConfig, kernel_vae=None, kernel_info: "ModelInfo | 
 
     model = AutoencoderKL(**autoencoder_config(cfg, 2, 1))
     state = dict(kernel_vae.state_dict())
-    w = state["encoder.conv_in.weight"]
-    if w.shape[1] != 1:
-        raise ModelConfigError(f"kernel VAE must have 1 input channel, has {w.shape[1]}")
-    state["encoder.conv_in.weight"] = torch.cat([w, torch.zeros_like(w)], dim=1)
+    state["encoder.conv_in.weight"] = _zero_extra_inputs(state["encoder.conv_in.weight"], 2)
     model.load_state_dict(state)
     pretrained = bool(kernel_info.pretrained) if kernel_info else False
     return model, ModelInfo(cfg.architecture, pretrained, "kernel VAE of step 1", count_parameters(model))
@@ -244,10 +252,7 @@ def build_observation_encoder(cfg: ModelConfig, kernel_vae=None, kernel_info: Mo
     if kernel_vae is None:
         return enc, ModelInfo(cfg.architecture, False, "random init", count_parameters(enc))
     state = {k[len("encoder."):]: v for k, v in kernel_vae.state_dict().items() if k.startswith("encoder.")}
-    w = state["conv_in.weight"]
-    if w.shape[1] != 1:
-        raise ModelConfigError(f"kernel encoder must have 1 input channel, has {w.shape[1]}")
-    state["conv_in.weight"] = torch.cat([w, torch.zeros_like(w)], dim=1)
+    state["conv_in.weight"] = _zero_extra_inputs(state["conv_in.weight"], 2)
     enc.encoder.load_state_dict(state)
     if enc.quant_conv is not None and kernel_vae.quant_conv is not None:
         enc.quant_conv.load_state_dict(kernel_vae.quant_conv.state_dict())

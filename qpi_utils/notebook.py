@@ -26,11 +26,41 @@ __all__ = ["REQUIRES", "setup", "ensure", "check", "SOLVE_EXERCISES"]
 # what each artefact needs first
 REQUIRES = {"data": (), "kernel_vae": ("data",), "alignment": ("data", "kernel_vae"), "one_step": ("data",)}
 # ... and the one-step baseline the step-1 VAE when it starts from it (config.resolve_init)
-NOTEBOOK_DPI = 72
+NOTEBOOK_DPI = 110  # figures in the notebook: legible legends and ticks, still small files
 
-DRIVE_HINT = ("On Colab, keep your work across disconnects: mount Google Drive "
-              "(`from google.colab import drive; drive.mount('/content/drive')`) and set "
-              "RUN_DIR = '/content/drive/MyDrive/qpi-kit/runs/<profile>' in the parameters cell.")
+GPU_PROFILES = ("colab", "paper")  # sized for a GPU: hours on a CPU
+NO_GPU = ("This runtime has no GPU, and the `{name}` profile is sized for one (hours on a CPU). On Colab, "
+          "switch: Runtime > Change runtime type > T4 GPU, then run the notebook again; or set "
+          "PROFILE = \"quick\" (sized for a 2-core CPU) in the parameters cell.")
+COLAB_CPU = ("This Colab runtime has no GPU, so the notebooks run the `quick` profile (sized for a 2-core CPU). "
+             "For the paper's model: Runtime > Change runtime type > T4 GPU, then run the notebook again.")
+DRIVE_ROOT = "/content/drive"  # where Colab mounts Google Drive
+DRIVE_RUNS = DRIVE_ROOT + "/MyDrive/qpi-kit/runs"  # on Colab every notebook keeps its run here
+
+
+def _on_colab() -> bool:
+    return "google.colab" in sys.modules
+
+
+def _has_gpu() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def colab_run_dir(profile_name: str) -> str | None:
+    """On Colab, the one place every notebook keeps its run: Google Drive (mounted here if it is
+    not yet; Colab asks for permission once per runtime), so work survives a disconnect and the
+    next notebook finds it. None elsewhere, with ``$QPI_RUN_DIR`` set, or with ``$QPI_DRIVE=0``."""
+    if not _on_colab() or os.environ.get("QPI_RUN_DIR") or os.environ.get("QPI_DRIVE", "1") == "0":
+        return None
+    if not os.path.ismount(DRIVE_ROOT):
+        from google.colab import drive  # only importable on Colab
+
+        print("Mounting Google Drive to keep this run across disconnects (set QPI_DRIVE=0 to keep it on the "
+              "runtime's disk instead)", flush=True)
+        drive.mount(DRIVE_ROOT)
+    return f"{DRIVE_RUNS}/{profile_name}"
 
 
 def ensure(profile: Profile, run: RunLayout, artefact: str, make_missing: bool = True) -> None:
@@ -91,17 +121,22 @@ def setup(profile: str | None = None, run_dir: str | os.PathLike | None = None, 
           overrides: dict | list | None = None, make_missing: bool = True,
           quiet: bool = False) -> tuple[Profile, RunLayout]:
     """The profile (``None``: ``$QPI_PROFILE``, else the default for this machine) and its run
-    directory, with every artefact in ``requires`` present (see :func:`ensure`). Prints both
-    unless ``quiet``; on Colab without a chosen run directory, says how to keep it on Drive."""
+    directory (``None``: ``$QPI_RUN_DIR``; on Colab, Google Drive: :func:`colab_run_dir`; else
+    ``<checkout>/runs/<profile>``), with every artefact in ``requires`` present (see
+    :func:`ensure`). Prints both unless ``quiet``, and says so when a GPU profile meets a runtime
+    without a GPU (on Colab, how to switch)."""
     prof = get_profile(profile, overrides)
-    run = RunLayout.for_profile(prof, run_dir, context="notebook")
+    if not quiet and not _has_gpu():
+        if prof.name in GPU_PROFILES:
+            print(NO_GPU.format(name=prof.name))
+        elif _on_colab():
+            print(COLAB_CPU)
+    run = RunLayout.for_profile(prof, run_dir or colab_run_dir(prof.name), context="notebook")
     # figures shown in the notebook at screen resolution keep the committed notebooks small; the
     # files written by save_figure have their own, higher resolution
     pyplot().rcParams["figure.dpi"] = NOTEBOOK_DPI
     if not quiet:
         print(f"profile: {prof.name}; run directory: {run.display(run.root)}")
-        if "google.colab" in sys.modules and not (run_dir or os.environ.get("QPI_RUN_DIR")):
-            print(DRIVE_HINT)
     unknown = [a for a in requires if a not in REQUIRES]
     if unknown:
         raise ValueError(f"requires names unknown artefact(s) {unknown}; choose from {', '.join(REQUIRES)}")

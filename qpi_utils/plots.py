@@ -61,14 +61,23 @@ def diverging_limits(image: np.ndarray) -> tuple[float, float]:
     return zero - half, zero + half
 
 
+KERNEL_SCALE = "kernel, min-max scaled to [0, 1]"
+FOURIER_SCALE = "log(1 + |FFT|)"
+
+
+def colorbar(im, ax, label: str):
+    """A slim colorbar beside ``ax`` that says what its numbers are."""
+    return ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.03, label=label)
+
+
 def show_image(ax, image: np.ndarray, limits: tuple[float, float] | None = None, cmap: str = "RdBu_r",
-               colorbar: bool = True, **kwargs):
+               colorbar: bool = True, label: str = KERNEL_SCALE, **kwargs):
     """``imshow`` on a red-blue map centred on ``image``'s zero level (or on ``limits``, to share
-    a scale across panels), with a slim colorbar."""
+    a scale across panels), with a slim colorbar labelled ``label``."""
     vmin, vmax = limits or diverging_limits(image)
     im = ax.imshow(image, cmap=cmap, vmin=vmin, vmax=vmax, **kwargs)
     if colorbar:
-        ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
+        ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.03, label=label)
     return im
 
 
@@ -94,14 +103,15 @@ def plot_dataset_examples(ds, observation: int = 0):
         k = int(ks[0])
         show_image(axes[0, col], ds.kernels[k])
         axes[0, col].set_title(f"kernel {k}: {SYMMETRY_NAMES[order]}")
-        show_image(axes[1, col], ds.observations[k, observation], (0.0, 1.0), cmap="gray")
+        show_image(axes[1, col], ds.observations[k, observation], (0.0, 1.0), cmap="gray",
+                   label="Y, min-max scaled to [0, 1]")
         pos = np.asarray(ds.positions[k, observation])
         axes[1, col].scatter(pos[:, 0], pos[:, 1], s=6, c="k", marker="x", linewidths=0.6)
         axes[1, col].set_xlim(-0.5, 63.5)
         axes[1, col].set_ylim(63.5, -0.5)
         axes[1, col].set_title(f"observation, {int(ds.n_scatterers[k, observation])} defects")
         mag = axes[2, col].imshow(fourier_magnitude(ds.kernels[k]), cmap="magma")
-        fig.colorbar(mag, ax=axes[2, col], fraction=0.046, pad=0.03)
+        colorbar(mag, axes[2, col], FOURIER_SCALE)
         axes[2, col].set_title("log(1 + |FFT|) of kernel")
     return _without_ticks(fig, axes)
 
@@ -305,11 +315,11 @@ def plot_extracted_kernels(kernels: dict, scores: dict | None = None, pixel_nm: 
     n = len(kernels)
     fig, axes = plt.subplots(2, n, figsize=(3 * n, 6), squeeze=False)
     for i, (name, k) in enumerate(kernels.items()):
-        show_image(axes[0, i], k, origin="lower")
+        show_image(axes[0, i], k, origin="lower", label="kernel (arb. units)")
         title = name if scores is None else f"{name}\nexplains {100 * scores[name]:.0f} % of Y"
         axes[0, i].set_title(title, fontsize=9)
         mag = axes[1, i].imshow(fourier_magnitude(k), cmap="magma", origin="lower")
-        fig.colorbar(mag, ax=axes[1, i], fraction=0.046, pad=0.03)
+        colorbar(mag, axes[1, i], FOURIER_SCALE)
         axes[1, i].set_title("log(1 + |FFT|)", fontsize=9)
     if pixel_nm:
         fig.suptitle(f"64 x 64 windows, {64 * pixel_nm:.1f} nm wide", y=1.0)

@@ -24,7 +24,6 @@ windows of 64x64 pixels of the rescaled map are then what the networks know how 
 
 from __future__ import annotations
 
-import hashlib
 import os
 import zlib
 from dataclasses import dataclass, field, replace
@@ -33,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .files import FetchError, data_dir, fetch_verified
 from .methods import METHODS
 from .imaging import minmax_normalise
 from .physics import ConvolutionOperator
@@ -83,59 +83,16 @@ class STMImage:
         return self.data.shape[1] * self.pixel_nm[0], self.data.shape[0] * self.pixel_nm[1]
 
 
-def data_dir() -> Path:
-    """``$QPI_DATA_DIR`` or pooch's per-user cache for qpi-kit."""
-    import pooch
-
-    return Path(os.environ.get("QPI_DATA_DIR") or pooch.os_cache("qpi-kit"))
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def fetch(name: str) -> Path:
-    """Path to a verified copy of one of :data:`DATA_FILES`, downloading it if needed.
-
-    A copy already in :func:`data_dir` with the right SHA-256 is used without any network
-    access. Otherwise the file is downloaded (pooch) and checked; every failure says which file,
-    where to put it by hand, its URL and its checksum.
-    """
-    import pooch
-
+    """Path to a verified copy of one of :data:`DATA_FILES` in :func:`data_dir`, downloading it if
+    needed (:func:`qpi_utils.files.fetch_verified`: no network when a copy with the right SHA-256
+    is there; every failure names the file, its URL and its checksum)."""
     if name not in DATA_FILES:
         raise RealDataError(f"unknown data file {name!r}; available: {', '.join(DATA_FILES)}")
-    entry, folder = DATA_FILES[name], data_dir()
-    local = folder / name
-    by_hand = (f"download {entry['url']} yourself and put it at {local} (SHA-256 {entry['sha256']}), "
-               "or set QPI_DATA_DIR to a folder that holds it")
-    problem = ""
-    if local.is_file():
-        digest = _sha256(local)
-        if digest == entry["sha256"]:
-            return local
-        problem = f"checksum mismatch: {local} has SHA-256 {digest[:16]}..., expected {entry['sha256'][:16]}...; "
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise RealDataError(f"{name}: {problem}cannot create the data folder {folder} ({exc.strerror or exc}): "
-                            f"{by_hand}") from None
-    if not os.access(folder, os.W_OK):
-        raise RealDataError(f"{name}: {problem}the data folder {folder} is read-only, so it cannot be downloaded "
-                            f"there: {by_hand}")
-    try:
-        return Path(pooch.retrieve(entry["url"], known_hash=f"sha256:{entry['sha256']}", fname=name, path=folder,
-                                   progressbar=False))
-    except ValueError as exc:  # pooch: the downloaded file has another hash
-        raise RealDataError(f"{name}: checksum mismatch after downloading {entry['url']} ({exc}): {by_hand}") from None
-    except Exception as exc:  # no network, DNS, HTTP errors: requests raises many kinds
-        detail = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
-        raise RealDataError(f"{name}: {problem}could not download it ({type(exc).__name__}: {detail}); "
-                            f"offline? {by_hand}") from None
+        return fetch_verified(name, DATA_FILES[name]["url"], DATA_FILES[name]["sha256"], data_dir())
+    except FetchError as exc:
+        raise RealDataError(str(exc)) from None
 
 
 def check_finite(img: STMImage, crop_nan: bool) -> STMImage:
@@ -489,19 +446,21 @@ def tiles(image: np.ndarray, positions: np.ndarray, size: int = IMAGE_SIZE, stri
 
 
 def extract_kernels(observations: np.ndarray, maps: np.ndarray, models=None, lam: float = 1e-3,
-                    ls_iterations: int = 60) -> dict[str, np.ndarray]:
+                    ls_iterations: int = 60, progress: bool = True) -> dict[str, np.ndarray]:
     """One kernel per method from a stack of real windows: every method of the registry that runs
     on real maps (:attr:`qpi_utils.methods.Method.real_maps`) runs on every window and the results
     are averaged (then min-max scaled). ``models``: a :class:`qpi_utils.methods.TrainedModels` for
     the learned methods it was loaded for; without it only the physics baselines run. Least
-    squares uses ``lam`` and ``ls_iterations``."""
+    squares uses ``lam`` and ``ls_iterations``. A progress bar counts the methods."""
+    from tqdm.auto import tqdm
+
     x = torch.from_numpy(np.stack([observations, maps], 1).astype(np.float64))
     run = _RealMapRun(models, lam, ls_iterations)
     out = {}
     # the physics baselines first, then the networks (registry order within each)
-    for name, method in sorted(METHODS.items(), key=lambda item: bool(item[1].networks)):
-        if not method.real_maps or (method.networks and (models is None or name not in models.only)):
-            continue
+    chosen = [(name, method) for name, method in sorted(METHODS.items(), key=lambda item: bool(item[1].networks))
+              if method.real_maps and not (method.networks and (models is None or name not in models.only))]
+    for name, method in tqdm(chosen, desc="extracting kernels", unit="method", disable=not progress, leave=False):
         # the physics methods get the windows in float64, the networks in float32 on their device
         xm = x.float().to(models.device) if method.networks else x
         with torch.no_grad():
@@ -688,4 +647,4 @@ def heldout_scores(windows: RealWindows, models=None, lam: float | None = None) 
     if lam is None:
         lam = models.ls_lambda if models is not None and models.ls_lambda is not None else 1e-3
     return heldout_consistency(windows.observations, windows.maps, windows.origins,
-                               lambda o, m: extract_kernels(o, m, models, lam=lam))
+                               lambda o, m: extract_kernels(o, m, models, lam=lam, progress=False))

@@ -19,13 +19,16 @@ in the words of whoever asked: a CLI command (``context="cli"``) or a notebook
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from .config import Profile
+from .files import FetchError, data_dir, fetch_verified
 
-__all__ = ["STEPS", "MissingArtefactError", "RunLayout", "ARTEFACTS", "project_root", "resolve_run_dir", "as_layout"]
+__all__ = ["STEPS", "MissingArtefactError", "RunLayout", "ARTEFACTS", "project_root", "resolve_run_dir", "as_layout",
+           "COMMITTED_FILES", "committed_file", "find_result"]
 
 STEPS = ("kernel_vae", "alignment", "one_step")  # the trained networks of a run, in training order
 
@@ -69,9 +72,12 @@ class RunLayout:
     root: Path
     profile_name: str = "quick"
     context: str = "cli"
+    data_from: Path | None = None  # a variant's run reads its dataset from here (see variant)
 
     def __post_init__(self):
         object.__setattr__(self, "root", Path(self.root).resolve())
+        if self.data_from is not None:
+            object.__setattr__(self, "data_from", Path(self.data_from).resolve())
         if self.context not in ("cli", "notebook"):
             raise ValueError(f"context must be 'cli' or 'notebook', got {self.context!r}")
 
@@ -82,7 +88,7 @@ class RunLayout:
         return cls(resolve_run_dir(name, run_dir), name, context)
 
     # directories ------------------------------------------------------------------------------
-    data = property(lambda self: self.root / "data")
+    data = property(lambda self: self.data_from or self.root / "data")
     data_realistic = property(lambda self: self.root / "data-realistic")  # checkpoints.load_realistic_data
     checkpoints = property(lambda self: self.root / "checkpoints")
     models = property(lambda self: self.root / "models")
@@ -114,6 +120,14 @@ class RunLayout:
         if not name or "/" in name or name.startswith("."):
             raise ValueError(f"an exercise name is one plain folder name, got {name!r}")
         return self.root / "exercises" / name
+
+    def variant(self, name: str) -> "RunLayout":
+        """``variants/<name>``: a run of its own for networks trained with other settings on this run's
+        dataset (read in place, never copied or written), e.g. notebook 09's step 1 without the
+        symmetric loss. Its fingerprints record those settings, so it never mixes with this run."""
+        if not name or "/" in name or name.startswith("."):
+            raise ValueError(f"a variant name is one plain folder name, got {name!r}")
+        return RunLayout(self.root / "variants" / name, self.profile_name, self.context, data_from=self.data)
 
     # missing artefacts ------------------------------------------------------------------------
     def artefact(self, name: str) -> Path:
@@ -152,3 +166,40 @@ def as_layout(run: "RunLayout | str | os.PathLike", profile: Profile | str) -> R
     if isinstance(run, RunLayout):
         return run
     return RunLayout(Path(run), profile if isinstance(profile, str) else profile.name, "cli")
+
+
+# path in the repository -> SHA-256 of every results file and kit prior committed at this version
+# of the kit (written by `python -m qpi_lab.manifest --write`; a test keeps it equal to the files)
+COMMITTED_FILES = Path(__file__).with_name("committed_files.json")
+REPOSITORY_FILES = "https://raw.githubusercontent.com/qpi-kit/qpi-kit/main/"
+
+
+def committed_file(relative: str) -> Path | None:
+    """A file committed with the kit (``relative`` to the repository, e.g.
+    ``"results/quick/ablations/angles.md"`` or ``"priors/kernel-prior-small.safetensors"``): the
+    checkout's copy when running in a checkout, otherwise a copy downloaded from the repository
+    into the data cache and checked against the SHA-256 this version recorded for it
+    (:func:`qpi_utils.files.fetch_verified`). None when the kit has no such file. Raises
+    :class:`~qpi_utils.files.FetchError` when it exists but cannot be fetched."""
+    manifest = json.loads(COMMITTED_FILES.read_text())
+    if relative not in manifest:
+        return None
+    local = project_root() / relative
+    if local.is_file():
+        return local
+    return fetch_verified(relative, REPOSITORY_FILES + relative, manifest[relative], data_dir() / "committed")
+
+
+def find_result(run: RunLayout, relative: str) -> Path | str:
+    """A results table for ``run``'s profile (``relative`` to ``results/<profile>/``): the run's own
+    (``<run>/results/...``, what the lab writes with ``--results-dir``) if it made one, else the
+    kit's committed copy (:func:`committed_file`). Otherwise a one-line reason (str) to print."""
+    own = run.results / relative
+    if own.is_file():
+        return own
+    try:
+        found = committed_file(f"results/{run.profile_name}/{relative}")
+    except FetchError as exc:
+        return f"the kit's committed {relative} for profile {run.profile_name} cannot be read here: {exc}"
+    return found or (f"{relative} is not made for profile {run.profile_name} yet, and the kit commits none "
+                     "for it")

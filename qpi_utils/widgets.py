@@ -1,13 +1,13 @@
-"""The kernel explorer of notebook 01: sliders for the five kernel parameters and the number of
-scatterers, showing the kernel, a multi-scatterer observation and the observation's Fourier
-transform.
+"""The kernel explorer of notebook 01: sliders for the five kernel parameters, the number of
+scatterers and the noise, showing the kernel, a multi-scatterer observation and both their
+Fourier transforms.
 
-:class:`Explorer` draws the three panels once and then only replaces their data, so a redraw
-costs the physics and one canvas draw (``benchmarks/bench_widgets.py`` measures it);
-:func:`explorer_figure` draws one state and is what the tests call; :func:`kernel_explorer`
-binds the sliders (``continuous_update=False``: the figure follows when a slider is released).
-Where widgets are not live (papermill, a static page) the notebook shows
-``explorer_figure()`` at the default values instead.
+:class:`Explorer` draws the four panels once and then only replaces their data, so a redraw
+costs the physics and one canvas draw (``benchmarks/bench_widgets.py`` measures it, with the
+PNG encode each redraw pays to reach the browser); :func:`explorer_figure` draws one state and
+is what the tests call; :func:`kernel_explorer` binds the sliders (``continuous_update=False``:
+the figure follows when a slider is released). Where widgets are not live (papermill, a static
+page) the notebook shows ``explorer_figure()`` at the default values instead.
 """
 
 from __future__ import annotations
@@ -18,53 +18,69 @@ import sys
 import numpy as np
 
 from .plots import diverging_limits, pyplot
-from .simulate import IMAGE_SIZE, SYMMETRY_NAMES, SYMMETRY_ORDERS, KernelParams, activation_map, kernel_spectrum, render_observations
+from .simulate import (IMAGE_SIZE, KERNEL_ORIGIN, SYMMETRY_NAMES, SYMMETRY_ORDERS, KernelParams, activation_map,
+                       add_noise, kernel_spectrum, render_observations)
 
-__all__ = ["DEFAULTS", "Explorer", "explorer_figure", "kernel_explorer", "STATIC_WIDGETS_VARIABLE"]
+__all__ = ["DEFAULTS", "NOISE_LEVELS", "Explorer", "explorer_figure", "kernel_explorer", "STATIC_WIDGETS_VARIABLE"]
 
-DEFAULTS = dict(symmetry=6, orientation=0.0, frequency=0.12, phase=0.0, decay=8.0, n_scatterers=12, seed=0)
+DEFAULTS = dict(symmetry=6, orientation=0.0, frequency=0.12, phase=0.0, decay=8.0, n_scatterers=12, seed=0,
+                snr_db=None)
+NOISE_LEVELS = (None, 30.0, 20.0, 10.0, 5.0, 0.0)  # SNR (dB) of the white noise on Y; None = no noise
 _HANN = np.outer(np.hanning(IMAGE_SIZE), np.hanning(IMAGE_SIZE))  # a window: the image's edges would streak the FFT
+NYQUIST = 0.5  # cycles/px: the highest frequency a pixel grid holds, the FFT panels' edge
 
 
-def _state(symmetry, orientation, frequency, phase, decay, n_scatterers, seed) -> dict:
-    """Kernel, observation and windowed |FFT| for one slider state (angles in degrees)."""
+def _fourier(image: np.ndarray) -> np.ndarray:
+    """log(1 + |FFT|) of the mean-free, Hann-windowed image, zero frequency in the centre."""
+    return np.log1p(np.abs(np.fft.fftshift(np.fft.fft2((image - image.mean()) * _HANN))))
+
+
+def _state(symmetry, orientation, frequency, phase, decay, n_scatterers, seed, snr_db) -> dict:
+    """Kernel, observation and both windowed |FFT|s for one slider state (angles in degrees,
+    ``snr_db`` None for no noise)."""
     params = KernelParams(symmetry=int(symmetry), orientation=np.deg2rad(orientation), frequency=float(frequency),
                           phase=np.deg2rad(phase), decay=float(decay))
     spec = kernel_spectrum(params, supersample=3)[0]
-    kernel = render_observations(spec, np.array([[[32.0, 32.0]]]))[0]
-    pos = np.random.default_rng(int(seed)).uniform(-0.5, 63.5, size=(1, int(n_scatterers), 2))
-    obs = render_observations(spec, pos)[0]
-    fft = np.log1p(np.abs(np.fft.fftshift(np.fft.fft2((obs - obs.mean()) * _HANN))))
-    return {"kernel": kernel, "observation": obs, "fft": fft, "activation_map": activation_map(pos[0]),
-            "positions": pos[0], "frequency": float(frequency)}
+    kernel = render_observations(spec, np.array([[[KERNEL_ORIGIN, KERNEL_ORIGIN]]], dtype=np.float64))[0]
+    rng = np.random.default_rng(int(seed))
+    pos = rng.uniform(-0.5, IMAGE_SIZE - 0.5, size=(1, int(n_scatterers), 2))
+    obs = add_noise(rng, render_observations(spec, pos), None if snr_db is None else float(snr_db), 0.0)[0]
+    return {"kernel": kernel, "observation": obs, "kernel_fft": _fourier(kernel), "fft": _fourier(obs),
+            "activation_map": activation_map(pos[0]), "positions": pos[0], "frequency": float(frequency)}
 
 
 class Explorer:
-    """Three panels (kernel, observation with its defects, windowed |FFT(Y)| with a circle at
-    |q| = f), drawn once; :meth:`update` replaces their data (what a slider does)."""
+    """Four panels (kernel A; observation Y with its defects; windowed |FFT(A)| and |FFT(Y)|, each
+    with a circle at |q| = f, axes to the pixel Nyquist frequency), drawn once; :meth:`update`
+    replaces their data (what a slider does)."""
 
     def __init__(self, fig=None, **values):
         plt = pyplot()
-        self.fig = fig if fig is not None else plt.figure(figsize=(12, 3.9))
+        self.fig = fig if fig is not None else plt.figure(figsize=(14, 3.7))
         self.fig.clf()
-        self.axes = self.fig.subplots(1, 3)
+        self.axes = self.fig.subplots(1, 4)
         s = _state(**{**DEFAULTS, **values})
         lo, hi = diverging_limits(s["kernel"])
         self.kernel_im = self.axes[0].imshow(s["kernel"], cmap="RdBu_r", vmin=lo, vmax=hi, interpolation="nearest")
         self.obs_im = self.axes[1].imshow(s["observation"], cmap="RdBu_r", interpolation="nearest")
         self.dots = self.axes[1].scatter(s["positions"][:, 0], s["positions"][:, 1], s=10, c="k", marker="x",
                                          linewidths=0.8)
-        self.axes[1].set_xlim(-0.5, 63.5)
-        self.axes[1].set_ylim(63.5, -0.5)
+        self.axes[1].set_xlim(-0.5, IMAGE_SIZE - 0.5)
+        self.axes[1].set_ylim(IMAGE_SIZE - 0.5, -0.5)
         f = np.fft.fftshift(np.fft.fftfreq(IMAGE_SIZE))
         step = f[1] - f[0]
-        self.fft_im = self.axes[2].imshow(s["fft"], cmap="magma", origin="lower", interpolation="nearest",
-                                          extent=(f[0] - step / 2, f[-1] + step / 2, f[0] - step / 2, f[-1] + step / 2))
-        theta = np.linspace(0, 2 * np.pi, 181)
-        self.circle, = self.axes[2].plot(np.cos(theta), np.sin(theta), "c--", lw=0.8)
-        self.axes[2].set_xlabel("q_x / 2pi (cycles/px)")
-        for im, ax in ((self.kernel_im, self.axes[0]), (self.obs_im, self.axes[1]), (self.fft_im, self.axes[2])):
-            self.fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
+        extent = (f[0] - step / 2, f[-1] + step / 2, f[0] - step / 2, f[-1] + step / 2)
+        self.fft_ims, self.circles = [], []
+        for ax, key in ((self.axes[2], "kernel_fft"), (self.axes[3], "fft")):
+            self.fft_ims.append(ax.imshow(s[key], cmap="magma", origin="lower", interpolation="nearest", extent=extent))
+            self.circles.append(ax.plot([], [], "c--", lw=0.8)[0])
+            ax.set_xlim(-NYQUIST, NYQUIST)  # the data end at Nyquist; the circle must not widen the axes
+            ax.set_ylim(-NYQUIST, NYQUIST)
+            ax.set_xlabel("q_x / 2π (cycles/px)")
+        self.axes[2].set_ylabel("q_y / 2π (cycles/px)")
+        labels = ("A (arb. units)", "Y (arb. units)", "log(1 + |FFT(A)|)", "log(1 + |FFT(Y)|)")
+        for im, ax, label in zip((self.kernel_im, self.obs_im, *self.fft_ims), self.axes, labels):
+            self.fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03).set_label(label)
         for ax in self.axes[:2]:
             ax.set_xticks([])
             ax.set_yticks([])
@@ -80,13 +96,16 @@ class Explorer:
         self.obs_im.set_data(s["observation"])
         self.obs_im.set_clim(*diverging_limits(s["observation"]))
         self.dots.set_offsets(s["positions"])
-        self.fft_im.set_data(s["fft"])
-        self.fft_im.set_clim(s["fft"].min(), s["fft"].max())
         theta = np.linspace(0, 2 * np.pi, 181)
-        self.circle.set_data(s["frequency"] * np.cos(theta), s["frequency"] * np.sin(theta))
+        for im, circle, key in zip(self.fft_ims, self.circles, ("kernel_fft", "fft")):
+            im.set_data(s[key])
+            im.set_clim(s[key].min(), s[key].max())
+            circle.set_data(s["frequency"] * np.cos(theta), s["frequency"] * np.sin(theta))
+        noise = "no noise" if v["snr_db"] is None else f"SNR {v['snr_db']:g} dB"
         self.axes[0].set_title(f"kernel A: {SYMMETRY_NAMES[int(v['symmetry'])]}, period {1 / v['frequency']:.1f} px")
-        self.axes[1].set_title(f"observation Y = M (*) A, {int(v['n_scatterers'])} defects")
-        self.axes[2].set_title("|FFT(Y)| (windowed); circle: |q| = f")
+        self.axes[1].set_title(f"Y = M (*) A: {int(v['n_scatterers'])} defects, {noise}")
+        self.axes[2].set_title("|FFT(A)|; circle: |q| = f")
+        self.axes[3].set_title("|FFT(Y)| (windowed)")
         self.fig.explorer_data = s
         return s
 
@@ -130,6 +149,8 @@ def kernel_explorer():
         decay=w.FloatSlider(value=8.0, min=2.0, max=20.0, step=0.5, description="decay (px)", style=style, **lazy),
         n_scatterers=w.IntSlider(value=12, min=1, max=100, description="defects", style=style, **lazy),
         seed=w.IntSlider(value=0, min=0, max=20, description="positions seed", style=style, **lazy),
+        snr_db=w.SelectionSlider(options=[("off" if v is None else f"{v:g} dB", v) for v in NOISE_LEVELS],
+                                 value=None, description="noise (SNR)", style=style, **lazy),
     )
     plt = pyplot()
     explorer = Explorer()

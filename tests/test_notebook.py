@@ -64,3 +64,53 @@ def test_an_exercise_gets_a_run_directory_of_its_own(tmp_path):
     for bad in ("", "../data", ".hidden", "a/b"):
         with pytest.raises(ValueError, match="one plain folder name"):
             run.exercise(bad)
+
+
+def _fake_colab(monkeypatch, tmp_path, mounted: list):
+    """A stand-in for Colab: ``google.colab`` importable, its ``drive.mount`` recording the call
+    and Drive's mount point redirected into tmp_path."""
+    import sys
+    import types
+
+    import qpi_utils.notebook as nb
+
+    drive = types.SimpleNamespace(mount=lambda where: mounted.append(where))
+    colab = types.ModuleType("google.colab")
+    colab.drive = drive
+    monkeypatch.setitem(sys.modules, "google", types.ModuleType("google"))
+    monkeypatch.setitem(sys.modules, "google.colab", colab)
+    monkeypatch.setattr(nb, "DRIVE_ROOT", str(tmp_path / "drive"))
+    monkeypatch.setattr(nb, "DRIVE_RUNS", str(tmp_path / "drive" / "MyDrive" / "qpi-kit" / "runs"))
+    monkeypatch.delenv("QPI_RUN_DIR", raising=False)
+    monkeypatch.delenv("QPI_DRIVE", raising=False)
+    monkeypatch.delenv("QPI_PROFILE", raising=False)
+    monkeypatch.setattr(nb, "_has_gpu", lambda: False)
+
+
+def test_colab_without_a_gpu_says_so_and_keeps_the_run_on_drive(tmp_path, monkeypatch, capsys):
+    """On a Colab CPU runtime the first cell says in one sentence that there is no GPU and how to
+    switch, runs `quick`, mounts Drive once and keeps the run there: no notebook needs editing."""
+    mounted = []
+    _fake_colab(monkeypatch, tmp_path, mounted)
+    profile, run = setup(None)
+    out = capsys.readouterr().out
+    assert profile.name == "quick"
+    assert "no GPU" in out and "Runtime > Change runtime type > T4 GPU" in out and "`quick`" in out
+    assert mounted == [str(tmp_path / "drive")]
+    assert run.root == (tmp_path / "drive" / "MyDrive" / "qpi-kit" / "runs" / "quick").resolve()
+    # a given run directory, $QPI_RUN_DIR or QPI_DRIVE=0 keep Drive out of it
+    assert setup("smoke", tmp_path / "own", quiet=True)[1].root == (tmp_path / "own").resolve()
+    monkeypatch.setenv("QPI_DRIVE", "0")
+    assert "drive" not in str(setup("smoke", quiet=True)[1].root.relative_to(tmp_path.parent))
+    assert mounted == [str(tmp_path / "drive")]
+
+
+def test_a_gpu_profile_on_a_cpu_is_named_with_the_way_out(tmp_path, monkeypatch, capsys):
+    import qpi_utils.notebook as nb
+
+    monkeypatch.setattr(nb, "_has_gpu", lambda: False)
+    setup("colab", tmp_path)
+    out = capsys.readouterr().out
+    assert "no GPU, and the `colab` profile is sized for one" in out and 'PROFILE = "quick"' in out
+    setup("smoke", tmp_path)
+    assert "GPU" not in capsys.readouterr().out  # nothing to say off Colab on a CPU profile

@@ -3,6 +3,7 @@ the package hidden inside functions (each module says what it depends on at its 
 
 import ast
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -152,3 +153,29 @@ def test_the_lab_check_sees_an_import_of_the_lab(tmp_path, monkeypatch):
     monkeypatch.setitem(MODULES, "fake", fake)
     with pytest.raises(AssertionError, match="fake.py:2 imports qpi_lab.seeds"):
         test_qpi_utils_never_imports_the_lab()
+
+
+def test_the_conda_files_install_the_torch_build_they_say():
+    """environment.yml (CPU) takes torch from PyTorch's CPU index with the +cpu build label (PyPI's
+    Linux wheel is the CUDA build); environment-cuda.yml takes PyPI's CUDA build. Both list the
+    same other packages, and every dependency of pyproject.toml appears in both."""
+    import tomllib
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+
+    def pip_and_conda(name):
+        env = yaml.safe_load((root / name).read_text())
+        pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+        conda = [d for d in env["dependencies"] if isinstance(d, str)]
+        return conda, pip
+
+    cpu_conda, cpu_pip = pip_and_conda("environment.yml")
+    cuda_conda, cuda_pip = pip_and_conda("environment-cuda.yml")
+    assert "torch==2.13.0+cpu" in cpu_pip and "--extra-index-url https://download.pytorch.org/whl/cpu" in cpu_pip
+    assert "torch==2.13.0" in cuda_pip and not any("whl/cpu" in line or "+cpu" in line for line in cuda_pip)
+    assert cpu_conda == cuda_conda and [p for p in cpu_pip if "torch" not in p] == [p for p in cuda_pip if "torch" not in p]
+    names = {re.split(r"[<>=\[ ]", p, maxsplit=1)[0].lower() for p in cpu_conda + cpu_pip if not p.startswith("-")}
+    deps = tomllib.loads((root / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert {re.split(r"[<>=\[ ]", d, maxsplit=1)[0].lower() for d in deps} <= names

@@ -116,3 +116,28 @@ def test_version_names_the_kit(capsys):
     with pytest.raises(SystemExit) as done:
         main(["--version"])
     assert done.value.code == 0 and capsys.readouterr().out.strip() == f"qpi-kit {__version__}"
+
+
+def test_doctor_offline_names_the_missing_network_and_the_missing_gpu(capsys, monkeypatch, tmp_path):
+    """`qpi doctor --profile colab` on this CPU machine without a hub: it says the hub cannot be
+    reached (not that a file is missing) and that a GPU profile on a CPU takes hours."""
+    import qpi_utils.models as models
+
+    monkeypatch.setattr(models, "_hub_reachable", lambda host="huggingface.co": False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty cache
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    assert main(["doctor", "--profile", "colab", "--no-measure"]) == 0
+    out = capsys.readouterr().out
+    assert "the hub cannot be reached" in out and "madebyollin/sdxl-vae-fp16-fix" in out
+    assert "sized for a GPU and this machine has none" in out
+
+
+def test_figures_prints_its_plan_with_every_stage(capsys):
+    """`qpi figures --dry-run`: the three commands it will run, in order, each with what it makes and
+    what its last recorded run took."""
+    assert main(["figures", "--profile", "quick", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    stages = [line.strip() for line in out.splitlines() if line.strip()[:2] in ("1.", "2.", "3.")]
+    assert [s.split()[2] for s in stages] == ["seeds", "ablation", "reproduce"]
+    assert "--base-run-dir runs/quick-seeds" in stages[1] and "runs/quick-seeds/seed-0" in stages[2]
+    assert "last recorded run" in out and "Fig. 4(b)" in out

@@ -21,7 +21,7 @@ from qpi_lab.chain import NOTEBOOKS
 ROOT = Path(__file__).resolve().parents[2]
 NUMBER = re.compile(r"(?<![\w.])-?\d+\.\d+(?:e-?\d+)?(?![\w.])")
 TIME = re.compile(r"at the `quick` profile: (about (\d+) min|under a minute)")
-ALL_NOTEBOOKS = (*NOTEBOOKS, "09_ablations")
+ALL_NOTEBOOKS = NOTEBOOKS
 CU111_MASSES = (0.38, 0.46)  # published effective masses of the Cu(111) surface state (notebook 08 cites them)
 
 
