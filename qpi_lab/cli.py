@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+import torch
 
 from .budget import SUSTAINED_TFLOPS, chain_flops, estimate_seconds, measure_training, training_samples
 from .chain import ChainError, run_chain
@@ -24,7 +26,8 @@ from qpi_utils.data import DatasetError, check_dataset_target, load_dataset, sav
 from qpi_utils.evaluate import markdown_table
 
 from .evaluate import evaluate
-from qpi_utils.files import write_csv, write_text
+from .provenance import provenance
+from qpi_utils.files import atomic_path, write_csv, write_text
 from qpi_utils.models import ModelConfigError, load_pretrained_rgb
 from qpi_utils.realdata import RealDataError
 from qpi_utils.paper import TABLE1_RMSE
@@ -32,7 +35,8 @@ from qpi_utils.plots import plot_history, save_figure
 from qpi_utils.runs import STEPS, RunLayout, project_root
 from .seeds import (ABLATIONS, markdown_real_maps, markdown_summary, real_map_scores, run_ablation, run_table,
                     seed_overrides, summarise, write_seed_results)
-from qpi_utils.train import TRAINERS, TrainingError
+from qpi_utils.prior import PriorLeakError
+from qpi_utils.train import TRAINERS, TrainingError, train_prior
 
 __all__ = ["main", "build_parser"]
 
@@ -86,6 +90,32 @@ def _train(step: str):
         return 0
 
     return run
+
+
+def cmd_pretrain(args) -> int:
+    """The kit prior: the model section's VAE pretrained on a corpus of simulated kernels
+    (qpi_utils.prior), then committed as priors/<name>.safetensors with its corpus and provenance."""
+    from safetensors.torch import save_file
+
+    prof = args.profile_obj
+    layout = RunLayout.for_profile(prof, args.run_dir or project_root() / "runs" / f"{prof.name}-prior", context="cli")
+    summary = train_prior(prof, layout, progress=not args.no_progress, restart=args.restart)
+    history, corpus, fp = summary.pop("history"), summary.pop("corpus"), summary.pop("fingerprint")
+    save_figure(plot_history(history, "pretrain", best_epoch=summary["best_epoch"]), layout.figure("pretrain_loss"),
+                close=True)
+    blob = load_blob(layout.model("pretrain"), "pretrain", fp)
+    tensors = {k: v.contiguous() for k, v in blob["state_dict"].items()}
+    tensors.update({f"corpus.{k}": torch.from_numpy(np.ascontiguousarray(v)) for k, v in corpus.items()})
+    out = Path(args.out) if args.out else project_root() / "priors" / f"{prof.prior.name}.safetensors"
+    record = provenance(prof, None, {"model": fp["model"], "prior": fp["prior"], "pretrain": fp["train"],
+                                     "ranges": fp["ranges"], "summary": summary, "history": history,
+                                     "command": "qpi " + " ".join(sys.argv[1:])})
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out) as tmp:
+        save_file(tensors, str(tmp), metadata={"provenance": json.dumps(record, default=str)})
+    print(f"prior {prof.prior.name}: best validation-corpus RMSE {summary['best_val_rmse']:.4f} [0,1] at epoch "
+          f"{summary['best_epoch']} of {summary['epochs_run']} ({summary['wall_seconds'] / 60:.1f} min); wrote {out}")
+    return 0
 
 
 def cmd_check(args) -> int:
@@ -299,6 +329,8 @@ COMMANDS = {
     "train-alignment": (_train("alignment"), "step 2: train the observation encoder to the frozen kernel latents", True),
     "train-one-step": (_train("one_step"), "baseline: train (Y, M) -> kernel directly", True),
     "doctor": (cmd_doctor, "device, versions, pretrained weights, and the estimated time of a profile", False),
+    "pretrain": (cmd_pretrain, "the kit prior: pretrain the model's VAE on a corpus of simulated kernels and write "
+                               "priors/<name>.safetensors (a profile uses it as model.pretrained=qpi-kit/<name>)", False),
     "check": (cmd_check, "verify a run directory in full: dataset hash, activation maps, model files", True),
     "evaluate": (cmd_evaluate, "ID/OOD table (MAE, MSE, RMSE on [0,1] and [-1,1]) with provenance", True),
     "seeds": (cmd_seeds, "the ID/OOD table over several seeds (data and training): mean and 95 % interval; "
@@ -348,6 +380,11 @@ EXTRA_ARGS: dict = {
     "ablation": [lambda p: p.add_argument("name", choices=[*ABLATIONS, "all"], help="which ablation"), _seeds, _results,
                  lambda p: p.add_argument("--base-run-dir", type=Path, default=None,
                                           help="a `qpi seeds` run directory: its data and step-1 VAEs are reused")],
+    "pretrain": [_restart,
+                 lambda p: p.add_argument("--run-dir", type=Path, default=None,
+                                          help="where the prior trains (default runs/<profile>-prior)"),
+                 lambda p: p.add_argument("--out", type=Path, default=None,
+                                          help="the prior file to write (default priors/<prior.name>.safetensors)")],
     "train-kernel-vae": [_restart],
     "train-alignment": [_restart],
     "train-one-step": [_restart],
@@ -384,7 +421,7 @@ def main(argv: list[str] | None = None) -> int:
         args.profile_obj = get_profile(args.profile or default_profile_name(), args.overrides)
         return int(args.func(args) or 0)
     except (ProfileError, DatasetError, FileNotFoundError, TrainingError, ModelConfigError, CheckpointError,
-            RealDataError, ChainError) as exc:
+            RealDataError, ChainError, PriorLeakError) as exc:
         print(f"qpi {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # a folder that is a file, a read-only place, a full disk: say which

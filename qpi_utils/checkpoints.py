@@ -28,18 +28,24 @@ from .splits import Splits, splits_for
 
 __all__ = ["CheckpointError", "fingerprint", "digest", "save_blob", "load_blob", "check_fingerprint", "load_data",
            "load_kernel_vae", "load_observation_encoder", "load_one_step", "step_fingerprint", "realistic_simulation",
-           "load_realistic_data"]
+           "load_realistic_data", "free_train_keys"]
 
 
 class CheckpointError(ValueError):
     """A model or checkpoint file cannot be read; the message names it and what to do."""
 
 
+def free_train_keys(train: dict) -> tuple[str, ...]:
+    """Training settings a checkpoint may be resumed or extended with: the checkpoint interval and
+    the epoch cap (not under the one-cycle schedule, whose shape depends on the epoch count)."""
+    return ("checkpoint_every",) if train.get("schedule") == "onecycle" else ("epochs", "checkpoint_every")
+
+
 def fingerprint(profile: Profile, step: str, ds: QPIDataset) -> dict:
     """What a checkpoint must match to be resumed or used: profile, model, step config (all but
     the epoch count, so a run can be extended by raising it, and the checkpoint interval), data."""
     train = asdict(getattr(profile, step))
-    for free in ("epochs", "checkpoint_every"):  # may change between calls: extend a run, save less often
+    for free in free_train_keys(train):  # may change between calls: extend a run, save less often
         train.pop(free)
     if not train["realistic_data"]:  # clean data, as every model before this option saw: its
         # settings do not act, so they do not change the model's identity

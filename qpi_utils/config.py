@@ -106,6 +106,9 @@ class TrainConfig:
     patience: int | None = None  # epochs without a lower validation RMSE before stopping; None = run all
     batch_size: int = 8
     lr: float = 1e-4
+    schedule: str = "step"  # "step": StepLR (lr_step_size, lr_gamma), stepped per epoch; "onecycle":
+    # OneCycleLR over all `epochs` (warm-up over the first 5 % of steps to lr, then cosine decay to ~0),
+    # stepped per batch: `epochs` is then part of the schedule, not only a cap
     lr_step_size: int = 10  # StepLR: epochs between decays
     lr_gamma: float = 0.5
     grad_clip: float = 1.0
@@ -161,6 +164,27 @@ class PhysicsConfig:
 
 
 @dataclass(frozen=True)
+class PriorConfig:
+    """The kernel prior (:mod:`qpi_utils.prior`): the model section's VAE pretrained on a corpus of
+    simulated kernels, the role the SDXL-VAE plays for the paper. Made once by ``qpi pretrain``;
+    a profile uses it with ``model.pretrained = "qpi-kit/<name>"``.
+
+    The corpus rule: ``n_kernels`` kernels drawn by the simulator's own sampler over the
+    simulation section's ranges, minus every kernel of the same symmetry within ``min_distance``
+    (the normalised parameter distance of :func:`qpi_utils.prior.parameter_distance`) of a held-out
+    kernel (validation or OOD test) of the datasets of ``protected_seeds``, so that those kernels
+    stay unseen. A run whose held-out kernels come closer than that refuses the prior."""
+
+    name: str = "kernel-prior-small"
+    n_kernels: int = 20000
+    n_validation: int = 512  # a second corpus, drawn by the same rule: the prior's epochs are chosen on it
+    min_distance: float = 0.2
+    protected_seeds: tuple[int, ...] = (0, 1, 2, 3, 4)  # simulation.seed = split_seed = s, as `qpi seeds` runs them
+    supersample: int = 2  # analytic samples per pixel side (the datasets use 4: the difference is < 1e-3 of the peak)
+    seed: int = 2506
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     simulation: SimulationConfig = field(default_factory=SimulationConfig)
@@ -169,6 +193,8 @@ class Profile:
     alignment: TrainConfig = field(default_factory=TrainConfig)  # step 2
     one_step: TrainConfig = field(default_factory=TrainConfig)  # baseline
     physics: PhysicsConfig = field(default_factory=PhysicsConfig)
+    prior: PriorConfig = field(default_factory=PriorConfig)  # the corpus of `qpi pretrain`
+    pretrain: TrainConfig = field(default_factory=TrainConfig)  # and its training
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -354,12 +380,19 @@ def _check(profile: Profile) -> Profile:
          f"model.block_out_channels {m.block_out_channels} must be positive multiples of norm_num_groups={m.norm_num_groups}")
     need(m.layers_per_block >= 1, f"model.layers_per_block must be >= 1, got {m.layers_per_block}")
     need(m.latent_channels == 4, f"model.latent_channels must be 4 (the paper's 4x8x8 latent), got {m.latent_channels}")
-    for name in ("kernel_vae", "alignment", "one_step"):
+    q = profile.prior
+    need(q.n_kernels >= 5 and q.n_validation >= 5, f"prior.n_kernels and n_validation must be >= 5, got "
+         f"{q.n_kernels}, {q.n_validation}")
+    need(q.min_distance >= 0, f"prior.min_distance must be >= 0, got {q.min_distance}")
+    need(1 <= q.supersample <= 16, f"prior.supersample must be in [1, 16], got {q.supersample}")
+    need(bool(q.name) and "/" not in q.name, f"prior.name must be one plain name, got {q.name!r}")
+    for name in ("kernel_vae", "alignment", "one_step", "pretrain"):
         t: TrainConfig = getattr(profile, name)
         need(t.epochs >= 1, f"{name}.epochs must be >= 1, got {t.epochs}")
         need(t.batch_size >= 1, f"{name}.batch_size must be >= 1, got {t.batch_size}")
         need(t.lr > 0, f"{name}.lr must be > 0, got {t.lr}")
         need(t.lr_step_size >= 1, f"{name}.lr_step_size must be >= 1, got {t.lr_step_size}")
+        need(t.schedule in ("step", "onecycle"), f"{name}.schedule must be 'step' or 'onecycle', got {t.schedule!r}")
         need(0 < t.lr_gamma <= 1, f"{name}.lr_gamma must be in (0, 1], got {t.lr_gamma}")
         need(t.grad_clip > 0, f"{name}.grad_clip must be > 0, got {t.grad_clip}")
         need(t.alpha >= 0 and t.beta >= 0, f"{name}.alpha and beta must be >= 0")
@@ -371,14 +404,14 @@ def _check(profile: Profile) -> Profile:
         need(t.checkpoint_every >= 1, f"{name}.checkpoint_every must be >= 1, got {t.checkpoint_every}")
         need(t.patience is None or t.patience >= 1, f"{name}.patience must be >= 1 or null, got {t.patience!r}")
         inits = {"kernel_vae": ("auto",), "alignment": ("auto", "kernel_encoder", "random"),
-                 "one_step": ("auto", "kernel_vae", "model")}[name]
+                 "one_step": ("auto", "kernel_vae", "model"), "pretrain": ("auto",)}[name]
         need(t.init in inits, f"{name}.init must be one of {', '.join(inits)}, got {t.init!r}")
         need(t.sym_angles in ("group", "authors"), f"{name}.sym_angles must be 'group' or 'authors', got {t.sym_angles!r}")
         need(t.realistic_line_noise >= 0 and t.realistic_position_error >= 0 and 0 <= t.realistic_outside_margin <= 31,
              f"{name}: realistic_line_noise and realistic_position_error must be >= 0 and realistic_outside_margin "
              f"in [0, 31] px, got {t.realistic_line_noise}, {t.realistic_position_error}, {t.realistic_outside_margin}")
-        need(not (t.realistic_data and name == "kernel_vae"),
-             "kernel_vae.realistic_data must be false: step 1 trains on kernels, not observations")
+        need(not (t.realistic_data and name in ("kernel_vae", "pretrain")),
+             f"{name}.realistic_data must be false: it trains on kernels, not observations")
         need(t.augment_snr_db is None or (len(t.augment_snr_db) == 2 and t.augment_snr_db[0] <= t.augment_snr_db[1]),
              f"{name}.augment_snr_db must be [lo, hi] dB with lo <= hi, or null, got {t.augment_snr_db!r}")
     p = profile.physics
@@ -409,6 +442,8 @@ _SECTIONS = {
     "alignment": TrainConfig,
     "one_step": TrainConfig,
     "physics": PhysicsConfig,
+    "prior": PriorConfig,
+    "pretrain": TrainConfig,
 }
 
 

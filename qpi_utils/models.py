@@ -15,10 +15,16 @@ output convolutions are adapted by combining the pretrained filters: a grey imag
 Y + M); the 1-channel output is the mean of the three RGB outputs. When the weights cannot be
 had (no network: diffusers raises ``OSError``) the model is initialised at random, a warning
 says so, and ``pretrained`` is False in the :class:`ModelInfo` that every result records.
+
+``pretrained="qpi-kit/<name>"`` names one of the kit's own priors instead (:mod:`qpi_utils.prior`:
+the same small VAE pretrained on a corpus of simulated kernels, committed as
+``priors/<name>.safetensors``); its weights are loaded as they are, an extra input channel (M)
+starting at zero.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import warnings
@@ -30,6 +36,8 @@ import torch
 from torch import nn
 
 from .config import ModelConfig
+from .files import FetchError
+from .runs import committed_file
 from .simulate import IMAGE_SIZE
 
 __all__ = [
@@ -48,7 +56,12 @@ __all__ = [
     "from_model_scale",
     "count_parameters",
     "kernel_latents",
+    "KIT_PRIOR",
+    "load_kit_prior",
 ]
+
+KIT_PRIOR = "qpi-kit/"  # model.pretrained names of the kit's own priors (qpi_utils.prior), not Hugging Face ids
+PRIOR_FREE_KEYS = ("pretrained", "allow_random_init")  # model settings a prior's weights do not depend on
 
 log = logging.getLogger(__name__)
 
@@ -165,12 +178,52 @@ def _zero_extra_inputs(weight: torch.Tensor, in_channels: int) -> torch.Tensor:
     return torch.cat([weight] + [torch.zeros_like(weight)] * (in_channels - 1), dim=1)
 
 
+def load_kit_prior(cfg: ModelConfig):
+    """The kit prior ``cfg.pretrained`` (``"qpi-kit/<name>"``): (a 1-channel ``AutoencoderKL``,
+    the provenance it was saved with, its corpus' kernel parameters as a dict of (N,) arrays).
+    Raises :class:`PretrainedWeightsError` when the file is not there or its architecture is
+    not ``cfg``'s."""
+    from diffusers import AutoencoderKL
+    from safetensors import safe_open
+
+    name = cfg.pretrained[len(KIT_PRIOR):]
+    try:
+        path = committed_file(f"priors/{name}.safetensors")
+    except FetchError as exc:
+        raise PretrainedWeightsError(f"kit prior {cfg.pretrained!r}: {exc}") from None
+    if path is None:
+        raise PretrainedWeightsError(f"kit prior {cfg.pretrained!r} is not committed with this version of the kit: "
+                                     f"make it with `qpi pretrain`, or set model.pretrained to null")
+    with safe_open(str(path), framework="pt") as fh:
+        provenance = json.loads(fh.metadata()["provenance"])
+        state = {k: fh.get_tensor(k) for k in fh.keys() if not k.startswith("corpus.")}
+        corpus = {k[len("corpus."):]: fh.get_tensor(k).numpy() for k in fh.keys() if k.startswith("corpus.")}
+    made_for = {k: v for k, v in provenance["model"].items() if k not in PRIOR_FREE_KEYS}
+    wanted = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items() if k not in PRIOR_FREE_KEYS}
+    if made_for != wanted:
+        differ = sorted(k for k in wanted if made_for.get(k) != wanted[k])
+        raise PretrainedWeightsError(f"kit prior {cfg.pretrained!r} ({path}) was trained for another architecture: "
+                                     + ", ".join(f"model.{k} {made_for.get(k)!r} there, {wanted[k]!r} here" for k in differ))
+    model = AutoencoderKL(**autoencoder_config(cfg, 1, 1))
+    model.load_state_dict(state)
+    return model, provenance, corpus
+
+
 def _autoencoder(cfg: ModelConfig, in_channels: int, out_channels: int):
     """(model, ModelInfo): pretrained and adapted when the profile asks for it. Weights that
     cannot be loaded stop with :class:`PretrainedWeightsError`, unless the profile allows random
     initialisation (``model.allow_random_init``), which is then warned about and recorded."""
     from diffusers import AutoencoderKL
 
+    if cfg.pretrained and cfg.pretrained.startswith(KIT_PRIOR):
+        prior, _, _ = load_kit_prior(cfg)
+        if out_channels != 1:
+            raise ModelConfigError(f"a kit prior decodes 1 channel, {out_channels} asked for")
+        model = AutoencoderKL(**autoencoder_config(cfg, in_channels, 1))
+        state = prior.state_dict()
+        state["encoder.conv_in.weight"] = _zero_extra_inputs(state["encoder.conv_in.weight"], in_channels)
+        model.load_state_dict(state)
+        return model, ModelInfo(cfg.architecture, True, cfg.pretrained, count_parameters(model))
     if cfg.pretrained:
         try:
             rgb = load_pretrained_rgb(cfg.pretrained)

@@ -18,6 +18,7 @@ trainers (notebooks, the ``qpi`` command and the seeds runner read it).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -27,14 +28,16 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .checkpoints import (check_fingerprint, load_blob, load_data, load_kernel_vae, load_realistic_data, save_blob,
-                          step_fingerprint)
+from .checkpoints import (check_fingerprint, digest, free_train_keys, load_blob, load_data, load_kernel_vae, load_realistic_data,
+                          save_blob, step_fingerprint)
 from .config import Profile, TrainConfig, resolve_init
 from .data import KernelDataset, ObservationDataset, stack_pairs
-from .files import write_csv
+from .files import atomic_path, write_csv
 from .losses import alignment_loss, kl_loss, reconstruction_loss, symmetric_loss
-from .models import (ModelConfigError, ModelInfo, build_kernel_vae, build_observation_encoder, build_one_step,
-                     kernel_latents, latent_shape, to_model_scale)
+from .models import (KIT_PRIOR, PRIOR_FREE_KEYS, ModelConfigError, ModelInfo, build_kernel_vae,
+                     build_observation_encoder, build_one_step, kernel_latents, latent_shape, load_kit_prior,
+                     to_model_scale)
+from .prior import check_held_out, corpus_parameters, render_kernels
 from .runs import STEPS, RunLayout, as_layout
 
 __all__ = [
@@ -51,6 +54,7 @@ __all__ = [
     "train_kernel_vae",
     "train_alignment",
     "train_one_step",
+    "train_prior",
     "resolve_mixed_precision",
     "TRAINERS",
     "train_step",
@@ -107,10 +111,11 @@ class EpochShuffle(torch.utils.data.Sampler):
 # the shared loop
 
 
-SELECTION_RULE = ("after every epoch, the mean per-sample kernel RMSE on [0, 1] over the validation split "
-                  "(validation kernels for step 1; for step 2 and one-step, equal numbers of validation "
-                  "observations of training kernels and of validation kernels); the epoch with the lowest "
-                  "value is kept, and training stops after `patience` epochs without a lower one")
+SELECTION_RULE = ("before training (epoch 0, the start) and after every epoch, the mean per-sample kernel RMSE on "
+                  "[0, 1] over the validation split (validation kernels for step 1; for step 2 and one-step, equal "
+                  "numbers of validation observations of training kernels and of validation kernels; the validation "
+                  "corpus for the prior); the epoch with the lowest value is kept, and training stops after "
+                  "`patience` epochs without a lower one")
 
 
 @dataclass
@@ -207,7 +212,12 @@ def _fit(*, step: str, model: torch.nn.Module, train_set, validation: Validation
     sampler = EpochShuffle(len(train_set), tcfg.seed, tcfg.max_train_samples)
     loader = torch.utils.data.DataLoader(train_set, batch_size=tcfg.batch_size, sampler=sampler, num_workers=0)
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=tcfg.lr)
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=tcfg.lr_step_size, gamma=tcfg.lr_gamma)
+    per_batch = tcfg.schedule == "onecycle"
+    if per_batch:
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=tcfg.lr, pct_start=0.05,
+                                                        total_steps=tcfg.epochs * max(len(loader), 1))
+    else:
+        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=tcfg.lr_step_size, gamma=tcfg.lr_gamma)
 
     start_epoch, history, elapsed = 0, [], 0.0
     best = {"epoch": 0, "val_rmse": float("inf"), "state_dict": None}
@@ -223,6 +233,14 @@ def _fit(*, step: str, model: torch.nn.Module, train_set, validation: Validation
                                 "asked for: raise the epoch count, or use --restart")
         print(f"{step}: resuming from epoch {start_epoch} of {tcfg.epochs} ({layout.display(ckpt_path)})")
     model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
+    if start_epoch == 0:  # epoch 0 is the start: a network that starts from trained weights (a prior, the
+        # step-1 VAE) is kept as it was when no epoch of training improves on it
+        model.eval()
+        torch.manual_seed(tcfg.seed)
+        plain = accelerator.unwrap_model(model)
+        start = validation.rmse(plain, accelerator.device, accelerator.autocast)
+        best = {"epoch": 0, "val_rmse": start, "start_val_rmse": start,
+                "state_dict": {k: v.detach().to("cpu", copy=True) for k, v in plain.state_dict().items()}}
 
     def converged(epoch: int) -> bool:
         return tcfg.patience is not None and epoch - best["epoch"] >= tcfg.patience
@@ -245,6 +263,8 @@ def _fit(*, step: str, model: torch.nn.Module, train_set, validation: Validation
             bar = tqdm(loader, desc=f"{step} epoch {epoch + 1}/{tcfg.epochs}", disable=not progress, leave=False)
             for i, batch in enumerate(bar):
                 loss, parts, n = train_step(model, batch, loss_fn, optimizer, accelerator, tcfg.grad_clip)
+                if per_batch:
+                    scheduler.step()
                 count += n
                 for k, v in {"loss": loss.detach(), **parts}.items():
                     sums[k] = sums.get(k, 0.0) + v.float() * n
@@ -254,7 +274,8 @@ def _fit(*, step: str, model: torch.nn.Module, train_set, validation: Validation
             sums = {k: float(v) for k, v in sums.items()}
             _check_finite(torch.tensor(sums.get("loss", 0.0)), step, epoch, "by the end of the epoch", optimizer)
             lr = optimizer.param_groups[0]["lr"]
-            scheduler.step()
+            if not per_batch:
+                scheduler.step()
             model.eval()
             torch.manual_seed(tcfg.seed)
             val_rmse = validation.rmse(accelerator.unwrap_model(model), accelerator.device, accelerator.autocast)
@@ -302,6 +323,7 @@ def _fit(*, step: str, model: torch.nn.Module, train_set, validation: Validation
     epochs_run = len(history)
     summary = {"step": step, "epochs": tcfg.epochs, "epochs_run": epochs_run, "stopped_early": bool(stopped_early),
                "best_epoch": best["epoch"], "best_val_rmse": best["val_rmse"], "selection": SELECTION_RULE,
+               "start_val_rmse": best.get("start_val_rmse"),
                "patience": tcfg.patience, "validation": validation.name, "wall_seconds": round(elapsed, 2),
                "train_samples_per_second": round(epochs_run * len(sampler) / max(elapsed, 1e-9), 2),
                "final_train_loss": history[-1]["train_loss"], "model_info": info.to_dict(),
@@ -314,9 +336,17 @@ def _fit(*, step: str, model: torch.nn.Module, train_set, validation: Validation
 
 
 def _prepare(profile: Profile, run):
-    """The run's layout, dataset and splits: what every training starts from."""
+    """The run's layout, dataset and splits: what every training starts from. A profile that
+    starts from a kit prior is refused when this dataset's held-out kernels are too close to the
+    prior's corpus (:func:`qpi_utils.prior.check_held_out`)."""
     layout = as_layout(run, profile)
-    return (layout, *load_data(profile, layout))
+    ds, splits = load_data(profile, layout)
+    if profile.model.pretrained and profile.model.pretrained.startswith(KIT_PRIOR):
+        _, made, corpus = load_kit_prior(profile.model)
+        held = np.concatenate([splits.val_kernels, splits.ood_kernels])
+        params = {name: np.asarray(ds.arrays[f"param_{name}"]) for name in corpus}
+        check_held_out(corpus, params, held, profile.simulation, made["prior"]["min_distance"], profile.model.pretrained)
+    return layout, ds, splits
 
 
 VALIDATION_CAP = 512  # validation observations evaluated after each epoch (half seen, half unseen kernels)
@@ -487,6 +517,64 @@ def train_one_step(profile: Profile, run: RunLayout | str | Path, progress: bool
                 loss_fn=one_step_loss(tcfg), tcfg=tcfg, layout=layout,
                 fingerprint=step_fingerprint(profile, "one_step", ds), info=info, progress=progress,
                 restart=restart, stop_after=stop_after)
+
+
+# ------------------------------------------------------------------------------------------
+# the kit prior (qpi_utils.prior), made once by `qpi pretrain`
+
+
+class _CorpusKernels(torch.utils.data.Dataset):
+    """The prior's corpus as :class:`~qpi_utils.data.KernelDataset` items."""
+
+    def __init__(self, kernels: np.ndarray, symmetry: np.ndarray):
+        self.kernels = torch.from_numpy(kernels)[:, None]
+        self.symmetry = np.asarray(symmetry, np.int64)
+
+    def __len__(self):
+        return len(self.kernels)
+
+    def __getitem__(self, i):
+        return {"kernel": self.kernels[i], "symmetry": int(self.symmetry[i]), "kernel_id": int(i)}
+
+
+def _corpus_kernels(layout: RunLayout, params: dict, supersample: int, progress: bool) -> np.ndarray:
+    """The corpus rendered once and kept in the prior's run (``corpus/<hash>.npy``): a resumed
+    training does not render it again."""
+    path = layout.root / "corpus" / f"kernels-{digest({k: v.tolist() for k, v in params.items()})}.npy"
+    if path.is_file():
+        return np.load(path)
+    kernels = render_kernels(params, supersample, progress)
+    with atomic_path(path) as tmp:
+        np.save(tmp, kernels)
+    return kernels
+
+
+def train_prior(profile: Profile, run: RunLayout | str | Path, progress: bool = True, restart: bool = False,
+                stop_after: int | None = None) -> dict:
+    """The kit prior: the model section's VAE, from random weights, trained with step 1's loss
+    (``profile.pretrain``) on the corpus of ``profile.prior`` (:func:`qpi_utils.prior.corpus_parameters`),
+    keeping the epoch that reconstructs the validation corpus best. ``run``: the prior's own run
+    directory (no dataset needed). Returns the summary with ``history`` and the corpus parameters
+    (``corpus``), which ``qpi pretrain`` commits with the weights."""
+    layout = as_layout(run, profile)
+    pc, sim, tcfg = profile.prior, profile.simulation, profile.pretrain
+    params = corpus_parameters(pc, sim)
+    val_params = corpus_parameters(pc, sim, validation=True)
+    kernels = _corpus_kernels(layout, params, pc.supersample, progress)
+    val = to_model_scale(torch.from_numpy(_corpus_kernels(layout, val_params, pc.supersample, progress))[:, None])
+    model_cfg = dataclasses.replace(profile.model, pretrained=None)
+    vae, info = build_kernel_vae(model_cfg)
+    fingerprint = {"profile": profile.name, "step": "pretrain",
+                   "model": {k: v for k, v in dataclasses.asdict(model_cfg).items() if k not in PRIOR_FREE_KEYS},
+                   "train": {k: v for k, v in dataclasses.asdict(tcfg).items()
+                             if k not in free_train_keys(dataclasses.asdict(tcfg))},
+                   "prior": dataclasses.asdict(pc),
+                   "ranges": {"frequency": list(sim.frequency_range), "decay": list(sim.decay_range)}}
+    summary = _fit(step="pretrain", model=vae, train_set=_CorpusKernels(kernels, params["symmetry"]),
+                   validation=Validation(reconstruct, val, val, "validation corpus"), loss_fn=kernel_vae_loss(tcfg),
+                   tcfg=tcfg, layout=layout, fingerprint=fingerprint, info=info, progress=progress, restart=restart,
+                   stop_after=stop_after)
+    return {**summary, "corpus": params, "fingerprint": fingerprint}
 
 
 # the one table of trainers, in training order (qpi_utils.runs.STEPS): step name -> trainer
