@@ -19,7 +19,7 @@ import time
 import numpy as np
 import torch
 
-from qpi_utils.config import Profile
+from qpi_utils.config import TRAIN_SECTIONS, Profile
 from qpi_utils.losses import alignment_loss
 from qpi_utils.models import build_kernel_vae, build_observation_encoder, build_one_step
 from qpi_utils.runs import STEPS
@@ -57,8 +57,9 @@ def _training_steps(profile: Profile, vae, encoder, one_step, batch: int, device
         mean, logvar = encoder(pairs["observation"])
         alignment_loss(mean, logvar, torch.zeros_like(mean), torch.zeros_like(logvar)).backward()
 
+    one_step_training = lambda: one(one_step, pairs)[0].backward()
     return {"kernel_vae": lambda: step1(vae, kernels)[0].backward(), "alignment": alignment,
-            "one_step": lambda: one(one_step, pairs)[0].backward()}
+            "one_step": one_step_training, "one_step_paper": one_step_training}
 
 
 def _count(fn) -> float:
@@ -112,8 +113,9 @@ def training_samples(profile: Profile) -> dict[str, int]:
     """Samples each training sees in all its epochs (kernels for step 1, observations otherwise)."""
     n = split_sizes(profile)
     out = {}
-    for step, per_epoch in (("kernel_vae", n["train_kernels"]), ("alignment", n["train"]), ("one_step", n["train"])):
-        t = getattr(profile, step)
+    for step, per_epoch in (("kernel_vae", n["train_kernels"]), ("alignment", n["train"]), ("one_step", n["train"]),
+                            ("one_step_paper", n["train"])):
+        t = getattr(profile, TRAIN_SECTIONS[step])
         out[step] = min(per_epoch, t.max_train_samples or per_epoch) * t.epochs
     return out
 
@@ -130,7 +132,7 @@ def measure_training(profile: Profile, device: str | None = None, steps: int = 3
     nets = [n.to(device) for n in _networks(profile)]
     out = {}
     for step in STEPS:
-        batch = getattr(profile, step).batch_size
+        batch = getattr(profile, TRAIN_SECTIONS[step]).batch_size
         fn = _training_steps(profile, *nets, batch, device)[step]
         autocast = torch.autocast("cuda", dtype=torch.float16) if device == "cuda" else torch.autocast("cpu", enabled=False)
         with autocast:

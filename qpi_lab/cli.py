@@ -327,7 +327,9 @@ COMMANDS = {
     "simulate": (cmd_simulate, "simulate kernels and observations and write the dataset", True),
     "train-kernel-vae": (_train("kernel_vae"), "step 1: train the kernel VAE (MSE + alpha sym + beta KL)", True),
     "train-alignment": (_train("alignment"), "step 2: train the observation encoder to the frozen kernel latents", True),
-    "train-one-step": (_train("one_step"), "baseline: train (Y, M) -> kernel directly", True),
+    "train-one-step": (_train("one_step"), "the kit's baseline: train (Y, M) -> kernel directly, from the step-1 VAE", True),
+    "train-one-step-paper": (_train("one_step_paper"), "the paper's baseline: the same, from the model section's "
+                                                       "(pretrained) weights", True),
     "doctor": (cmd_doctor, "device, versions, pretrained weights, and the estimated time of a profile", False),
     "pretrain": (cmd_pretrain, "the kit prior: pretrain the model's VAE on a corpus of simulated kernels and write "
                                "priors/<name>.safetensors (a profile uses it as model.pretrained=qpi-kit/<name>)", False),
@@ -388,6 +390,7 @@ EXTRA_ARGS: dict = {
     "train-kernel-vae": [_restart],
     "train-alignment": [_restart],
     "train-one-step": [_restart],
+    "train-one-step-paper": [_restart],
     "evaluate": [_results],
     "doctor": [lambda p: p.add_argument("--no-measure", dest="measure", action="store_false",
                                         help="skip timing real training steps on this device (slow on a CPU for "

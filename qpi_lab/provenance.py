@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from qpi_utils.config import Profile
+from qpi_utils.config import TRAIN_SECTIONS, Profile
 from qpi_utils.data import QPIDataset
 from qpi_utils.runs import STEPS
 from qpi_utils.train import cpu_has_native_bf16
@@ -75,7 +75,7 @@ def provenance(profile: Profile, ds: QPIDataset | None, extra: dict | None = Non
         "dataset": None if ds is None else {"content_hash": ds.meta.get("content_hash"),
                                             "source": ds.meta.get("source"), "seed": ds.meta.get("seed")},
         "seeds": {"simulation": profile.simulation.seed, "splits": profile.simulation.split_seed,
-                  **{s: getattr(profile, s).seed for s in STEPS}},
+                  **{s: getattr(profile, TRAIN_SECTIONS[s]).seed for s in STEPS}},
         "versions": {"python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__,
                      "diffusers": diffusers.__version__, "accelerate": accelerate.__version__},
         "git_commit": git_commit(),

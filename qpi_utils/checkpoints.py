@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .config import Profile, SimulationConfig, TrainConfig, resolve_init
+from .config import TRAIN_SECTIONS, Profile, SimulationConfig, TrainConfig, resolve_init
 from .data import DatasetError, QPIDataset, load_dataset, save_dataset, simulate_dataset
 from .files import atomic_path
 from .models import ModelConfigError, ModelInfo, ObservationEncoder, autoencoder_config
@@ -44,7 +44,8 @@ def free_train_keys(train: dict) -> tuple[str, ...]:
 def fingerprint(profile: Profile, step: str, ds: QPIDataset) -> dict:
     """What a checkpoint must match to be resumed or used: profile, model, step config (all but
     the epoch count, so a run can be extended by raising it, and the checkpoint interval), data."""
-    train = asdict(getattr(profile, step))
+    train = asdict(getattr(profile, TRAIN_SECTIONS[step]))
+    train["init"] = resolve_init(profile, step)  # what "auto" means for this step
     for free in free_train_keys(train):  # may change between calls: extend a run, save less often
         train.pop(free)
     if not train["realistic_data"]:  # clean data, as every model before this option saw: its
@@ -70,7 +71,7 @@ def step_fingerprint(profile: Profile, step: str, ds: QPIDataset) -> dict:
     """The fingerprint of ``step``; step 2's (and a one-step baseline started from the step-1
     VAE) also pins the step-1 VAE it depends on."""
     fp = fingerprint(profile, step, ds)
-    if step == "alignment" or (step == "one_step" and resolve_init(profile, step) == "kernel_vae"):
+    if step == "alignment" or resolve_init(profile, step) == "kernel_vae":
         fp["kernel_vae"] = digest(fingerprint(profile, "kernel_vae", ds))
     return fp
 
@@ -182,6 +183,7 @@ def load_observation_encoder(profile: Profile, run: RunLayout | str | Path, ds: 
     return _load_into(profile, run, "alignment", ds, ObservationEncoder(profile.model))
 
 
-def load_one_step(profile: Profile, run: RunLayout | str | Path, ds: QPIDataset):
-    """The trained one-step baseline (eval mode, frozen) and its ModelInfo."""
-    return _load_into(profile, run, "one_step", ds, _autoencoder(profile, 2))
+def load_one_step(profile: Profile, run: RunLayout | str | Path, ds: QPIDataset, step: str = "one_step"):
+    """A trained one-step baseline (eval mode, frozen) and its ModelInfo: the kit's (``one_step``)
+    or the paper's (``one_step_paper``)."""
+    return _load_into(profile, run, step, ds, _autoencoder(profile, 2))

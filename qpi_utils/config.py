@@ -114,6 +114,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     alpha: float = 0.7  # weight of the symmetric loss (step 1 only)
     beta: float = 1e-6  # weight of the KL term
+    kl_reduction: str = "sum"  # the KL over the latent's 256 values: "sum" (the kit) or "mean" (the authors' code)
     seed: int = 0
     mixed_precision: str = "auto"  # "auto" = fp16 on CUDA, bf16 on a CPU with native bf16 (AVX-512
     # BF16 / AMX), else fp32; or "no", "fp16", "bf16"
@@ -123,8 +124,10 @@ class TrainConfig:
     init: str = "auto"  # where the network starts (see resolve_init): kernel_vae: "auto" = the model
     # section's (pretrained weights, or random); alignment: "kernel_encoder" (the step-1 encoder, M
     # channel at zero) or "random"; one_step: "kernel_vae" (the step-1 VAE, M channel at zero: the
-    # start step 2 gets) or "model" (the model section's, as the paper does with pretrained weights)
-    sym_angles: str = "group"  # symmetric loss angles: "group" (all k 2pi/n) or "authors" (their code's)
+    # start step 2 gets; the kit's baseline) or "model" (the model section's weights). The paper's
+    # one-step baseline (step one_step_paper) trains with this section's settings and always
+    # starts from the model section's weights: the pretrained VAE where named, else random
+    sym_angles: str = "group"  # symmetric loss angles: "group" (all k 2pi/n) or "authors" (their code's, both signs)
     augment_snr_db: tuple[float, ...] | None = None  # noise augmentation: (lo, hi) dB, each training
     # observation gets white noise at an SNR drawn uniformly from it (step 2 and one-step); None = off
     # realistic training data (step 2 and one-step): train and select the epoch on a copy of the
@@ -232,6 +235,8 @@ _PROFILES: dict[str, dict[str, Any]] = {
         "kernel_vae": {"epochs": 2, "batch_size": 4, "lr": 1e-3, "lr_step_size": 1},
         "alignment": {"epochs": 2, "batch_size": 8, "lr": 1e-3, "lr_step_size": 1},
         "one_step": {"epochs": 2, "batch_size": 8, "lr": 1e-3, "lr_step_size": 1},
+        "prior": {"name": "kernel-prior-smoke", "n_kernels": 40, "n_validation": 10, "protected_seeds": (0,)},
+        "pretrain": {"epochs": 1, "batch_size": 8, "lr": 1e-3, "schedule": "onecycle"},
         "physics": {"ls_lambda_grid": (1e-3, 1e-1), "ls_calibration_observations": 8, "ls_iterations": 20,
                     "hybrid_steps": 3, "hybrid_test_observations": 8, "hybrid_calibration_observations": 4, "sweep_observations": 6, "sweep_snr_db": (20.0, 0.0),
                     "sweep_scatterers": (1, 30), "sweep_outside_margin": (0.0, 16.0),
@@ -248,6 +253,10 @@ _PROFILES: dict[str, dict[str, Any]] = {
         "kernel_vae": {"epochs": 150, "batch_size": 8, "lr": 1e-3, "lr_step_size": 60, "lr_gamma": 0.3},
         "alignment": {"epochs": 60, "patience": 4, "batch_size": 32, "lr": 5e-4, "lr_step_size": 8, "lr_gamma": 0.5},
         "one_step": {"epochs": 60, "patience": 4, "batch_size": 32, "lr": 5e-4, "lr_step_size": 8, "lr_gamma": 0.5},
+        # the kit prior (`qpi pretrain --profile quick`, committed as priors/kernel-prior-small.safetensors):
+        # 20,000 corpus kernels, one-cycle over 8 epochs at batch 32 (about 5,000 steps)
+        "prior": {"name": "kernel-prior-small"},
+        "pretrain": {"epochs": 8, "batch_size": 32, "lr": 2e-3, "schedule": "onecycle", "checkpoint_every": 1},
         # the hybrid costs ~0.15 s per image on 2 CPU cores at 10 steps: a seeded subset of each
         # test set (its size is the table's n column), and small sweeps. Position refinement off:
         # measured at 19451c4 (benchmarks/hybrid_variants.py, results/benchmarks/hybrid_variants_quick.txt)
@@ -276,16 +285,22 @@ _PROFILES: dict[str, dict[str, Any]] = {
 PROFILE_NAMES = tuple(_PROFILES)
 
 
+TRAIN_SECTIONS = {"kernel_vae": "kernel_vae", "alignment": "alignment", "one_step": "one_step",
+                  "one_step_paper": "one_step"}  # trained step -> the profile section it trains with
+
+
 def resolve_init(profile: Profile, step: str) -> str:
-    """Where ``step``'s network starts. ``auto``: step 2 from the step-1 encoder; the one-step
-    baseline from the pretrained weights when the model section names them (the paper: both
-    methods start from the same pretrained VAE) and otherwise from the step-1 VAE (without
-    pretrained weights it is the only trained VAE there is; both methods then start from it)."""
-    init = getattr(profile, step).init
+    """Where ``step``'s network starts. ``auto``: step 1 from the model section's weights (the
+    pretrained VAE where named, else random); step 2 from the step-1 encoder; the kit's one-step
+    baseline from the step-1 VAE (the start step 2 gets). The paper's one-step baseline
+    (``one_step_paper``) always from the model section's weights, as the paper starts both methods
+    from the same pretrained VAE."""
+    if step == "one_step_paper":
+        return "model"
+    init = getattr(profile, TRAIN_SECTIONS[step]).init
     if init != "auto":
         return init
-    return {"kernel_vae": "model", "alignment": "kernel_encoder",
-            "one_step": "model" if profile.model.pretrained else "kernel_vae"}[step]
+    return {"kernel_vae": "model", "alignment": "kernel_encoder", "one_step": "kernel_vae"}[step]
 
 
 def default_profile_name() -> str:
@@ -406,6 +421,7 @@ def _check(profile: Profile) -> Profile:
         inits = {"kernel_vae": ("auto",), "alignment": ("auto", "kernel_encoder", "random"),
                  "one_step": ("auto", "kernel_vae", "model"), "pretrain": ("auto",)}[name]
         need(t.init in inits, f"{name}.init must be one of {', '.join(inits)}, got {t.init!r}")
+        need(t.kl_reduction in ("sum", "mean"), f"{name}.kl_reduction must be 'sum' or 'mean', got {t.kl_reduction!r}")
         need(t.sym_angles in ("group", "authors"), f"{name}.sym_angles must be 'group' or 'authors', got {t.sym_angles!r}")
         need(t.realistic_line_noise >= 0 and t.realistic_position_error >= 0 and 0 <= t.realistic_outside_margin <= 31,
              f"{name}: realistic_line_noise and realistic_position_error must be >= 0 and realistic_outside_margin "

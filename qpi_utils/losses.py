@@ -1,14 +1,17 @@
 """Losses of the two-step method (all on the model's [-1, 1] image scale, batch-averaged).
 
 * :func:`reconstruction_loss` -- MSE between reconstruction and kernel.
-* :func:`kl_loss` -- KL(q(z|x) || N(0, I)), summed over latent dimensions (weight beta).
+* :func:`kl_loss` -- KL(q(z|x) || N(0, I)), summed over the latent's 256 values (the kit's default)
+  or averaged over them (``reduction="mean"``, the authors' code: the same beta is then 256 times
+  weaker) (weight beta).
 * :func:`symmetric_loss` -- rotate the reconstruction about the scatterer by each symmetry angle
   of its kernel's class and compare the central window with the kernel (weight alpha). Two
   angle sets: ``"group"`` (the kit's default: every non-trivial rotation of the class, k 2pi/n,
   and four generic angles for isotropic kernels) and ``"authors"`` (the angles of the authors'
-  code: 180 for 2-fold, 120 for 3-fold, 90 for 4-fold, 60/120/180 for 6-fold, 90/180 for
-  isotropic). Either way each sample's angles are averaged first, then the batch, so a 6-fold
-  kernel weighs as much as a 2-fold one.
+  code, each applied with both signs as their code does: +-120 for 3-fold and +-60/120/180 for
+  6-fold, the full group; +-90 for 4-fold, without 180; +-90/180 for isotropic; 180 for 2-fold, which
+  their list does not name). Either way each sample's angles are averaged first, then the batch,
+  so a 6-fold kernel weighs as much as a 2-fold one.
 * :func:`alignment_loss` -- step 2: MSE of latent means + MSE of latent log-variances.
 """
 
@@ -25,12 +28,19 @@ __all__ = ["reconstruction_loss", "kl_loss", "symmetric_loss", "alignment_loss",
            "angle_table", "ANGLE_SETS", "WINDOW"]
 
 WINDOW = 40  # side of the central window compared by the symmetric loss (the authors' 40x40)
-# the authors' code: 120 (3-fold), 90 (4-fold), 60/120/180 (6-fold), 90/180 (isotropic); 2-fold's
-# only non-trivial rotation, 180, is assumed for it
+# the authors' code: 120 (3-fold), 90 (4-fold), 60/120/180 (6-fold), 90/180 (isotropic), each rotated by
+# + and - the angle; 2-fold's only non-trivial rotation, 180, is assumed for it
 _AUTHORS_DEGREES = {0: (90.0, 180.0), 2: (180.0,), 3: (120.0,), 4: (90.0,), 6: (60.0, 120.0, 180.0)}
+
+
+def _both_signs(degrees) -> tuple[float, ...]:
+    """+-angle in rad, each rotation once (-180 is 180)."""
+    return tuple(np.deg2rad(sorted({d % 360.0 for a in degrees for d in (a, -a)})))
+
+
 ANGLE_SETS = {
     "group": {n: tuple(symmetry_angles(n)) for n in SYMMETRY_ORDERS},
-    "authors": {n: tuple(np.deg2rad(d)) for n, d in _AUTHORS_DEGREES.items()},
+    "authors": {n: _both_signs(d) for n, d in _AUTHORS_DEGREES.items()},
 }
 _MAX_ANGLES = max(len(a) for table in ANGLE_SETS.values() for a in table.values())
 
@@ -39,9 +49,13 @@ def reconstruction_loss(reconstruction: torch.Tensor, kernel: torch.Tensor) -> t
     return F.mse_loss(reconstruction, kernel)
 
 
-def kl_loss(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """Mean over the batch of 0.5 * sum(mean^2 + var - 1 - logvar) over the latent."""
-    return 0.5 * (mean.pow(2) + logvar.exp() - 1.0 - logvar).flatten(1).sum(1).mean()
+def kl_loss(mean: torch.Tensor, logvar: torch.Tensor, reduction: str = "sum") -> torch.Tensor:
+    """Mean over the batch of 0.5 * (mean^2 + var - 1 - logvar), summed (``"sum"``) or averaged
+    (``"mean"``, the authors' code) over the latent's values."""
+    per_value = 0.5 * (mean.pow(2) + logvar.exp() - 1.0 - logvar).flatten(1)
+    if reduction not in ("sum", "mean"):
+        raise ValueError(f"reduction must be 'sum' or 'mean', got {reduction!r}")
+    return (per_value.sum(1) if reduction == "sum" else per_value.mean(1)).mean()
 
 
 def angle_table(symmetry: torch.Tensor | np.ndarray | list, angle_set: str = "group") -> tuple[torch.Tensor, torch.Tensor]:

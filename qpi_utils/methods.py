@@ -11,7 +11,10 @@ one function plus one line there::
     Method("my_baseline", _my_baseline),                 # in METHODS below
 
 * ``mean_kernel`` -- the mean of the training kernels for every observation: the floor.
-* ``one_step`` -- the baseline network, (Y, M) -> kernel, using the posterior mean.
+* ``one_step`` -- the kit's baseline network, (Y, M) -> kernel, using the posterior mean, trained
+  from the step-1 VAE (it starts with the kernel prior step 2 gets).
+* ``one_step_paper`` -- the paper's baseline: the same network and training, started from the
+  model section's weights (the pretrained VAE, as the paper's baseline starts from the SDXL-VAE).
 * ``two_step`` -- (Y, M) -> observation encoder -> latent mean -> frozen kernel decoder.
 * ``defect_average``, ``least_squares`` -- the physics baselines of :mod:`qpi_utils.baselines`
   (lambda chosen on validation observations), defects binned to the pixels of M.
@@ -122,6 +125,7 @@ class TrainedModels:
     only: tuple[str, ...] = dataclasses.field(default_factory=lambda: tuple(METHODS))  # in METHODS order
     hybrid_settings: dict | None = None  # chosen on validation: {hybrid_lr, hybrid_mu, hybrid_steps}
     hybrid_scores: dict | None = None
+    one_step_paper: torch.nn.Module | None = None  # the paper's one-step baseline (from the model section's weights)
 
     @property
     def ls_iterations(self) -> int:
@@ -190,6 +194,10 @@ def _one_step(models, x, positions=None):
     return predict_one_step(models.one_step, x)
 
 
+def _one_step_paper(models, x, positions=None):
+    return predict_one_step(models.one_step_paper, x)
+
+
 def _two_step(models, x, positions=None):
     return predict_two_step(models.observation_encoder, models.kernel_vae, x)
 
@@ -218,6 +226,7 @@ _TWO_STEP = ("kernel_vae", "alignment")
 METHODS = {m.name: m for m in (
     Method("mean_kernel", _mean_kernel),
     Method("one_step", _one_step, networks=("one_step",), real_maps=True),
+    Method("one_step_paper", _one_step_paper, networks=("one_step_paper",), real_maps=True),
     Method("two_step", _two_step, networks=_TWO_STEP, real_maps=True),
     Method("defect_average", _defect_average, real_maps=True),
     Method("least_squares", _least_squares, real_maps=True),
@@ -247,7 +256,9 @@ def load_models(profile: Profile, run: RunLayout | str | Path, methods: tuple[st
     nets, infos = {}, {}
     for step, loader, key in (("kernel_vae", load_kernel_vae, "kernel_vae"),
                               ("alignment", load_observation_encoder, "observation_encoder"),
-                              ("one_step", load_one_step, "one_step")):
+                              ("one_step", load_one_step, "one_step"),
+                              ("one_step_paper", lambda p, l, d: load_one_step(p, l, d, "one_step_paper"),
+                               "one_step_paper")):
         if step in steps:
             net, infos[key] = loader(profile, layout, ds)
             nets[key] = net.to(device)
@@ -278,4 +289,5 @@ def load_models(profile: Profile, run: RunLayout | str | Path, methods: tuple[st
     return TrainedModels(profile, ds, splits, nets.get("kernel_vae"), nets.get("observation_encoder"),
                          nets.get("one_step"), infos, device, lam, scores, layout,
                          only=tuple(m for m in METHODS if m in methods), ls_subpixel_lambda=lam_sub,
-                         ls_subpixel_scores=scores_sub, hybrid_settings=hybrid_settings, hybrid_scores=hybrid_scores)
+                         ls_subpixel_scores=scores_sub, hybrid_settings=hybrid_settings, hybrid_scores=hybrid_scores,
+                         one_step_paper=nets.get("one_step_paper"))

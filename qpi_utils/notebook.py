@@ -24,7 +24,8 @@ from .train import TRAINERS
 __all__ = ["REQUIRES", "setup", "ensure", "check", "SOLVE_EXERCISES"]
 
 # what each artefact needs first
-REQUIRES = {"data": (), "kernel_vae": ("data",), "alignment": ("data", "kernel_vae"), "one_step": ("data",)}
+REQUIRES = {"data": (), "kernel_vae": ("data",), "alignment": ("data", "kernel_vae"), "one_step": ("data",),
+            "one_step_paper": ("data",)}
 # ... and the one-step baseline the step-1 VAE when it starts from it (config.resolve_init)
 NOTEBOOK_DPI = 110  # figures in the notebook: legible legends and ticks, still small files
 
@@ -67,7 +68,7 @@ def ensure(profile: Profile, run: RunLayout, artefact: str, make_missing: bool =
     """Make ``artefact`` (and what it needs) if it is not in ``run`` yet, or raise
     :class:`~qpi_utils.runs.MissingArtefactError` naming the notebook that makes it."""
     needs = REQUIRES[artefact]
-    if artefact == "one_step" and resolve_init(profile, "one_step") == "kernel_vae":
+    if artefact in ("one_step", "one_step_paper") and resolve_init(profile, artefact) == "kernel_vae":
         needs = (*needs, "kernel_vae")
     for needed in needs:
         ensure(profile, run, needed, make_missing)

@@ -30,7 +30,7 @@ from .files import FetchError, data_dir, fetch_verified
 __all__ = ["STEPS", "MissingArtefactError", "RunLayout", "ARTEFACTS", "project_root", "resolve_run_dir", "as_layout",
            "COMMITTED_FILES", "committed_file", "find_result"]
 
-STEPS = ("kernel_vae", "alignment", "one_step")  # the trained networks of a run, in training order
+STEPS = ("kernel_vae", "alignment", "one_step", "one_step_paper")  # the trained networks of a run, in training order
 
 # artefact -> (what it is, the CLI command that makes it, the notebook that makes it)
 ARTEFACTS = {
@@ -38,6 +38,7 @@ ARTEFACTS = {
     "kernel_vae": ("the step-1 kernel VAE", "train-kernel-vae", "02_kernel_vae"),
     "alignment": ("the step-2 observation encoder", "train-alignment", "03_alignment"),
     "one_step": ("the one-step baseline", "train-one-step", "04_one_step"),
+    "one_step_paper": ("the paper's one-step baseline", "train-one-step-paper", "04_one_step"),
     "results": ("the ID/OOD results table", "evaluate", "05_results"),
 }
 

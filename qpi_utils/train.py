@@ -54,6 +54,7 @@ __all__ = [
     "train_kernel_vae",
     "train_alignment",
     "train_one_step",
+    "train_one_step_paper",
     "train_prior",
     "resolve_mixed_precision",
     "TRAINERS",
@@ -404,7 +405,7 @@ def kernel_vae_loss(tcfg: TrainConfig):
         mse = reconstruction_loss(rec, x)
         sym = (symmetric_loss(rec.float(), x, batch["symmetry"], angle_set=tcfg.sym_angles) if tcfg.alpha > 0
                else torch.zeros((), device=x.device))
-        kl = kl_loss(posterior.mean.float(), posterior.logvar.float())
+        kl = kl_loss(posterior.mean.float(), posterior.logvar.float(), tcfg.kl_reduction)
         return mse + tcfg.alpha * sym + tcfg.beta * kl, {"mse": mse.detach(), "sym": sym.detach(), "kl": kl.detach()}
 
     return loss_fn
@@ -494,29 +495,38 @@ def one_step_loss(tcfg: TrainConfig):
         posterior = model.encode(_observations(batch, tcfg)).latent_dist
         pred = model.decode(posterior.mean).sample
         mse = reconstruction_loss(pred, to_model_scale(batch["kernel"]))
-        kl = kl_loss(posterior.mean.float(), posterior.logvar.float())
+        kl = kl_loss(posterior.mean.float(), posterior.logvar.float(), tcfg.kl_reduction)
         return mse + tcfg.beta * kl, {"mse": mse.detach(), "kl": kl.detach()}
 
     return loss_fn
 
 
 def train_one_step(profile: Profile, run: RunLayout | str | Path, progress: bool = True, restart: bool = False,
-                   stop_after: int | None = None) -> dict:
-    """The baseline: the same VAE family with 2 channels in, trained (Y, M) -> kernel directly.
-    Where it starts: :func:`qpi_utils.config.resolve_init`."""
+                   stop_after: int | None = None, step: str = "one_step") -> dict:
+    """The baseline: the same VAE family with 2 channels in, trained (Y, M) -> kernel directly with
+    the ``one_step`` section's settings. ``step``: ``"one_step"``, the kit's, started from the
+    step-1 VAE, or ``"one_step_paper"``, the paper's, started from the model section's weights
+    (:func:`qpi_utils.config.resolve_init`)."""
     layout, ds, splits = _prepare(profile, run)
     tcfg = profile.one_step
-    if resolve_init(profile, "one_step") == "kernel_vae":
+    if resolve_init(profile, step) == "kernel_vae":
         vae, kernel_info = load_kernel_vae(profile, layout, ds)
         model, info = build_one_step(profile.model, vae, kernel_info)
     else:
         model, info = build_one_step(profile.model)
     seen = _observation_data(profile, layout, ds, tcfg, progress)
     validation = Validation(reconstruct, *_observation_validation(seen, splits, tcfg.seed), "validation observations")
-    return _fit(step="one_step", model=model, train_set=ObservationDataset(seen, splits.train), validation=validation,
+    return _fit(step=step, model=model, train_set=ObservationDataset(seen, splits.train), validation=validation,
                 loss_fn=one_step_loss(tcfg), tcfg=tcfg, layout=layout,
-                fingerprint=step_fingerprint(profile, "one_step", ds), info=info, progress=progress,
+                fingerprint=step_fingerprint(profile, step, ds), info=info, progress=progress,
                 restart=restart, stop_after=stop_after)
+
+
+def train_one_step_paper(profile: Profile, run: RunLayout | str | Path, progress: bool = True, restart: bool = False,
+                         stop_after: int | None = None) -> dict:
+    """The paper's one-step baseline: :func:`train_one_step` started from the model section's
+    weights (the pretrained VAE where the profile names one, else random), never from step 1."""
+    return train_one_step(profile, run, progress, restart, stop_after, step="one_step_paper")
 
 
 # ------------------------------------------------------------------------------------------
@@ -578,4 +588,5 @@ def train_prior(profile: Profile, run: RunLayout | str | Path, progress: bool = 
 
 
 # the one table of trainers, in training order (qpi_utils.runs.STEPS): step name -> trainer
-TRAINERS = {"kernel_vae": train_kernel_vae, "alignment": train_alignment, "one_step": train_one_step}
+TRAINERS = {"kernel_vae": train_kernel_vae, "alignment": train_alignment, "one_step": train_one_step,
+            "one_step_paper": train_one_step_paper}

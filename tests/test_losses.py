@@ -60,19 +60,27 @@ def test_kl_and_alignment_losses():
     z = torch.zeros(3, 4, 8, 8)
     assert kl_loss(z, z).item() == 0.0
     assert kl_loss(z + 1, z).item() == pytest.approx(0.5 * 256)
+    assert kl_loss(z + 1, z, "mean").item() == pytest.approx(0.5)  # the authors' average: 256 times weaker
+    with pytest.raises(ValueError, match="reduction must be 'sum' or 'mean'"):
+        kl_loss(z, z, "max")
     m, lv = torch.randn(3, 4, 8, 8), torch.randn(3, 4, 8, 8)
     assert alignment_loss(m, lv, m, lv).item() == 0.0
     assert alignment_loss(m + 1, lv, m, lv).item() == pytest.approx(1.0)
 
 
-def test_authors_angle_set_is_a_subset_of_the_group():
-    """The authors' angles are rotations of each class's group (so a symmetric kernel scores 0
-    with both sets), fewer of them, and the two sets differ."""
+def test_authors_angle_set_is_their_code_with_both_signs():
+    """The authors' code rotates by + and - each listed angle: the full group for 3- and 6-fold
+    kernels, 90 and 270 but not 180 for 4-fold, 90/180/270 for isotropic kernels, 180 for 2-fold.
+    Each is a rotation of the class's group, so a symmetric kernel scores 0 with both sets."""
     sym = torch.tensor([0, 2, 3, 4, 6])
     ours, ours_valid = angle_table(sym, "group")
     theirs, theirs_valid = angle_table(sym, "authors")
-    assert theirs_valid.sum() < ours_valid.sum()
-    assert torch.allclose(theirs[4, :3], torch.deg2rad(torch.tensor([60.0, 120.0, 180.0], dtype=torch.float64)))
+    degrees = lambda row, valid: sorted(round(float(torch.rad2deg(a))) for a, v in zip(row, valid) if v)
+    assert [degrees(theirs[i], theirs_valid[i]) for i in range(5)] == [
+        [90, 180, 270], [180], [120, 240], [90, 270], [60, 120, 180, 240, 300]]
+    assert degrees(theirs[2], theirs_valid[2]) == degrees(ours[2], ours_valid[2])  # 3-fold: the whole group
+    assert degrees(theirs[4], theirs_valid[4]) == degrees(ours[4], ours_valid[4])  # 6-fold too
+    assert 180 in degrees(ours[3], ours_valid[3]) and 180 not in degrees(theirs[3], theirs_valid[3])
     for n in (2, 3, 4, 6):
         k = _kernel(n)
         assert symmetric_loss(k, k, [n], angle_set="authors").item() < 1e-4

@@ -141,3 +141,39 @@ def test_figures_prints_its_plan_with_every_stage(capsys):
     assert [s.split()[2] for s in stages] == ["seeds", "ablation", "reproduce"]
     assert "--base-run-dir runs/quick-seeds" in stages[1] and "runs/quick-seeds/seed-0" in stages[2]
     assert "last recorded run" in out and "Fig. 4(b)" in out
+
+
+def test_pretrain_writes_a_prior_that_training_starts_from(tmp_path, capsys, monkeypatch):
+    """`qpi pretrain` at smoke: a prior file with the weights of the epoch chosen on the validation
+    corpus, its corpus and its provenance; a profile naming it starts step 1 from those weights,
+    and a run whose held-out kernels the corpus came near is refused (PriorLeakError)."""
+    import torch
+    from safetensors import safe_open
+
+    import qpi_utils.models as models
+    from qpi_utils.config import get_profile
+    from qpi_utils.models import build_kernel_vae, build_one_step, load_kit_prior
+
+    out = tmp_path / "prior.safetensors"
+    assert main(["pretrain", "--profile", "smoke", "--no-progress", "--run-dir", str(tmp_path / "run"),
+                 "--out", str(out)]) == 0
+    assert "best validation-corpus RMSE" in capsys.readouterr().out
+    with safe_open(str(out), framework="pt") as fh:
+        keys = list(fh.keys())
+        assert "corpus.frequency" in keys and fh.get_tensor("corpus.frequency").shape == (40,)
+    monkeypatch.setattr(models, "committed_file", lambda relative: out if relative.endswith("-smoke.safetensors") else None)
+    prof = get_profile("smoke", {"model.pretrained": "qpi-kit/kernel-prior-smoke"})
+    prior, record, corpus = load_kit_prior(prof.model)
+    assert record["summary"]["best_epoch"] in (0, 1) and record["prior"]["n_kernels"] == 40 and len(corpus["phase"]) == 40
+    vae, info = build_kernel_vae(prof.model)
+    assert info.pretrained and info.source == "qpi-kit/kernel-prior-smoke"
+    assert all(torch.equal(a, b) for a, b in zip(vae.state_dict().values(), prior.state_dict().values()))
+    one, _ = build_one_step(prof.model)  # (Y, M) in: the M filter starts at zero
+    assert torch.equal(one.encoder.conv_in.weight[:, :1], prior.encoder.conv_in.weight)
+    assert not one.encoder.conv_in.weight[:, 1:].any()
+    wrong = get_profile("smoke", {"model.pretrained": "qpi-kit/kernel-prior-smoke", "model.block_out_channels": [8, 8, 16, 16]})
+    with pytest.raises(models.PretrainedWeightsError, match="another architecture: model.block_out_channels"):
+        load_kit_prior(wrong.model)
+    monkeypatch.setattr(models, "committed_file", lambda relative: None)
+    with pytest.raises(models.PretrainedWeightsError, match="not committed with this version of the kit"):
+        load_kit_prior(prof.model)
