@@ -33,7 +33,8 @@ from qpi_utils.realdata import RealDataError
 from qpi_utils.paper import TABLE1_RMSE
 from qpi_utils.plots import plot_history, save_figure
 from qpi_utils.runs import STEPS, RunLayout, project_root
-from .seeds import (ABLATIONS, markdown_real_maps, markdown_summary, real_map_scores, run_ablation, run_table,
+from .seeds import (ABLATIONS, COMPARISONS, markdown_paired, markdown_real_maps, markdown_summary, paired_table,
+                    per_sample_rows, real_map_scores, run_ablation, run_table, write_paired,
                     seed_overrides, summarise, write_seed_results)
 from qpi_utils.prior import PriorLeakError
 from qpi_utils.train import TRAINERS, TrainingError, train_prior
@@ -216,11 +217,12 @@ def cmd_seeds(args) -> int:
     root = args.run_dir or Path("runs") / f"{prof.name}-seeds"
     out = Path(args.results_dir) if args.results_dir else project_root() / "results" / prof.name
     t0 = time.perf_counter()
-    tables, seconds = {}, {}
+    tables, seconds, samples = {}, {}, []
     for seed in args.seeds:
         s0 = time.perf_counter()
         seeded = get_profile(prof.name, {**_override_dict(args), **seed_overrides(seed)})
         tables[seed] = run_table(seeded, Path(root) / f"seed-{seed}", progress=not args.no_progress)
+        samples += per_sample_rows(Path(root) / f"seed-{seed}" / "results", seed)
         seconds[seed] = round(time.perf_counter() - s0, 1)
         print(f"seed {seed} done in {seconds[seed]:.0f} s", flush=True)
     rows = summarise(tables)
@@ -230,8 +232,11 @@ def cmd_seeds(args) -> int:
                        f"ID/OOD table over seeds {', '.join(map(str, args.seeds))} (profile {prof.name})",
                        "v1 Table 1", {"seconds_per_seed": seconds, "total_seconds": round(time.perf_counter() - t0, 1),
                                       "command": "qpi " + " ".join(sys.argv[1:])})
+    paired = paired_table(samples, [(("", a), ("", b)) for a, b in COMPARISONS])
+    write_paired(paired, out, "table_seeds")
     print(markdown_summary(rows, "v1 Table 1"))
-    print(f"wrote {out}/table_seeds.csv, table_seeds.md ({time.perf_counter() - t0:.0f} s)")
+    print(markdown_paired(paired))
+    print(f"wrote {out}/table_seeds.csv, table_seeds.md, table_seeds_paired.* ({time.perf_counter() - t0:.0f} s)")
     return 0
 
 
@@ -244,13 +249,15 @@ def cmd_ablation(args) -> int:
     names = list(ABLATIONS) if args.name == "all" else [args.name]
     for name in names:
         ab, t_ab = ABLATIONS[name], time.perf_counter()
-        rows = run_ablation(name, prof.name, args.seeds, Path(root) / name, base_root=args.base_run_dir,
-                            overrides=_override_dict(args), progress=not args.no_progress)
+        rows, paired = run_ablation(name, prof.name, args.seeds, Path(root) / name, base_root=args.base_run_dir,
+                                    overrides=_override_dict(args), progress=not args.no_progress)
+        write_paired(paired, out, name)
         write_seed_results(rows, out, name, prof, args.seeds, ab.title, "paper" if ab.paper else "",
                            {"ablation": name, "variants": ab.variants, "methods": list(ab.methods),
                             "explanation": ab.explanation, "command": "qpi " + " ".join(sys.argv[1:]),
                             "total_seconds": round(time.perf_counter() - t_ab, 1)})
-        print(f"## {ab.title}\n\n{markdown_summary(rows, 'paper' if ab.paper else '')}", flush=True)
+        print(f"## {ab.title}\n\n{markdown_summary(rows, 'paper' if ab.paper else '')}\n{markdown_paired(paired)}",
+              flush=True)
         if ab.real_maps:  # the same networks on the real maps: <name>_real_maps.{csv,md}
             real = real_map_scores(name, prof.name, args.seeds, Path(root) / name, overrides=_override_dict(args))
             write_csv(out / f"{name}_real_maps.csv", real)

@@ -29,8 +29,9 @@ from qpi_utils.checkpoints import load_data, load_kernel_vae, load_realistic_dat
 from qpi_utils.config import Profile, get_profile, resolve_init
 from qpi_utils.data import load_dataset, save_dataset, simulate_dataset
 from .evaluate import evaluate
-from qpi_utils.files import write_csv, write_text
+from qpi_utils.files import read_csv, write_csv, write_text
 from qpi_utils.methods import METHODS, NETWORKS, load_models
+from qpi_utils.metrics import PAIRED_RULE, paired_difference
 from qpi_utils.models import from_model_scale, load_pretrained_rgb, to_model_scale
 from qpi_utils.paper import LATER, TABLE2_RMSE, TABLE3_RMSE, V1
 from .provenance import provenance
@@ -132,6 +133,52 @@ def verdict(a: dict, b: dict, metric: str = "rmse") -> str:
     if hi(b) < lo(a):
         return "b"
     return "tie"
+
+
+# the comparisons every table of methods carries paired (qpi_utils.metrics.paired_difference): (a, b)
+COMPARISONS = (("two_step", "one_step_paper"), ("two_step", "one_step"), ("one_step", "one_step_paper"),
+               ("hybrid", "two_step"), ("least_squares_subpixel", "two_step"),
+               ("hybrid_subpixel", "least_squares_subpixel"))
+PAIRED_COLUMNS = ("setting", "a", "b", "metric", "difference", "ci_low", "ci_high", "verdict", "kernels",
+                  "observations", "a_better_kernels", "seeds")
+
+
+def per_sample_rows(results_dir: str | Path, seed: int, variant: str = "") -> list[dict]:
+    """One run's ``per_sample.csv`` with its seed and variant added (the units of a paired comparison)."""
+    return [{**r, "seed": seed, "variant": variant} for r in read_csv(Path(results_dir) / "per_sample.csv")]
+
+
+def paired_table(rows: list[dict], comparisons, metric: str = "rmse") -> list[dict]:
+    """``comparisons``: ((variant a, method a), (variant b, method b)) pairs; one row per pair and
+    setting that both scored: a minus b, paired per kernel over every seed (:data:`PAIRED_RULE`)."""
+    out = []
+    for setting in ("ID", "OOD"):
+        for (va, ma), (vb, mb) in comparisons:
+            pick = lambda v, m: [r for r in rows if r["setting"] == setting and r["variant"] == v and r["method"] == m]
+            a, b = pick(va, ma), pick(vb, mb)
+            if not a or not b:
+                continue
+            label = lambda v, m: f"{v}: {m}" if v else m
+            out.append({"setting": setting, "a": label(va, ma), "b": label(vb, mb), "metric": metric,
+                        **paired_difference(a, b, metric), "seeds": len({r["seed"] for r in a})})
+    return out
+
+
+def markdown_paired(rows: list[dict]) -> str:
+    """The paired comparisons as markdown: a - b with its interval, the verdict, kernels where a is lower."""
+    lines = ["| setting | a | b | a - b, RMSE [0,1] (95 % paired interval) | verdict | a lower on | seeds |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        verdict = {"a": "a lower", "b": "b lower", "tie": "tie (interval covers 0)"}[r["verdict"]]
+        lines.append(f"| {r['setting']} | {r['a']} | {r['b']} | {r['difference']:+.4f} [{r['ci_low']:+.4f}, "
+                     f"{r['ci_high']:+.4f}] | {verdict} | {r['a_better_kernels']} of {r['kernels']} kernels | "
+                     f"{r['seeds']} |")
+    return "\n".join(lines) + "\n\nPaired per kernel: " + PAIRED_RULE + ".\n"
+
+
+def write_paired(rows: list[dict], out_dir: str | Path, stem: str) -> None:
+    write_csv(Path(out_dir) / f"{stem}_paired.csv", rows, PAIRED_COLUMNS)
+    write_text(Path(out_dir) / f"{stem}_paired.md", markdown_paired(rows))
 
 
 SUMMARY_COLUMNS = ("variant", "setting", "method", "seeds", "n_per_seed",
@@ -240,15 +287,17 @@ def _weights_available(name: str) -> str | None:
 
 
 def run_ablation(name: str, profile_name: str, seeds, root: str | Path, base_root: str | Path | None = None,
-                 overrides: dict | None = None, progress: bool = True) -> list[dict]:
-    """Every variant of ablation ``name`` over ``seeds``; returns summary rows (with the paper's
-    number where it has one). Variants needing pretrained weights that do not load get one row
-    saying so, never a random-init number under the pretrained name."""
+                 overrides: dict | None = None, progress: bool = True) -> tuple[list[dict], list[dict]]:
+    """Every variant of ablation ``name`` over ``seeds``; returns (summary rows, with the paper's
+    number where it has one; paired rows: every variant against the first, method by method, on
+    the same test observations). Variants needing pretrained weights that do not load get one
+    row saying so, never a random-init number under the pretrained name."""
     if name not in ABLATIONS:
         raise ValueError(f"unknown ablation {name!r}; known: {', '.join(ABLATIONS)}")
     ab = ABLATIONS[name]
     root = Path(root)
-    rows = []
+    rows, samples, compared = [], [], []
+    first = next(iter(ab.variants))
     for label, variant in ab.variants.items():
         paper = ab.paper.get(label, (float("nan"), ""))
         if label in ab.needs_pretrained:
@@ -271,17 +320,23 @@ def run_ablation(name: str, profile_name: str, seeds, root: str | Path, base_roo
                     layout = RunLayout(run_dir, prof.name, "cli")
                     copy = load_realistic_data(prof, layout, prof.alignment, load_dataset(layout.data),
                                                progress=progress)
-                    tables[seed] = evaluate(prof, run_dir, run_dir / f"results-test-realistic-{snr:g}dB",
-                                            progress=progress, methods=ab.methods, noise_snr_db=snr, test_data=copy)
+                    results = run_dir / f"results-test-realistic-{snr:g}dB"
+                    tables[seed] = evaluate(prof, run_dir, results, progress=progress, methods=ab.methods,
+                                            noise_snr_db=snr, test_data=copy)
                 elif snr is not None:  # the same trained models, evaluated on noisy test data
-                    tables[seed] = evaluate(prof, run_dir, run_dir / f"results-test-{snr:g}dB", progress=progress,
-                                            methods=ab.methods, noise_snr_db=snr)
+                    results = run_dir / f"results-test-{snr:g}dB"
+                    tables[seed] = evaluate(prof, run_dir, results, progress=progress, methods=ab.methods,
+                                            noise_snr_db=snr)
                 else:
+                    results = run_dir / "results"
                     tables[seed] = run_table(prof, run_dir, ab.methods, base_dir=base, progress=progress)
+                samples += per_sample_rows(results, seed, label + suffix)
+            if label != first:
+                compared += [((first + suffix, m), (label + suffix, m)) for m in ab.methods]
             for row in summarise(tables, label + suffix):
                 row["paper_rmse_pm1"] = paper[0] if (row["setting"] == "OOD" and snr is None) else float("nan")
                 rows.append(row)
-    return rows
+    return rows, paired_table(samples, compared)
 
 
 def ablation_layout(name: str, label: str, profile_name: str, root: str | Path, seed: int = 0,

@@ -42,7 +42,8 @@ def test_pretrained_variant_without_weights_is_marked_not_run(monkeypatch, tmp_p
     calls = []
     monkeypatch.setattr(seeds, "run_table", lambda prof, run_dir, methods, base_dir=None, progress=True:
                         calls.append(prof.model.architecture) or _rows(0.1 + 0.01 * prof.simulation.seed))
-    rows = seeds.run_ablation("pretraining", "smoke", [0, 1], tmp_path)
+    monkeypatch.setattr(seeds, "per_sample_rows", lambda results, seed, variant="": [])
+    rows, _ = seeds.run_ablation("pretraining", "smoke", [0, 1], tmp_path)
     pre = [r for r in rows if r["variant"].startswith("pretrained")]
     assert len(pre) == 1 and pre[0]["note"].startswith("not run: weights unavailable") and "rmse_mean" not in pre[0]
     assert calls == ["small", "small"]  # only the from-scratch variant ran, once per seed
@@ -65,6 +66,11 @@ def test_seeds_command_end_to_end_on_smoke(tmp_path):
     h1 = (tmp_path / "runs" / "seed-1" / "data" / "meta.json").read_text()
     assert h0 != h1
     assert (tmp_path / "out" / "table_seeds_provenance.json").is_file()
+    paired = read_csv(tmp_path / "out" / "table_seeds_paired.csv")
+    # the paper's comparison, paired per kernel over both seeds' test kernels
+    two_vs_paper = [r for r in paired if (r["a"], r["b"]) == ("two_step", "one_step_paper")]
+    assert {r["setting"] for r in two_vs_paper} == {"ID", "OOD"} and all(r["seeds"] == 2 for r in two_vs_paper)
+    assert "paired interval" in (tmp_path / "out" / "table_seeds_paired.md").read_text()
 
 
 def test_ablation_layout_is_where_run_ablation_trains(tmp_path):
@@ -93,8 +99,12 @@ def test_realistic_training_ablation_end_to_end_on_smoke(tmp_path, trained_run):
     assert set(ab.variants) == {"clean", "realistic"} and ab.real_maps
     (tmp_path / "base").mkdir()
     (tmp_path / "base" / "seed-0").symlink_to(trained_run[0])  # the smoke profile's seed 0, trained
-    rows = run_ablation("realistic_training", "smoke", [0], tmp_path / "ab", base_root=tmp_path / "base",
-                        progress=False)
+    rows, paired = run_ablation("realistic_training", "smoke", [0], tmp_path / "ab", base_root=tmp_path / "base",
+                                progress=False)
+    # every method of the realistic variant against the clean one, on the same test observations
+    assert {(r["setting"], r["a"], r["b"]) for r in paired} >= {
+        ("OOD", f"clean: {m}", f"realistic: {m}") for m in ab.methods}
+    assert all(r["verdict"] in ("a", "b", "tie") and r["ci_low"] <= r["difference"] <= r["ci_high"] for r in paired)
     cells = {(r["variant"], r["setting"], r["method"]) for r in rows}
     for variant in ("clean", "realistic", "clean, test realistic 20 dB", "realistic, test realistic 20 dB"):
         assert {(variant, s, m) for s in ("ID", "OOD") for m in ab.methods} <= cells
