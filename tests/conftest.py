@@ -36,15 +36,15 @@ def replace_sim(profile, **kw):
 
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory, tiny_dataset, smoke_profile):
-    """A smoke run directory with the dataset and the three trained networks, and its loaded
-    :class:`qpi_utils.methods.TrainedModels` (trained once for every test that needs them)."""
+    """A smoke run directory with the dataset and every trained network (qpi_utils.train.TRAINERS),
+    and its loaded :class:`qpi_utils.methods.TrainedModels` (trained once for every test that needs them)."""
     from qpi_utils.data import save_dataset
     from qpi_utils.methods import load_models
-    from qpi_utils.train import train_alignment, train_kernel_vae, train_one_step
+    from qpi_utils.train import TRAINERS
 
     run = tmp_path_factory.mktemp("trained_run")
     save_dataset(tiny_dataset, run / "data")
-    for fn in (train_kernel_vae, train_alignment, train_one_step):
+    for fn in TRAINERS.values():
         fn(smoke_profile, run, progress=False)
     return run, load_models(smoke_profile, run)
 
