@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from .config import ModelConfig
+from .errors import QpiError
 from .simulate import IMAGE_SIZE
 
 __all__ = [
@@ -53,7 +54,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-class ModelConfigError(ValueError):
+class ModelConfigError(QpiError, ValueError):
     """A model or checkpoint does not fit the requested configuration."""
 
 
