@@ -21,7 +21,8 @@ from .budget import SUSTAINED_TFLOPS, chain_flops, estimate_seconds, measure_tra
 from .chain import ChainError, run_chain
 from qpi_utils import __version__
 from qpi_utils.config import PROFILE_NAMES, ProfileError, parse_override, default_profile_name, get_profile
-from qpi_utils.checkpoints import CheckpointError, load_blob, step_fingerprint
+from qpi_utils.checkpoints import LOADERS, CheckpointError, check_weights, load_blob, step_fingerprint
+from qpi_utils.errors import QpiError
 from qpi_utils.data import DatasetError, check_dataset_target, load_dataset, save_dataset, simulate_dataset
 from qpi_utils.evaluate import markdown_table
 
@@ -36,7 +37,6 @@ from qpi_utils.runs import STEPS, RunLayout, project_root
 from .seeds import (ABLATIONS, COMPARISONS, markdown_paired, markdown_real_maps, markdown_summary, paired_table,
                     per_sample_rows, real_map_scores, run_ablation, run_table, write_paired,
                     seed_overrides, summarise, write_seed_results)
-from qpi_utils.prior import PriorLeakError
 from qpi_utils.train import TRAINERS, TrainingError, train_prior
 
 __all__ = ["main", "build_parser"]
@@ -128,11 +128,15 @@ def cmd_check(args) -> int:
     print(f"{layout.display(layout.data)}: {ds.n_kernels} kernels x {ds.n_observations} observations, "
           f"content hash {ds.meta['content_hash'][:16]} verified")
     for step in STEPS:
+        load, network = LOADERS[step]
+        if layout.model(step).is_file():  # what evaluation loads: fingerprint, summary, names, shapes, finite
+            load(args.profile_obj, layout, ds)
         for path in (layout.model(step), layout.checkpoint(step)):
             if path.is_file():
                 blob = load_blob(path, step, step_fingerprint(args.profile_obj, step, ds))
-                print(f"{layout.display(path)}: readable, {len(blob['history'])} epochs, fits profile "
-                      f"{args.profile_obj.name}")
+                check_weights(blob["state_dict"], network(args.profile_obj), path)
+                print(f"{layout.display(path)}: readable, {len(blob['history'])} epochs, weights finite and of "
+                      f"the right shapes, fits profile {args.profile_obj.name}")
     return 0
 
 
@@ -430,8 +434,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.profile_obj = get_profile(args.profile or default_profile_name(), args.overrides)
         return int(args.func(args) or 0)
-    except (ProfileError, DatasetError, FileNotFoundError, TrainingError, ModelConfigError, CheckpointError,
-            RealDataError, ChainError, PriorLeakError) as exc:
+    except (QpiError, FileNotFoundError, ChainError) as exc:  # every error the kit raises on purpose names its cause
         print(f"qpi {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # a folder that is a file, a read-only place, a full disk: say which

@@ -21,6 +21,7 @@ import torch
 
 from .config import TRAIN_SECTIONS, Profile, SimulationConfig, TrainConfig, resolve_init
 from .data import DatasetError, QPIDataset, load_dataset, save_dataset, simulate_dataset
+from .errors import QpiError
 from .files import atomic_path
 from .models import ModelConfigError, ModelInfo, ObservationEncoder, autoencoder_config
 from .runs import RunLayout, as_layout
@@ -28,10 +29,10 @@ from .splits import Splits, splits_for
 
 __all__ = ["CheckpointError", "fingerprint", "digest", "save_blob", "load_blob", "check_fingerprint", "load_data",
            "load_kernel_vae", "load_observation_encoder", "load_one_step", "step_fingerprint", "realistic_simulation",
-           "load_realistic_data", "free_train_keys"]
+           "load_realistic_data", "free_train_keys", "check_weights", "LOADERS"]
 
 
-class CheckpointError(ValueError):
+class CheckpointError(QpiError, ValueError):
     """A model or checkpoint file cannot be read; the message names it and what to do."""
 
 
@@ -115,6 +116,27 @@ def load_blob(path: Path, expect_step: str | None = None, expected_fingerprint: 
     return blob
 
 
+def check_weights(state: dict, model: torch.nn.Module, path: Path) -> None:
+    """The one check every stored network passes before use: its weights fit ``model`` (the same
+    names, the same shapes) and are all finite. A :class:`CheckpointError` names the file and the
+    first problem; nothing is loaded when one is found."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    if missing or unexpected:
+        raise CheckpointError(f"{path}: the weights do not fit this network ({len(missing)} missing, e.g. "
+                              f"{missing[:2]}; {len(unexpected)} unexpected, e.g. {unexpected[:2]}): another "
+                              "architecture or a damaged file; rerun with --restart to train afresh")
+    for name, value in state.items():
+        if not torch.is_tensor(value) or tuple(value.shape) != tuple(expected[name].shape):
+            shape = tuple(value.shape) if torch.is_tensor(value) else type(value).__name__
+            raise CheckpointError(f"{path}: weight {name} has shape {shape}, this network needs "
+                                  f"{tuple(expected[name].shape)}; rerun with --restart to train afresh")
+        if value.is_floating_point() and not torch.isfinite(value).all():
+            raise CheckpointError(f"{path}: weight {name} holds NaN or inf: the file is damaged or its training "
+                                  "diverged; rerun with --restart to train afresh")
+
+
 def load_data(profile: Profile, run: RunLayout | str | Path) -> tuple[QPIDataset, Splits]:
     """The run's dataset (memory-mapped) and the profile's splits, checked for leakage."""
     layout = as_layout(run, profile)
@@ -155,14 +177,15 @@ def load_realistic_data(profile: Profile, run: RunLayout | str | Path, tcfg: Tra
     return load_dataset(path)
 
 
-def _load_trained(profile: Profile, run, step: str, ds: QPIDataset) -> dict:
-    layout = as_layout(run, profile)
-    return load_blob(layout.require(step), step, step_fingerprint(profile, step, ds))
-
-
 def _load_into(profile: Profile, run, step: str, ds: QPIDataset, model: torch.nn.Module):
-    """The trained weights of ``step`` loaded into ``model`` (eval mode, frozen), and its ModelInfo."""
-    blob = _load_trained(profile, run, step, ds)
+    """The trained weights of ``step`` loaded into ``model`` (eval mode, frozen), and its ModelInfo;
+    the file is checked first (:func:`load_blob`, :func:`check_weights`, its summary)."""
+    path = as_layout(run, profile).require(step)
+    blob = load_blob(path, step, step_fingerprint(profile, step, ds))
+    if not isinstance(blob.get("summary"), dict) or "model_info" not in blob["summary"]:
+        raise CheckpointError(f"{path}: a checkpoint or a file without its training summary, not a finished model: "
+                              "finish the training (rerun the same command), or --restart")
+    check_weights(blob["state_dict"], model, path)
     model.load_state_dict(blob["state_dict"])
     return model.eval().requires_grad_(False), ModelInfo(**blob["summary"]["model_info"])
 
@@ -187,3 +210,10 @@ def load_one_step(profile: Profile, run: RunLayout | str | Path, ds: QPIDataset,
     """A trained one-step baseline (eval mode, frozen) and its ModelInfo: the kit's (``one_step``)
     or the paper's (``one_step_paper``)."""
     return _load_into(profile, run, step, ds, _autoencoder(profile, 2))
+
+
+# trained step -> (loader, an untrained network of its architecture for checking checkpoints)
+LOADERS = {"kernel_vae": (load_kernel_vae, lambda p: _autoencoder(p, 1)),
+           "alignment": (load_observation_encoder, lambda p: ObservationEncoder(p.model)),
+           "one_step": (load_one_step, lambda p: _autoencoder(p, 2)),
+           "one_step_paper": (lambda p, l, d: load_one_step(p, l, d, "one_step_paper"), lambda p: _autoencoder(p, 2))}

@@ -21,6 +21,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from .errors import QpiError
 from .simulate import IMAGE_SIZE
 
 __all__ = [
@@ -39,7 +40,7 @@ __all__ = [
 ]
 
 
-class ProfileError(ValueError):
+class ProfileError(QpiError, ValueError):
     """A profile name, key or value is not valid."""
 
 

@@ -44,6 +44,7 @@ import numpy as np
 
 from . import __version__
 from .config import SimulationConfig
+from .errors import QpiError
 from .imaging import minmax_normalise
 from .simulate import (PARAM_NAMES, SYMMETRY_ORDERS, activation_map, add_noise, draw_outside, draw_positions,
                        kernel_spectrum, model_constants, render_observations, sample_kernel_params)
@@ -73,7 +74,7 @@ ARRAY_NAMES = (
 )
 
 
-class DatasetError(ValueError):
+class DatasetError(QpiError, ValueError):
     """A dataset file, array or request is not valid; the message names what and where."""
 
 

@@ -19,6 +19,8 @@ import os
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
+from .errors import QpiError
+
 __all__ = ["atomic_path", "write_text", "write_csv", "read_csv", "format_value", "sha256", "data_dir", "FetchError", "fetch_verified"]
 
 
@@ -85,7 +87,7 @@ def data_dir() -> Path:
     return Path(os.environ.get("QPI_DATA_DIR") or pooch.os_cache("qpi-kit"))
 
 
-class FetchError(ValueError):
+class FetchError(QpiError, ValueError):
     """A file to be fetched is missing, damaged or cannot be downloaded; the message says how to
     put it in place by hand."""
 

@@ -36,6 +36,7 @@ import torch
 from torch import nn
 
 from .config import ModelConfig
+from .errors import QpiError
 from .files import FetchError
 from .runs import committed_file
 from .simulate import IMAGE_SIZE
@@ -66,7 +67,7 @@ PRIOR_FREE_KEYS = ("pretrained", "allow_random_init")  # model settings a prior'
 log = logging.getLogger(__name__)
 
 
-class ModelConfigError(ValueError):
+class ModelConfigError(QpiError, ValueError):
     """A model or checkpoint does not fit the requested configuration."""
 
 

@@ -24,6 +24,7 @@ import dataclasses
 import numpy as np
 
 from .config import PriorConfig, SimulationConfig
+from .errors import QpiError
 from .imaging import minmax_normalise
 from .simulate import (KERNEL_ORIGIN, PARAM_NAMES, kernel_spectrum, render_observations,
                        sample_kernel_params)
@@ -33,7 +34,7 @@ __all__ = ["PriorLeakError", "normalised_parameters", "parameter_distance", "hel
            "corpus_parameters", "render_kernels", "check_held_out"]
 
 
-class PriorLeakError(ValueError):
+class PriorLeakError(QpiError, ValueError):
     """A run's held-out kernel lies too close to a kernel the prior was trained on."""
 
 

@@ -32,13 +32,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .errors import QpiError
 from .files import FetchError, data_dir, fetch_verified
 from .methods import METHODS
 from .imaging import minmax_normalise
 from .physics import ConvolutionOperator
 from .simulate import IMAGE_SIZE, KERNEL_ORIGIN, KernelParams, activation_map, add_noise, kernel_spectrum, render_observations
 
-__all__ = ["DATA_FILES", "RealDataError", "STMImage", "data_dir", "fetch", "check_finite", "read_sxm", "read_3ds", "read_createc",
+__all__ = ["DATA_FILES", "RealDataError", "STMImage", "data_dir", "fetch", "check_finite", "header_number", "read_sxm", "read_3ds", "read_createc",
            "read_stm", "level", "highpass", "bragg_filter", "mask_steps", "dominant_frequency", "resample_to_frequency", "find_defects",
            "edit_defects", "tiles", "extract_kernels", "self_consistency", "heldout_consistency", "estimate_period_nm",
            "standing_wave_period_nm", "simulated_ag111", "AG111", "CU111", "RealWindows", "fese_windows",
@@ -60,7 +61,7 @@ DATA_FILES = {
 }
 
 
-class RealDataError(ValueError):
+class RealDataError(QpiError, ValueError):
     """A real-data file or request is not usable; the message names the file and the problem."""
 
 
@@ -118,6 +119,27 @@ def check_finite(img: STMImage, crop_nan: bool) -> STMImage:
     return replace(img, data=img.data[best[0]:best[1]], meta={**img.meta, "cropped_rows": list(best)})
 
 
+def header_number(path: Path, field: str, raw, kind=float, positive: bool = False, nonzero: bool = False):
+    """One number read from a file's header, checked in one place: it parses as ``kind``, is finite,
+    and is > 0 (``positive``) or != 0 (``nonzero``) where the physics needs it; otherwise a
+    :class:`RealDataError` naming the file, the field and the value."""
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise RealDataError(f"{path}: header field {field} is {raw!r}, not a number") from None
+    if not np.isfinite(value):
+        raise RealDataError(f"{path}: header field {field} is {value}, not a finite number")
+    if kind is int:
+        if value != int(value):
+            raise RealDataError(f"{path}: header field {field} is {raw!r}, not a whole number")
+        value = int(value)
+    if positive and value <= 0:
+        raise RealDataError(f"{path}: header field {field} is {value}; it must be > 0")
+    if nonzero and value == 0:
+        raise RealDataError(f"{path}: header field {field} is 0; the map would be all zeros")
+    return value
+
+
 def _open_nanonis(path: Path, what: str):
     """xarray-nanonis dataset of ``path``, or a RealDataError naming the file and the cause."""
     if not path.is_file():
@@ -148,14 +170,17 @@ def read_sxm(path: str | os.PathLike, channel: str = "LIY_1_omega", direction: s
     var = ds[channel]
     data = np.asarray(var.sel(dir=direction).values if "dir" in var.dims else var.values, dtype=np.float64)
     attrs = ds.attrs
-    try:
-        rng = [float(v) for v in str(attrs["SCAN_RANGE"]).split()]
-        pix = [int(v) for v in str(attrs["SCAN_PIXELS"]).split()]
-    except (KeyError, ValueError) as exc:
-        raise RealDataError(f"{path}: header lacks a usable SCAN_RANGE/SCAN_PIXELS ({exc})") from None
+    rng, pix = str(attrs.get("SCAN_RANGE", "")).split(), str(attrs.get("SCAN_PIXELS", "")).split()
+    if len(rng) != 2 or len(pix) != 2:
+        raise RealDataError(f"{path}: header lacks a usable SCAN_RANGE/SCAN_PIXELS (two numbers each), got "
+                            f"{attrs.get('SCAN_RANGE')!r}, {attrs.get('SCAN_PIXELS')!r}")
+    rng = [header_number(path, "SCAN_RANGE", v, positive=True) for v in rng]
+    pix = [header_number(path, "SCAN_PIXELS", v, int, positive=True) for v in pix]
+    bias = attrs.get("BIAS")
     img = STMImage(data=data, pixel_nm=(rng[0] / pix[0] * 1e9, rng[1] / pix[1] * 1e9), channel=channel,
                    unit=var.attrs.get("units", ""), direction=direction,
-                   scan_angle_deg=float(attrs.get("SCAN_ANGLE", 0.0)), bias_V=float(attrs.get("BIAS", "nan")),
+                   scan_angle_deg=header_number(path, "SCAN_ANGLE", attrs.get("SCAN_ANGLE", 0.0)),
+                   bias_V=None if bias is None else header_number(path, "BIAS", bias),
                    source=str(path), meta={"scan_dir": str(attrs.get("SCAN_DIR", "")).strip(),
                                            "date": attrs.get("REC_DATE"), "temperature_K": attrs.get("REC_TEMP")})
     return check_finite(img, crop_nan)
@@ -176,10 +201,11 @@ def read_3ds(path: str | os.PathLike, channel: str = "LI_Demod_1_X", bias_V: flo
         raise RealDataError(f"{path}: bias {bias_V} V is outside the grid's sweep [{bias.min():g}, {bias.max():g}] V")
     index = int(np.argmin(np.abs(bias - bias_V)))
     data = np.asarray(ds[name].isel(bias=index).values, dtype=np.float64)
-    try:
-        width, height = (float(v) for v in ds.attrs["Grid settings"][2:4])
-    except (KeyError, ValueError, TypeError) as exc:
-        raise RealDataError(f"{path}: header lacks usable 'Grid settings' ({exc})") from None
+    settings = ds.attrs.get("Grid settings")
+    if settings is None or len(settings) < 4:
+        raise RealDataError(f"{path}: header lacks usable 'Grid settings' (centre x, y, width, height, angle), "
+                            f"got {settings!r}")
+    width, height = (header_number(path, "Grid settings (width, height)", v, positive=True) for v in settings[2:4])
     img = STMImage(data=data, pixel_nm=(width / data.shape[1] * 1e9, height / data.shape[0] * 1e9), channel=name,
                    unit=ds[name].attrs.get("units", ""), bias_V=float(bias[index]), source=str(path),
                    meta={"layer": index, "layers": len(bias)})
@@ -213,20 +239,15 @@ def read_createc(path: str | os.PathLike, channel: str = "topography", direction
         if "=" in line:
             key, _, value = line.partition("=")
             header[key.split(" / ")[-1].strip()] = value.strip()
-    try:
-        nx, ny = int(header["Num.X"]), int(header["Num.Y"])
-        n_ch = int(header["Channels"])
-        length_x = float(header["Length x[A]"])
-        length_y = float(header["Length y[A]"])
-        dac_z = float(header["Dacto[A]z"])
-        gain_z = float(header["GainZ"])
-    except (KeyError, ValueError) as exc:
-        raise RealDataError(f"{path}: header field missing or not a number ({exc})") from None
-    for field_name, value in (("Num.X", nx), ("Num.Y", ny), ("Channels", n_ch)):
-        if value < 1:
-            raise RealDataError(f"{path}: header field {field_name} is {value}; it must be >= 1")
-    if not (np.isfinite(length_x) and np.isfinite(length_y) and length_x > 0 and length_y > 0):
-        raise RealDataError(f"{path}: header scan lengths must be > 0 angstrom, got {length_x}, {length_y}")
+    missing = [k for k in ("Num.X", "Num.Y", "Channels", "Length x[A]", "Length y[A]", "Dacto[A]z", "GainZ")
+               if k not in header]
+    if missing:
+        raise RealDataError(f"{path}: header field(s) {missing} missing")
+    nx, ny, n_ch = (header_number(path, k, header[k], int, positive=True) for k in ("Num.X", "Num.Y", "Channels"))
+    length_x, length_y = (header_number(path, k, header[k], positive=True) for k in ("Length x[A]", "Length y[A]"))
+    dac_z, gain_z = (header_number(path, k, header[k], nonzero=True) for k in ("Dacto[A]z", "GainZ"))
+    if n_ch * nx * ny > 1 << 28:  # 1 GB of float32: no STM image is that large; refuse before decompressing
+        raise RealDataError(f"{path}: header says {n_ch} channels of {ny}x{nx} pixels, more than any STM image")
     try:
         values = np.frombuffer(zlib.decompress(raw[16384:]), dtype="<f4")
     except zlib.error as exc:
@@ -247,8 +268,8 @@ def read_createc(path: str | os.PathLike, channel: str = "topography", direction
         plane = plane * dac_z * gain_z / 10.0  # DAC -> angstrom -> nm
     bias = header.get("BiasVoltage / BiasVolt.[mV]") or header.get("BiasVolt.[mV]")
     img = STMImage(data=plane, pixel_nm=(length_x / nx / 10.0, length_y / ny / 10.0), channel=channel, unit=unit,
-                   direction=direction, scan_angle_deg=float(header.get("Rotation", 0.0) or 0.0),
-                   bias_V=float(bias) / 1000 if bias else None, source=str(path),
+                   direction=direction, scan_angle_deg=header_number(path, "Rotation", header.get("Rotation") or 0.0),
+                   bias_V=header_number(path, "BiasVolt.[mV]", bias) / 1000 if bias else None, source=str(path),
                    meta={"temperature_K": header.get("T_ADC2[K]"), "current_A": header.get("Current[A]"),
                          "scan_y_direction": header.get("ScanYDirec")})
     return check_finite(img, crop_nan)

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import Profile
+from .errors import QpiError
 from .files import FetchError, data_dir, fetch_verified
 
 __all__ = ["STEPS", "MissingArtefactError", "RunLayout", "ARTEFACTS", "project_root", "resolve_run_dir", "as_layout",
@@ -43,7 +44,7 @@ ARTEFACTS = {
 }
 
 
-class MissingArtefactError(FileNotFoundError):
+class MissingArtefactError(QpiError, FileNotFoundError):
     """An artefact a step needs is not in the run directory; the message says what makes it."""
 
 

@@ -28,10 +28,11 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .checkpoints import (check_fingerprint, digest, free_train_keys, load_blob, load_data, load_kernel_vae, load_realistic_data,
-                          save_blob, step_fingerprint)
+from .checkpoints import (check_fingerprint, check_weights, digest, free_train_keys, load_blob, load_data,
+                          load_kernel_vae, load_realistic_data, save_blob, step_fingerprint)
 from .config import Profile, TrainConfig, resolve_init
 from .data import KernelDataset, ObservationDataset, stack_pairs
+from .errors import QpiError
 from .files import atomic_path, write_csv
 from .losses import alignment_loss, kl_loss, reconstruction_loss, symmetric_loss
 from .models import (KIT_PRIOR, PRIOR_FREE_KEYS, ModelConfigError, ModelInfo, build_kernel_vae,
@@ -66,7 +67,7 @@ LOG_EVERY = 50  # steps between reading the running loss back from the device (a
 CHECKPOINT_SECONDS = 15 * 60  # a checkpoint at least this often, whatever TrainConfig.checkpoint_every says
 
 
-class TrainingError(RuntimeError):
+class TrainingError(QpiError, RuntimeError):
     """Training cannot start or continue; the message says why and what to do."""
 
 
@@ -175,6 +176,7 @@ def _already_trained(step: str, model, tcfg: TrainConfig, layout: RunLayout, fin
     summary = blob["summary"]
     trained = int(summary["epochs"])
     if trained == tcfg.epochs or (summary.get("stopped_early") and trained < tcfg.epochs):
+        check_weights(blob["state_dict"], model, model_path)
         model.load_state_dict(blob["state_dict"])
         done = "already trained" if trained == tcfg.epochs else f"stopped early at epoch {summary['epochs_run']}"
         print(f"{step}: {done} ({layout.display(model_path)}); use --restart to train again")
@@ -225,6 +227,7 @@ def _fit(*, step: str, model: torch.nn.Module, train_set, validation: Validation
     if ckpt_path.is_file() and not restart:
         ck = load_blob(ckpt_path)
         check_fingerprint(ck.get("fingerprint", {}), fingerprint, ckpt_path)
+        check_weights(ck["state_dict"], model, ckpt_path)
         model.load_state_dict(ck["state_dict"])
         optimizer.load_state_dict(ck["optimizer"])
         scheduler.load_state_dict(ck["scheduler"])

@@ -25,7 +25,7 @@ __all__ = ["DEFAULTS", "NOISE_LEVELS", "Explorer", "explorer_figure", "kernel_ex
 
 DEFAULTS = dict(symmetry=6, orientation=0.0, frequency=0.12, phase=0.0, decay=8.0, n_scatterers=12, seed=0,
                 snr_db=None)
-NOISE_LEVELS = (None, 30.0, 20.0, 10.0, 5.0, 0.0)  # SNR (dB) of the white noise on Y; None = no noise
+NOISE_LEVELS = (float("inf"), 30.0, 20.0, 10.0, 5.0, 0.0)  # SNR (dB) of the white noise on Y; inf (or None) = none
 _HANN = np.outer(np.hanning(IMAGE_SIZE), np.hanning(IMAGE_SIZE))  # a window: the image's edges would streak the FFT
 NYQUIST = 0.5  # cycles/px: the highest frequency a pixel grid holds, the FFT panels' edge
 
@@ -44,7 +44,8 @@ def _state(symmetry, orientation, frequency, phase, decay, n_scatterers, seed, s
     kernel = render_observations(spec, np.array([[[KERNEL_ORIGIN, KERNEL_ORIGIN]]], dtype=np.float64))[0]
     rng = np.random.default_rng(int(seed))
     pos = rng.uniform(-0.5, IMAGE_SIZE - 0.5, size=(1, int(n_scatterers), 2))
-    obs = add_noise(rng, render_observations(spec, pos), None if snr_db is None else float(snr_db), 0.0)[0]
+    quiet = snr_db is None or np.isinf(snr_db)
+    obs = add_noise(rng, render_observations(spec, pos), None if quiet else float(snr_db), 0.0)[0]
     return {"kernel": kernel, "observation": obs, "kernel_fft": _fourier(kernel), "fft": _fourier(obs),
             "activation_map": activation_map(pos[0]), "positions": pos[0], "frequency": float(frequency)}
 
@@ -101,7 +102,7 @@ class Explorer:
             im.set_data(s[key])
             im.set_clim(s[key].min(), s[key].max())
             circle.set_data(s["frequency"] * np.cos(theta), s["frequency"] * np.sin(theta))
-        noise = "no noise" if v["snr_db"] is None else f"SNR {v['snr_db']:g} dB"
+        noise = "no noise" if v["snr_db"] is None or np.isinf(v["snr_db"]) else f"SNR {v['snr_db']:g} dB"
         self.axes[0].set_title(f"kernel A: {SYMMETRY_NAMES[int(v['symmetry'])]}, period {1 / v['frequency']:.1f} px")
         self.axes[1].set_title(f"Y = M (*) A: {int(v['n_scatterers'])} defects, {noise}")
         self.axes[2].set_title("|FFT(A)|; circle: |q| = f")
@@ -149,8 +150,8 @@ def kernel_explorer():
         decay=w.FloatSlider(value=8.0, min=2.0, max=20.0, step=0.5, description="decay (px)", style=style, **lazy),
         n_scatterers=w.IntSlider(value=12, min=1, max=100, description="defects", style=style, **lazy),
         seed=w.IntSlider(value=0, min=0, max=20, description="positions seed", style=style, **lazy),
-        snr_db=w.SelectionSlider(options=[("off" if v is None else f"{v:g} dB", v) for v in NOISE_LEVELS],
-                                 value=None, description="noise (SNR)", style=style, **lazy),
+        snr_db=w.SelectionSlider(options=[("off" if np.isinf(v) else f"{v:g} dB", v) for v in NOISE_LEVELS],
+                                 value=NOISE_LEVELS[0], description="noise (SNR)", style=style, **lazy),
     )
     plt = pyplot()
     explorer = Explorer()

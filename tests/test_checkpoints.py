@@ -70,3 +70,49 @@ def test_fingerprint_holds_the_realistic_settings_only_when_they_act(smoke_profi
     on = dataclasses.replace(smoke_profile, alignment=_realistic(smoke_profile))
     fp = fingerprint(on, "alignment", tiny_dataset)
     assert fp != clean and fp["train"]["realistic_position_error"] == smoke_profile.alignment.realistic_position_error
+
+
+def _damaged_copies(trained_run, tmp_path):
+    """A copy of the trained smoke run, and a function that rewrites one of its model files."""
+    import shutil
+
+    import torch
+
+    src, _ = trained_run
+    run = tmp_path / "run"
+    shutil.copytree(src, run, symlinks=True)
+
+    def damage(step, edit):
+        path = run / "models" / f"{step}.pt"
+        blob = torch.load(path, weights_only=True)
+        edit(blob)
+        torch.save(blob, path)
+        return path
+
+    return run, damage
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda b: b["state_dict"].__setitem__("decoder.conv_out.bias", b["state_dict"]["decoder.conv_out.bias"] * float("nan")),
+     "weight decoder.conv_out.bias holds NaN or inf"),
+    (lambda b: b["state_dict"].pop("encoder.conv_in.weight"), "do not fit this network .1 missing"),
+    (lambda b: b["state_dict"].__setitem__("decoder.conv_out.bias", b["state_dict"]["decoder.conv_out.bias"].repeat(2)),
+     r"weight decoder.conv_out.bias has shape \(2,\), this network needs \(1,\)"),
+    (lambda b: b.pop("summary"), "without its training summary"),
+])
+def test_a_damaged_model_is_refused_on_load_and_by_qpi_check(trained_run, tmp_path, smoke_profile, capsys, edit, message):
+    """One rule for every stored network (checkpoints.check_weights): a NaN weight, a missing or
+    extra key, a wrong shape or a checkpoint copied over a model file is a CheckpointError naming
+    the file, when evaluation loads it and when `qpi check` looks at it; never a torch traceback."""
+    from qpi_lab.cli import main
+    from qpi_utils.checkpoints import CheckpointError, load_one_step
+    from qpi_utils.data import load_dataset
+
+    run, damage = _damaged_copies(trained_run, tmp_path)
+    path = damage("one_step", edit)
+    with pytest.raises(CheckpointError, match=message) as err:
+        load_one_step(smoke_profile, run, load_dataset(run / "data"))
+    assert str(path) in str(err.value)
+    assert main(["check", "--profile", "smoke", "--run-dir", str(run)]) == 2
+    out = capsys.readouterr()
+    assert "one_step.pt" in out.err and "Traceback" not in out.err

@@ -179,3 +179,21 @@ def test_the_conda_files_install_the_torch_build_they_say():
     names = {re.split(r"[<>=\[ ]", p, maxsplit=1)[0].lower() for p in cpu_conda + cpu_pip if not p.startswith("-")}
     deps = tomllib.loads((root / "pyproject.toml").read_text())["project"]["dependencies"]
     assert {re.split(r"[<>=\[ ]", d, maxsplit=1)[0].lower() for d in deps} <= names
+
+
+def test_every_error_the_kit_raises_on_purpose_is_a_qpi_error():
+    """One error family (qpi_utils.errors): each module's error class subclasses QpiError, so the
+    CLI and users catch them all in one place."""
+    import importlib
+    import inspect
+
+    from qpi_utils.errors import QpiError
+
+    found = []
+    for name in MODULES:
+        module = importlib.import_module(f"qpi_utils.{name}")
+        for cls_name, cls in inspect.getmembers(module, inspect.isclass):
+            if cls.__module__ == module.__name__ and issubclass(cls, Exception):
+                found.append(cls_name)
+                assert issubclass(cls, QpiError), f"qpi_utils.{name}.{cls_name} is not a QpiError"
+    assert {"ProfileError", "DatasetError", "CheckpointError", "RealDataError", "TrainingError"} <= set(found)

@@ -4,6 +4,8 @@ import os
 from pathlib import Path
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from qpi_utils import realdata as R
 from qpi_utils.realdata import RealDataError
 import pooch
@@ -316,17 +318,78 @@ def test_a_read_only_folder_is_named(tmp_path, monkeypatch):
         R.fetch(CU)
 
 
-@pytest.mark.parametrize("field, value, message", [
-    (b"Num.X / Num.X=512", b"Num.X / Num.X=0  ", "Num.X is 0; it must be >= 1"),
-    (b"Length x[A]=1087.5332", b"Length x[A]=-1.000000", "scan lengths must be > 0"),
-])
-def test_impossible_createc_headers_are_named(tmp_path, field, value, message):
+def _createc_bytes() -> bytes:
     folder = Path(os.environ.get("QPI_DATA_DIR", ""))
     if not (folder / CU).is_file():
         pytest.fail(f"the real STM files must be in QPI_DATA_DIR ({folder}); see ../shared/data")
-    raw = (folder / CU).read_bytes()
-    assert field in raw
+    return (folder / CU).read_bytes()
+
+
+def _with_header_value(raw: bytes, line: bytes, value: bytes) -> bytes:
+    """The file with one header line's value replaced. The header (text, then NUL padding up to
+    the ``DATA`` mark at byte 16380) keeps its length, so the data still start at byte 16384."""
+    header, rest = raw[:16380], raw[16380:]
+    text_end = header.index(b"\x00")
+    start = header.index(line)
+    end = header.index(b"\r\n", start)
+    text = header[:start] + line.split(b"=")[0] + b"=" + value + header[end:text_end]
+    assert len(text) < 16380, "the new header is longer than the header region"
+    return text.ljust(16379, b"\x00") + header[-1:] + rest
+
+
+@pytest.mark.parametrize("line, value, message", [
+    (b"Num.X / Num.X=512", b"0", "header field Num.X is 0; it must be > 0"),
+    (b"Num.X / Num.X=512", b"5.5", "header field Num.X is '5.5", ),
+    (b"Length x[A]=1087.5332", b"-1.000", r"header field Length x\[A\] is -1.0; it must be > 0"),
+    (b"Length y[A]=1087.5332", b"nan", r"header field Length y\[A\] is nan, not a finite number"),
+    (b"GainZ / GainZ=3", b"0", "header field GainZ is 0; the map would be all zeros"),
+    (b"Dacto[A]z=0.00018", b"abc", r"header field Dacto\[A\]z is 'abc', not a number"),
+    (b"Rotation / Rotation=0.00", b"inf", "header field Rotation is inf"),
+    (b"BiasVoltage / BiasVolt.[mV]=50.00", b"x", r"header field BiasVolt.\[mV\] is 'x'"),
+])
+def test_impossible_createc_headers_are_named(tmp_path, line, value, message):
+    """Every number a reader takes from a header goes through one check (realdata.header_number):
+    parsed, finite, > 0 or != 0 where the physics needs it, the field named."""
+    raw = _createc_bytes()
+    assert line in raw
     bad = tmp_path / "bad.dat"
-    bad.write_bytes(raw.replace(field, value, 1))
+    bad.write_bytes(_with_header_value(raw, line, value))
     with pytest.raises(RealDataError, match=message):
         R.read_createc(bad)
+
+
+def test_a_createc_header_asking_for_a_huge_image_is_refused_before_decompressing(tmp_path):
+    bad = tmp_path / "huge.dat"
+    bad.write_bytes(_with_header_value(_createc_bytes(), b"Num.X / Num.X=512", b"9999999"))
+    with pytest.raises(RealDataError, match="more than any STM image"):
+        R.read_createc(bad)
+
+
+def test_an_upper_case_extension_is_read(tmp_path):
+    upper = tmp_path / "TERRACE.DAT"
+    upper.write_bytes(_createc_bytes())
+    assert R.read_stm(upper).data.shape == (512, 512)
+
+
+NUMERIC_CREATEC_FIELDS = (b"Num.X / Num.X=512", b"Num.Y / Num.Y=512", b"Channels / Channels=4", b"Length x[A]=1087.5332",
+                          b"Length y[A]=1087.5332", b"Dacto[A]z=0.00018", b"GainZ / GainZ=3", b"Rotation / Rotation=0.00",
+                          b"BiasVoltage / BiasVolt.[mV]=50.00")
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(line=st.sampled_from(NUMERIC_CREATEC_FIELDS),
+       value=st.one_of(st.floats(allow_nan=True, allow_infinity=True).map(lambda v: repr(v)),
+                       st.integers(-10**12, 10**12).map(str),
+                       st.text(alphabet="0123456789.-+eEnaif x", max_size=8)))
+def test_any_value_in_a_createc_header_field_is_read_or_named(tmp_path, line, value):
+    """Hypothesis: whatever a header field holds, the reader gives a usable image (finite data,
+    pixel sizes > 0) or a RealDataError naming the file; never another exception."""
+    raw = _with_header_value(_createc_bytes(), line, value.encode())
+    path = tmp_path / "mutated.dat"
+    path.write_bytes(raw)
+    try:
+        img = R.read_createc(path)
+    except RealDataError as exc:
+        assert str(path) in str(exc)
+        return
+    assert np.isfinite(img.data).all() and min(img.pixel_nm) > 0 and img.data.shape[0] >= 1

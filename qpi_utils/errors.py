@@ -1,0 +1,16 @@
+"""The kit's one error family.
+
+Every error the kit raises on purpose is a :class:`QpiError`, and its message names what is at
+fault: the file, the argument, the header field or the setting, with the value found and what was
+expected. Each module's error (``ProfileError``, ``DatasetError``, ``CheckpointError``, ...)
+subclasses it and the built-in error it stands for (``ValueError``, ``FileNotFoundError``, ...), so
+``except QpiError`` catches every one of them and older ``except ValueError`` code still works.
+"""
+
+from __future__ import annotations
+
+__all__ = ["QpiError"]
+
+
+class QpiError(Exception):
+    """An error the kit raised on purpose, with a message that names the problem."""
