@@ -32,7 +32,8 @@ from .evaluate import evaluate
 from qpi_utils.files import read_csv, write_csv, write_text
 from qpi_utils.methods import METHODS, NETWORKS, load_models
 from qpi_utils.metrics import PAIRED_RULE, paired_difference
-from qpi_utils.models import from_model_scale, load_pretrained_rgb, to_model_scale
+from qpi_utils.models import (KIT_PRIOR, ModelConfigError, from_model_scale, load_kit_prior, load_pretrained_rgb,
+                              to_model_scale)
 from qpi_utils.paper import LATER, TABLE2_RMSE, TABLE3_RMSE, V1
 from .provenance import provenance
 from qpi_utils.runs import RunLayout
@@ -255,15 +256,19 @@ ABLATIONS = {
         explanation="Training observations get white noise at an SNR drawn from 0-30 dB (the later version's "
                     "augmentation; its exact recipe is not given)."),
     "pretraining": Ablation(
-        "Pretrained SDXL-VAE weights vs training from scratch (paper's later version, Table III)",
-        {"pretrained (sdxl-vae-fp16-fix)": {"model.architecture": "sdxl", "model.block_out_channels": [128, 256, 512, 512],
+        "Pretrained weights vs training from scratch (paper's later version, Table III)",
+        {"pretrained (the kit prior)": {"model.pretrained": "qpi-kit/kernel-prior-small"},
+         "from scratch": {"model.pretrained": None},
+         "pretrained (sdxl-vae-fp16-fix)": {"model.architecture": "sdxl", "model.block_out_channels": [128, 256, 512, 512],
                                             "model.layers_per_block": 2, "model.norm_num_groups": 32,
-                                            "model.pretrained": "madebyollin/sdxl-vae-fp16-fix"},
-         "from scratch": {}},
+                                            "model.pretrained": "madebyollin/sdxl-vae-fp16-fix"}},
+        methods=("two_step", "one_step_paper"),
         paper={"pretrained (sdxl-vae-fp16-fix)": (TABLE3_RMSE["pretrained"], f"{LATER}, Table III"),
                "from scratch": (TABLE3_RMSE["scratch"], f"{LATER}, Table III")},
-        needs_pretrained=("pretrained (sdxl-vae-fp16-fix)",),
-        explanation="From scratch is the profile's own small VAE; the pretrained row needs the Hugging Face weights."),
+        needs_pretrained=("pretrained (the kit prior)", "pretrained (sdxl-vae-fp16-fix)"),
+        explanation="Both methods (two-step and the paper's one-step baseline) start from each: the kit prior "
+                    "(the small VAE pretrained on simulated kernels kept away from every held-out kernel, "
+                    "qpi_utils.prior), random weights, or the paper's SDXL-VAE where its weights load."),
     "realistic_training": Ablation(
         "Step 2 trained on realistic observations: noise, scan-line offsets, hidden defects, position errors",
         {"clean": {}, "realistic": {"alignment.realistic_data": True, "alignment.augment_snr_db": [5.0, 30.0]}},
@@ -277,12 +282,16 @@ ABLATIONS = {
 }
 
 
-def _weights_available(name: str) -> str | None:
-    """None if the pretrained weights load here, else why not (one line)."""
+def _weights_available(profile: Profile) -> str | None:
+    """None if the profile's pretrained weights (a kit prior, or Hugging Face weights) load here for
+    its architecture, else why not (one line)."""
     try:
-        load_pretrained_rgb(name)
+        if profile.model.pretrained.startswith(KIT_PRIOR):
+            load_kit_prior(profile.model)
+        else:
+            load_pretrained_rgb(profile.model.pretrained)
         return None
-    except OSError as exc:
+    except (OSError, ModelConfigError) as exc:
         return str(exc).strip().splitlines()[0][:160]
 
 
@@ -301,7 +310,7 @@ def run_ablation(name: str, profile_name: str, seeds, root: str | Path, base_roo
     for label, variant in ab.variants.items():
         paper = ab.paper.get(label, (float("nan"), ""))
         if label in ab.needs_pretrained:
-            why = _weights_available(variant["model.pretrained"])
+            why = _weights_available(get_profile(profile_name, {**(overrides or {}), **variant}))
             if why is not None:
                 rows.append({"variant": label, "setting": "OOD", "method": "two_step", "seeds": 0,
                              "paper_rmse_pm1": paper[0], "note": f"not run: weights unavailable ({why})"})
