@@ -37,7 +37,8 @@ from qpi_utils.runs import STEPS, RunLayout, project_root
 from .seeds import (ABLATIONS, COMPARISONS, markdown_paired, markdown_real_maps, markdown_summary, paired_table,
                     per_sample_rows, real_map_scores, run_ablation, run_table, write_paired,
                     seed_overrides, summarise, write_seed_results)
-from qpi_utils.train import TRAINERS, TrainingError, train_prior
+from qpi_utils.train import TRAINERS, TrainingError
+from .prior import train_prior
 
 __all__ = ["main", "build_parser"]
 

@@ -1,6 +1,6 @@
 """Training: step 1 (kernel VAE), step 2 (latent alignment), and the one-step baseline.
 
-All three share :func:`_fit`: Adam + StepLR + gradient clipping, Hugging Face ``accelerate``
+All three share :func:`fit`: Adam + StepLR + gradient clipping, Hugging Face ``accelerate``
 for device placement, mixed precision on GPU (fp16 by default there; plain fp32 on CPU) and
 multi-GPU via ``accelerate launch``; a checkpoint after every epoch; per-epoch train and test
 loss in ``<run>/logs/<step>.csv``. Training draws nothing: each trainer returns its summary with
@@ -38,7 +38,7 @@ from .losses import alignment_loss, kl_loss, reconstruction_loss, symmetric_loss
 from .models import (KIT_PRIOR, PRIOR_FREE_KEYS, ModelConfigError, ModelInfo, build_kernel_vae,
                      build_observation_encoder, build_one_step, kernel_latents, latent_shape, load_kit_prior,
                      to_model_scale)
-from .prior import check_held_out, corpus_parameters, render_kernels
+from .prior import check_held_out
 from .runs import STEPS, RunLayout, as_layout
 
 __all__ = [
@@ -56,10 +56,10 @@ __all__ = [
     "train_alignment",
     "train_one_step",
     "train_one_step_paper",
-    "train_prior",
     "resolve_mixed_precision",
     "TRAINERS",
     "train_step",
+    "fit",
 ]
 
 log = logging.getLogger(__name__)
@@ -122,7 +122,7 @@ SELECTION_RULE = ("before training (epoch 0, the start) and after every epoch, t
 
 @dataclass
 class Validation:
-    """What :func:`_fit` selects on: ``predict(model, x) -> kernel`` on the model scale, run on
+    """What :func:`fit` selects on: ``predict(model, x) -> kernel`` on the model scale, run on
     ``inputs`` (N, C, 64, 64) and compared with ``kernels`` (N, 1, 64, 64), both [-1, 1]."""
 
     predict: Callable
@@ -189,7 +189,7 @@ def _already_trained(step: str, model, tcfg: TrainConfig, layout: RunLayout, fin
     return None
 
 
-def _fit(*, step: str, model: torch.nn.Module, train_set, validation: Validation, loss_fn: Callable,
+def fit(*, step: str, model: torch.nn.Module, train_set, validation: Validation, loss_fn: Callable,
          tcfg: TrainConfig, layout: RunLayout, fingerprint: dict, info: ModelInfo, extra: dict | None = None,
          progress: bool = True, restart: bool = False, stop_after: int | None = None, to_device=()) -> dict:
     """Train ``model`` (the trainable module) with ``loss_fn(model, batch) -> (loss, parts)``,
@@ -427,7 +427,7 @@ def train_kernel_vae(profile: Profile, run: RunLayout | str | Path, progress: bo
     vae, info = build_kernel_vae(profile.model)
     tcfg = profile.kernel_vae
     validation = Validation(reconstruct, *_kernel_validation(ds, splits.val_kernels), "validation kernels")
-    return _fit(step="kernel_vae", model=vae, train_set=KernelDataset(ds, splits.train_kernels), validation=validation,
+    return fit(step="kernel_vae", model=vae, train_set=KernelDataset(ds, splits.train_kernels), validation=validation,
                 loss_fn=kernel_vae_loss(tcfg), tcfg=tcfg, layout=layout,
                 fingerprint=step_fingerprint(profile, "kernel_vae", ds), info=info, progress=progress,
                 restart=restart, stop_after=stop_after)
@@ -480,7 +480,7 @@ def train_alignment(profile: Profile, run: RunLayout | str | Path, progress: boo
     seen = _observation_data(profile, layout, ds, tcfg, progress)
     validation = Validation(lambda enc, x: vae.decode(enc(x)[0]).sample,
                             *_observation_validation(seen, splits, tcfg.seed), "validation observations")
-    return _fit(step="alignment", model=encoder, train_set=_AlignmentData(seen, splits.train, t_mean, t_logvar),
+    return fit(step="alignment", model=encoder, train_set=_AlignmentData(seen, splits.train, t_mean, t_logvar),
                 validation=validation, loss_fn=alignment_loss_fn(tcfg), tcfg=tcfg, layout=layout,
                 fingerprint=step_fingerprint(profile, "alignment", ds), info=info,
                 extra={"latent_shape": list(k_shape)}, progress=progress, restart=restart, stop_after=stop_after,
@@ -519,7 +519,7 @@ def train_one_step(profile: Profile, run: RunLayout | str | Path, progress: bool
         model, info = build_one_step(profile.model)
     seen = _observation_data(profile, layout, ds, tcfg, progress)
     validation = Validation(reconstruct, *_observation_validation(seen, splits, tcfg.seed), "validation observations")
-    return _fit(step=step, model=model, train_set=ObservationDataset(seen, splits.train), validation=validation,
+    return fit(step=step, model=model, train_set=ObservationDataset(seen, splits.train), validation=validation,
                 loss_fn=one_step_loss(tcfg), tcfg=tcfg, layout=layout,
                 fingerprint=step_fingerprint(profile, step, ds), info=info, progress=progress,
                 restart=restart, stop_after=stop_after)
@@ -530,64 +530,6 @@ def train_one_step_paper(profile: Profile, run: RunLayout | str | Path, progress
     """The paper's one-step baseline: :func:`train_one_step` started from the model section's
     weights (the pretrained VAE where the profile names one, else random), never from step 1."""
     return train_one_step(profile, run, progress, restart, stop_after, step="one_step_paper")
-
-
-# ------------------------------------------------------------------------------------------
-# the kit prior (qpi_utils.prior), made once by `qpi pretrain`
-
-
-class _CorpusKernels(torch.utils.data.Dataset):
-    """The prior's corpus as :class:`~qpi_utils.data.KernelDataset` items."""
-
-    def __init__(self, kernels: np.ndarray, symmetry: np.ndarray):
-        self.kernels = torch.from_numpy(kernels)[:, None]
-        self.symmetry = np.asarray(symmetry, np.int64)
-
-    def __len__(self):
-        return len(self.kernels)
-
-    def __getitem__(self, i):
-        return {"kernel": self.kernels[i], "symmetry": int(self.symmetry[i]), "kernel_id": int(i)}
-
-
-def _corpus_kernels(layout: RunLayout, params: dict, supersample: int, progress: bool) -> np.ndarray:
-    """The corpus rendered once and kept in the prior's run (``corpus/<hash>.npy``): a resumed
-    training does not render it again."""
-    path = layout.root / "corpus" / f"kernels-{digest({k: v.tolist() for k, v in params.items()})}.npy"
-    if path.is_file():
-        return np.load(path)
-    kernels = render_kernels(params, supersample, progress)
-    with atomic_path(path) as tmp:
-        np.save(tmp, kernels)
-    return kernels
-
-
-def train_prior(profile: Profile, run: RunLayout | str | Path, progress: bool = True, restart: bool = False,
-                stop_after: int | None = None) -> dict:
-    """The kit prior: the model section's VAE, from random weights, trained with step 1's loss
-    (``profile.pretrain``) on the corpus of ``profile.prior`` (:func:`qpi_utils.prior.corpus_parameters`),
-    keeping the epoch that reconstructs the validation corpus best. ``run``: the prior's own run
-    directory (no dataset needed). Returns the summary with ``history`` and the corpus parameters
-    (``corpus``), which ``qpi pretrain`` commits with the weights."""
-    layout = as_layout(run, profile)
-    pc, sim, tcfg = profile.prior, profile.simulation, profile.pretrain
-    params = corpus_parameters(pc, sim)
-    val_params = corpus_parameters(pc, sim, validation=True)
-    kernels = _corpus_kernels(layout, params, pc.supersample, progress)
-    val = to_model_scale(torch.from_numpy(_corpus_kernels(layout, val_params, pc.supersample, progress))[:, None])
-    model_cfg = dataclasses.replace(profile.model, pretrained=None)
-    vae, info = build_kernel_vae(model_cfg)
-    fingerprint = {"profile": profile.name, "step": "pretrain",
-                   "model": {k: v for k, v in dataclasses.asdict(model_cfg).items() if k not in PRIOR_FREE_KEYS},
-                   "train": {k: v for k, v in dataclasses.asdict(tcfg).items()
-                             if k not in free_train_keys(dataclasses.asdict(tcfg))},
-                   "prior": dataclasses.asdict(pc),
-                   "ranges": {"frequency": list(sim.frequency_range), "decay": list(sim.decay_range)}}
-    summary = _fit(step="pretrain", model=vae, train_set=_CorpusKernels(kernels, params["symmetry"]),
-                   validation=Validation(reconstruct, val, val, "validation corpus"), loss_fn=kernel_vae_loss(tcfg),
-                   tcfg=tcfg, layout=layout, fingerprint=fingerprint, info=info, progress=progress, restart=restart,
-                   stop_after=stop_after)
-    return {**summary, "corpus": params, "fingerprint": fingerprint}
 
 
 # the one table of trainers, in training order (qpi_utils.runs.STEPS): step name -> trainer

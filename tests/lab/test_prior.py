@@ -6,8 +6,8 @@ import pytest
 
 from qpi_utils.config import get_profile
 from qpi_utils.data import simulate_dataset
-from qpi_utils.prior import (PriorLeakError, check_held_out, corpus_parameters, held_out_parameters,
-                             parameter_distance, render_kernels)
+from qpi_lab.prior import corpus_parameters, held_out_parameters, render_kernels
+from qpi_utils.prior import PriorLeakError, check_held_out, parameter_distance
 from qpi_utils.splits import splits_for
 
 SIM = get_profile("quick").simulation
