@@ -1,5 +1,5 @@
 """The sub-pixel hybrid's edge check, its thresholds chosen on validation kernels by the stated
-rule (:func:`qpi_utils.baselines.choose_edge_check`).
+rule (:func:`qpi_lab.calibrate.choose_edge_check`).
 
     python benchmarks/edge_check.py --run-dir runs/quick-seeds/seed-0 [--profile quick] [--per-kernel 2]
 
@@ -23,7 +23,8 @@ import dataclasses
 import numpy as np
 import torch
 
-from qpi_utils.baselines import EDGE_CHECK, choose_edge_check, hybrid
+from qpi_lab.calibrate import choose_edge_check
+from qpi_utils.baselines import EDGE_CHECK, hybrid
 from qpi_utils.config import get_profile
 from qpi_utils.data import stack_pairs
 from qpi_utils.methods import load_models

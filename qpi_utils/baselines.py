@@ -43,7 +43,7 @@ from .train import cpu_has_native_bf16
 
 __all__ = ["defect_average", "least_squares", "least_squares_path", "choose_regularisation", "estimate_noise_std",
            "least_squares_discrepancy", "estimate_snr_db", "edge_ratio", "EdgeCheck", "EDGE_CHECK", "hybrid", "choose_hybrid_settings",
-           "choose_edge_check", "DECODER_AUTOCAST", "decoder_precision"]
+           "prior_centred_fits", "check_positions", "TAU", "DECODER_AUTOCAST", "decoder_precision"]
 
 
 def _check_batch(name: str, x: np.ndarray) -> np.ndarray:
@@ -69,7 +69,7 @@ def _check_pair(observations, maps) -> tuple[np.ndarray, np.ndarray]:
     return y, m
 
 
-def _check_positions(positions, n: int) -> np.ndarray:
+def check_positions(positions, n: int) -> np.ndarray:
     """(N, S, 2) continuous defect positions (x, y) in pixels, NaN = unused slot."""
     p = np.asarray(positions, dtype=np.float64)
     if p.ndim != 3 or p.shape[0] != n or p.shape[-1] != 2:
@@ -85,7 +85,7 @@ def _operator(m: np.ndarray, positions) -> tuple[ConvolutionOperator, np.ndarray
     when given (sub-pixel exact, as the simulator renders), else from the binned maps."""
     if positions is None:
         return ConvolutionOperator.from_maps(m), m.sum(axis=(-2, -1))
-    p = _check_positions(positions, len(m))
+    p = check_positions(positions, len(m))
     return ConvolutionOperator.from_positions(p), np.isfinite(p[..., 0]).sum(-1).astype(np.float64)
 
 
@@ -301,7 +301,7 @@ def least_squares_discrepancy(observations: np.ndarray, maps: np.ndarray, grid=(
     grid = np.sort(_check_lambdas(grid))[::-1]
     _data_mask(edge)  # checked before any work
     sigma = estimate_noise_std(y) if noise_std is None else np.broadcast_to(np.asarray(noise_std, np.float64), (len(y),))
-    pos = None if positions is None else _check_positions(positions, len(y))
+    pos = None if positions is None else check_positions(positions, len(y))
     if prior is not None and np.shape(prior) != y.shape:
         raise ValueError(f"prior must be {y.shape} like the observations, got {np.shape(prior)}")
     best, chosen, met, _ = _discrepancy_fit(y, m, grid, iterations, pos, tau, sigma,
@@ -325,7 +325,7 @@ class EdgeCheck:
     hybrid keeps the decoded kernel, while on some clean data a fit's edge residual is large for
     other reasons and the interior alone, with a tiny noise level, fits much worse (the first
     version, without the gate, lost 0.0083 -> 0.0138 on the clean OOD test set).
-    :data:`EDGE_CHECK` holds the values the rule :func:`choose_edge_check` chose on validation
+    :data:`EDGE_CHECK` holds the values the rule :func:`qpi_lab.calibrate.choose_edge_check` chose on validation
     observations."""
 
     band: int = 8
@@ -434,7 +434,7 @@ def hybrid(observation_encoder, kernel_vae, observations: torch.Tensor, cfg: Phy
         with torch.no_grad():
             out = from_model_scale(kernel_vae.decode(z).sample)
         return (out, history) if return_history else out
-    pos = _check_positions(positions, n)
+    pos = check_positions(positions, n)
     op = ConvolutionOperator.from_positions(pos)
     z, history = _refine_latent(observation_encoder, kernel_vae, observations, op, cfg, decoder_autocast=decoder_autocast)
     with torch.no_grad():
@@ -533,11 +533,11 @@ def choose_hybrid_settings(observation_encoder, kernel_vae, observations: torch.
     return {"hybrid_lr": float(lr), "hybrid_mu": float(mu), "hybrid_steps": int(steps)}, scores
 
 
-def _prior_centred_fits(decoded: torch.Tensor, observations: torch.Tensor, op: ConvolutionOperator,
+def prior_centred_fits(decoded: torch.Tensor, observations: torch.Tensor, op: ConvolutionOperator,
                         positions: np.ndarray, cfg: PhysicsConfig, band: int | None):
     """The second stage of the sub-pixel hybrid: least squares centred on the decoded kernel in
     Y's units, lambda by the discrepancy principle, on every pixel; with ``band`` (px) also on
-    the interior alone, for every observation (:func:`choose_edge_check`; None: not at all).
+    the interior alone, for every observation (:func:`qpi_lab.calibrate.choose_edge_check`; None: not at all).
     Returns (full fit (B, 64, 64) raw, bound met (B,), residual (B, 64, 64), noise level (B,),
     interior fit or None, its bound met or None, a function fit(edge, rows))."""
     n = len(observations)
@@ -558,64 +558,17 @@ def _prior_centred_fits(decoded: torch.Tensor, observations: torch.Tensor, op: C
 def _prior_centred_fit(decoded: torch.Tensor, observations: torch.Tensor, op: ConvolutionOperator,
                        positions: np.ndarray, cfg: PhysicsConfig,
                        edge_check: EdgeCheck | None) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`_prior_centred_fits`, redone on the interior where ``edge_check`` says so. (Where
+    """:func:`prior_centred_fits`, redone on the interior where ``edge_check`` says so. (Where
     the misfit is spread over the interior too, the model itself is wrong, e.g. positions off by
     a pixel, and an interior of 48 x 48 pixels is fitted by a wrong kernel as easily: no redo.)
     Returns ((B, 64, 64) kernels on [0, 1], (B,) bool: the noise bound was met by the fit
     returned; where it was not, the caller keeps the decoded kernel)."""
-    best, met, resid, sigma, _, _, fit = _prior_centred_fits(decoded, observations, op, positions, cfg, None)
+    best, met, resid, sigma, _, _, fit = prior_centred_fits(decoded, observations, op, positions, cfg, None)
     if edge_check is not None:
         redo = np.flatnonzero(edge_check.redo(resid, sigma, TAU, observations[:, 0].double().cpu().numpy()))
         if len(redo):
             best[redo], _, met[redo], _ = fit(edge_check.band, redo)
     return minmax_normalise(best)[0], met
-
-
-def choose_edge_check(observations: torch.Tensor, positions: np.ndarray, decoded: torch.Tensor, kernels: np.ndarray,
-                      cfg: PhysicsConfig = PhysicsConfig(), band: int = 8, ratios=(1.1, 1.2, 1.3, 1.5, 2.0, 3.0),
-                      noise_fractions=(0.0, 0.5, 0.7, 1.0),
-                      max_snrs_db=(20.0, 25.0, 30.0, 40.0, float("inf"))) -> tuple[EdgeCheck | None, dict]:
-    """The stated rule for the edge check's thresholds: of every (ratio, noise fraction, SNR
-    gate) on the grids, and the check off, the one whose sub-pixel hybrid (position refinement
-    off) has the lowest mean RMSE on the given observations; ties go to the check off, then to the
-    check that acts least (larger ratio, larger noise fraction, lower SNR gate). The kit passes
-    validation kernels' observations, clean and realistic (``benchmarks/edge_check.py``), never a
-    test set.
-
-    observations (B, 2, 64, 64) (Y, M) on [0, 1]; positions (B, S, 2) labelled positions in px;
-    decoded (B, 1, 64, 64) the latent stage's kernels on [0, 1] (:func:`hybrid` with
-    ``hybrid_residual`` off); kernels (B, 64, 64) true kernels on [0, 1]. Each fit is computed once,
-    on all pixels and on the interior, and every threshold pair only selects between them.
-    Returns (the chosen :class:`EdgeCheck` or None for off, {"ratio,fraction,max SNR" or "off": RMSE})."""
-    observations, decoded = torch.as_tensor(observations), torch.as_tensor(decoded)  # numpy arrays welcome too
-    n = len(observations)
-    if observations.ndim != 4 or tuple(observations.shape[1:]) != (2, IMAGE_SIZE, IMAGE_SIZE):
-        raise ValueError(f"observations must be (B, 2, 64, 64) (Y, M), got {tuple(observations.shape)}")
-    if tuple(decoded.shape) != (n, 1, IMAGE_SIZE, IMAGE_SIZE):
-        raise ValueError(f"decoded must be ({n}, 1, 64, 64), one per observation, got {tuple(decoded.shape)}")
-    if np.shape(kernels) != (n, IMAGE_SIZE, IMAGE_SIZE):
-        raise ValueError(f"kernels must be ({n}, 64, 64), one per observation, got {np.shape(kernels)}")
-    checks = [EdgeCheck(band, r, f, g) for r in ratios for f in noise_fractions for g in max_snrs_db]  # checked first
-    pos = _check_positions(positions, n)
-    op = ConvolutionOperator.from_positions(pos)
-    best, met, resid, sigma, inner, inner_met, _ = _prior_centred_fits(decoded, observations, op, pos, cfg, band)
-    fallback = decoded[:, 0].double().cpu().numpy()
-    target = np.asarray(kernels, np.float64)
-
-    def score(redo):
-        fits, ok = np.where(redo[:, None, None], inner, best), np.where(redo, inner_met, met)
-        out = np.where(ok[:, None, None], minmax_normalise(fits)[0], fallback)
-        return float(np.sqrt(((out - target) ** 2).mean(axis=(-2, -1))).mean())
-
-    y = observations[:, 0].double().cpu().numpy()
-    key = lambda c: f"{c.ratio:g},{c.noise_fraction:g},{c.max_snr_db:g}"
-    scores = {"off": score(np.zeros(n, bool))}
-    for check in checks:
-        scores[key(check)] = score(check.redo(resid, sigma, TAU, y))
-    # the least-acting check first, so that min() keeps it on ties
-    order = [None] + sorted(checks, key=lambda c: (-c.ratio, -c.noise_fraction, c.max_snr_db))
-    pick = min(order, key=lambda c: scores["off" if c is None else key(c)])
-    return pick, scores
 
 
 def _scaled_kernel(decoded: torch.Tensor, op: ConvolutionOperator, y: torch.Tensor, border: torch.Tensor):
