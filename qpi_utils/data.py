@@ -59,6 +59,7 @@ __all__ = [
     "save_dataset",
     "check_dataset_target",
     "recover_dataset",
+    "OWNER_FILE",
     "load_dataset",
     "simulate_dataset",
     "KernelDataset",
@@ -197,13 +198,38 @@ class QPIDataset:
         return image * (hi - lo) + lo
 
 
+OWNER_FILE = ".qpi-kit.json"  # in every dataset folder the kit writes: what it wrote there, and which process
+
+
+def _owner(path: Path) -> dict | None:
+    """The kit's record in ``path`` (what it wrote, by which process), or None when the kit did not make it."""
+    try:
+        record = json.loads((path / OWNER_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and record.get("made_by") == "qpi-kit" else None
+
+
+DATASET_FILES = tuple(f"{name}.npy" for name in ARRAY_NAMES) + ("meta.json",)
+
+
 def _is_dataset_dir(path: Path) -> bool:
-    """Does ``path`` hold a dataset of this format (a ``meta.json`` naming its format version)?"""
+    """Is ``path`` a dataset the kit wrote? Its record says so; a dataset written before records
+    existed counts when its ``meta.json`` names the format and every file in it is one the kit writes."""
+    record = _owner(path)
+    if record is not None:
+        return record.get("kind") == "dataset"
     try:
         meta = json.loads((path / "meta.json").read_text())
     except (OSError, ValueError):
         return False
-    return isinstance(meta, dict) and "format_version" in meta
+    return isinstance(meta, dict) and "format_version" in meta and all(p.name in DATASET_FILES for p in path.iterdir())
+
+
+def _foreign_files(path: Path) -> list[str]:
+    """Files in ``path`` that the kit did not write there (a user's), kept unless they say otherwise."""
+    listed = set((_owner(path) or {}).get("files", DATASET_FILES)) | {OWNER_FILE}
+    return sorted(p.name for p in path.iterdir() if p.name not in listed)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -217,29 +243,31 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _debris(path: Path, kind: str) -> list[Path]:
-    """Hidden ``.NAME.tmp-*`` / ``.NAME.old-*`` folders left beside ``path`` by writers that
-    were killed (their process is gone); folders of a live writer are not touched."""
+    """Folders beside ``path`` that a killed :func:`save_dataset` left: named ``.NAME.tmp-*`` /
+    ``.NAME.old-*`` *and* carrying the kit's record with the writer's pid, whose process is gone.
+    A folder that only looks like one (no record, another pid, a live writer) is never touched."""
     out = []
     for cand in path.parent.glob(f".{path.name}.{kind}-*"):
-        pid = cand.name.rsplit("-", 1)[-1]
-        if kind == "tmp":  # mkdtemp adds a random suffix after "<pid>_"
-            pid = cand.name[len(f".{path.name}.tmp-"):].split("_")[0]
-        if cand.is_dir() and not (pid.isdigit() and int(pid) != os.getpid() and _pid_alive(int(pid))):
+        record = _owner(cand) if cand.is_dir() and not cand.is_symlink() else None
+        pid = (record or {}).get("pid")
+        if record is not None and isinstance(pid, int) and pid != os.getpid() and not _pid_alive(pid):
             out.append(cand)
     return out
 
 
-def recover_dataset(path: str | os.PathLike) -> None:
+def recover_dataset(path: str | os.PathLike, clean: bool = True) -> None:
     """Finish what an interrupted :func:`save_dataset` left: if ``path`` is missing but the old
-    dataset was moved aside (a crash between the two renames), move it back; remove the
-    temporary folders of writers that are gone."""
+    dataset was moved aside (a crash between the two renames), move it back; with ``clean``,
+    remove the kit's own temporary folders of writers that are gone (readers pass ``clean=False``:
+    reading never deletes anything)."""
     path = Path(path)
     if not path.exists():
         old = sorted((d for d in _debris(path, "old") if _is_dataset_dir(d)), key=lambda d: d.stat().st_mtime)
         if old:
             os.replace(old[-1], path)
-    for d in _debris(path, "tmp") + _debris(path, "old"):
-        shutil.rmtree(d, ignore_errors=True)
+    if clean:
+        for d in _debris(path, "tmp") + _debris(path, "old"):
+            shutil.rmtree(d, ignore_errors=True)
 
 
 def check_dataset_target(path: str | os.PathLike, force: bool = False) -> Path:
@@ -259,10 +287,13 @@ def check_dataset_target(path: str | os.PathLike, force: bool = False) -> Path:
                 raise DatasetError(f"cannot write a dataset at {path}: {parent} is not writable")
             break
     recover_dataset(path)
-    if path.is_dir() and any(path.iterdir()) and not _is_dataset_dir(path) and not force:
-        sample = ", ".join(sorted(p.name for p in path.iterdir())[:4])
-        raise DatasetError(f"{path} holds files that are not a qpi dataset ({sample}, ...): nothing was written. "
-                           "Choose a new or empty folder (e.g. <run-dir>/data), or pass --force to replace it")
+    if path.is_dir() and any(path.iterdir()) and not force:
+        foreign = _foreign_files(path) if _is_dataset_dir(path) else sorted(p.name for p in path.iterdir())
+        if foreign:
+            what = "files the kit did not write" if _is_dataset_dir(path) else "files that are not a dataset the kit wrote"
+            raise DatasetError(f"{path} holds {what} ({', '.join(foreign[:4])}{', ...' if len(foreign) > 4 else ''}): "
+                               "nothing was written. Choose a new or empty folder (e.g. <run-dir>/data), move them "
+                               "away, or pass --force to replace the folder with them")
     return path
 
 
@@ -278,6 +309,8 @@ def save_dataset(ds: QPIDataset, path: str | os.PathLike, force: bool = False) -
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-{os.getpid()}_", dir=path.parent))
+        record = {"made_by": "qpi-kit", "kind": "dataset", "pid": os.getpid(), "files": list(DATASET_FILES)}
+        (tmp / OWNER_FILE).write_text(json.dumps(record))  # first: the folder is the kit's from the start
     except OSError as exc:
         raise DatasetError(f"cannot write a dataset at {path}: {exc.strerror or exc}") from None
     try:
@@ -293,6 +326,8 @@ def save_dataset(ds: QPIDataset, path: str | os.PathLike, force: bool = False) -
         if path.exists():  # moved aside, not deleted, until the new one is in place
             old = path.with_name(f".{path.name}.old-{os.getpid()}")
             os.replace(path, old)
+            (old / OWNER_FILE).write_text(json.dumps({**(_owner(old) or {"made_by": "qpi-kit", "kind": "replaced"}),
+                                                     "pid": os.getpid()}))
         os.replace(tmp, path)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
@@ -312,7 +347,7 @@ def load_dataset(path: str | os.PathLike, mmap: bool = True, verify: bool = Fals
     and checks every activation map (reads everything).
     """
     path = Path(path)
-    recover_dataset(path)
+    recover_dataset(path, clean=False)  # reading may move an interrupted write's dataset back; it deletes nothing
     if not path.is_dir():
         raise DatasetError(f"{path}: no dataset directory here (run `qpi simulate --out {path}` first)")
     meta_file = path / "meta.json"

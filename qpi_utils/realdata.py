@@ -93,7 +93,7 @@ def fetch(name: str) -> Path:
     try:
         return fetch_verified(name, DATA_FILES[name]["url"], DATA_FILES[name]["sha256"], data_dir())
     except FetchError as exc:
-        raise RealDataError(str(exc)) from None
+        raise RealDataError(f"{exc} (QPI_DATA_DIR names that folder)") from None
 
 
 def check_finite(img: STMImage, crop_nan: bool) -> STMImage:

@@ -9,9 +9,10 @@ from qpi_utils.data import (DatasetError, KernelDataset, ObservationDataset, QPI
 from qpi_utils.simulate import SYMMETRY_ORDERS, KernelParams, kernel_image, kernel_spectrum, render_observations
 from qpi_utils.splits import make_splits
 import os
+from pathlib import Path
 import subprocess
 import sys
-from qpi_utils.data import DatasetError, QPIDataset, load_dataset, recover_dataset, save_dataset
+from qpi_utils.data import OWNER_FILE, DatasetError, QPIDataset, load_dataset, recover_dataset, save_dataset
 
 
 def test_save_load_round_trip_memory_mapped(tiny_dataset, tmp_path):
@@ -246,7 +247,7 @@ def test_inconsistent_arrays_are_refused(tiny_dataset, case, changes, message):
 def test_a_folder_of_other_files_is_never_replaced(tiny_dataset, tmp_path):
     (tmp_path / "x").mkdir()
     (tmp_path / "x" / "thesis.txt").write_text("keep")
-    with pytest.raises(DatasetError, match=r"holds files that are not a qpi dataset \(thesis.txt"):
+    with pytest.raises(DatasetError, match=r"holds files that are not a dataset the kit wrote \(thesis.txt"):
         save_dataset(tiny_dataset, tmp_path / "x")
     assert (tmp_path / "x" / "thesis.txt").read_text() == "keep"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x"]  # no debris either
@@ -255,7 +256,7 @@ def test_a_folder_of_other_files_is_never_replaced(tiny_dataset, tmp_path):
 def test_a_run_directory_is_not_a_dataset_target(tiny_dataset, tmp_path):
     save_dataset(tiny_dataset, tmp_path / "data")
     (tmp_path / "models").mkdir()
-    with pytest.raises(DatasetError, match="not a qpi dataset"):
+    with pytest.raises(DatasetError, match="not a dataset the kit wrote"):
         save_dataset(tiny_dataset, tmp_path)
     assert (tmp_path / "data" / "meta.json").is_file() and (tmp_path / "models").is_dir()
 
@@ -296,17 +297,51 @@ def test_a_crash_between_the_two_renames_is_recovered(tiny_dataset, tmp_path):
     path = save_dataset(tiny_dataset, tmp_path / "ds")
     aside = tmp_path / ".ds.old-999999999"  # what a writer killed after its first rename leaves
     os.replace(path, aside)
+    record = json.loads((aside / OWNER_FILE).read_text())
+    (aside / OWNER_FILE).write_text(json.dumps({**record, "pid": 999999999}))
     assert load_dataset(path).n_kernels == tiny_dataset.n_kernels  # moved back on the next load
     assert not aside.exists()
 
 
-def test_debris_of_a_killed_writer_is_cleaned(tiny_dataset, tmp_path):
+def _kit_debris(folder: Path, pid: int = 999999999) -> Path:
+    """What a writer killed mid-write leaves: its temporary folder, with the kit's record and its pid."""
+    folder.mkdir()
+    (folder / "observations.npy").write_bytes(b"half")
+    (folder / OWNER_FILE).write_text(json.dumps({"made_by": "qpi-kit", "kind": "dataset", "pid": pid, "files": []}))
+    return folder
+
+
+def test_debris_of_a_killed_writer_is_cleaned_and_only_the_kits_own(tiny_dataset, tmp_path):
+    """The kit deletes only what it made: a temporary folder with its record and a dead writer's pid.
+    A folder that only looks like one (no record), and a live writer's, stay; reading deletes nothing."""
     path = save_dataset(tiny_dataset, tmp_path / "ds")
-    debris = tmp_path / ".ds.tmp-999999999_abc"
-    debris.mkdir()
-    (debris / "observations.npy").write_bytes(b"half")
+    debris = _kit_debris(tmp_path / ".ds.tmp-999999999_abc")
+    lookalike = tmp_path / ".ds.tmp-999999999_mine"
+    lookalike.mkdir()
+    (lookalike / "notes.txt").write_text("mine")
+    live = _kit_debris(tmp_path / ".ds.tmp-1_xyz", pid=os.getpid())
+    load_dataset(path)
+    assert debris.exists()  # a read leaves it
     recover_dataset(path)
-    assert not debris.exists() and path.is_dir()
+    assert not debris.exists() and lookalike.exists() and live.exists() and path.is_dir()
+
+
+def test_a_users_folder_or_file_is_never_replaced_without_force(tiny_dataset, tmp_path):
+    """A folder with a meta.json of the right format but other files is not a dataset of the kit;
+    a file a user added to a kit dataset folder is named, and kept, before anything is written."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "meta.json").write_text(json.dumps({"format_version": 1}))
+    (mine / "notes.md").write_text("keep me")
+    with pytest.raises(DatasetError, match="not a dataset the kit wrote .meta.json, notes.md"):
+        save_dataset(tiny_dataset, mine)
+    path = save_dataset(tiny_dataset, tmp_path / "ds")
+    (path / "figure.png").write_bytes(b"png")
+    with pytest.raises(DatasetError, match="files the kit did not write .figure.png"):
+        save_dataset(tiny_dataset, path)
+    assert (path / "figure.png").read_bytes() == b"png" and (mine / "notes.md").is_file()
+    (path / "figure.png").unlink()
+    assert save_dataset(tiny_dataset, path) == path  # the kit's own folder alone is replaced
 
 
 def test_simulation_is_identical_for_every_thread_count(tmp_path):

@@ -37,7 +37,9 @@ def _notebook_text(path: Path) -> list[str]:
         for o in cell.get("outputs", []):
             text = "".join(o.get("text", "")) + "".join(o.get("data", {}).get("text/plain", ""))
             out += [line for line in text.splitlines() if " s)" not in line and "seconds" not in line
-                    and not line.startswith("profile: ")]  # the run directory differs between the two runs
+                    and not line.startswith("profile: ")  # the run directory differs between the two runs
+                    and not line.startswith("<Figure size ")  # a figure's repr: its pixels follow the display dpi
+                    and "not made for profile" not in line]  # where an optional table is missing: wording, not a result
     return out
 
 

@@ -198,7 +198,8 @@ def test_large_embedded_figures_become_jpeg_and_small_ones_stay_png():
 
 def test_committed_notebooks_are_small_and_use_the_one_setup_call():
     paths = [ROOT / "notebooks" / f"{name}.ipynb" for name in NOTEBOOKS]
-    assert sum(p.stat().st_size for p in paths) < 3 * 1024 * 1024
+    # nine chapters with legible figures (110 dpi; large ones as JPEG, qpi_lab.chain.strip_notebook)
+    assert sum(p.stat().st_size for p in paths) < 5 * 1024 * 1024
     for path in paths:
         nb = nbf.read(path, as_version=4)
         assert "widgets" not in nb.metadata, path.name

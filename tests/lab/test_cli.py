@@ -60,7 +60,7 @@ def test_simulate_into_a_folder_of_other_files_keeps_them(tmp_path, capsys):
     (tmp_path / "x").mkdir()
     (tmp_path / "x" / "thesis.txt").write_text("keep")
     code, err = _run(capsys, "simulate", "--profile", "smoke", "--out", str(tmp_path / "x"), "--no-progress")
-    assert code == 2 and "not a qpi dataset" in err and "Traceback" not in err
+    assert code == 2 and "not a dataset the kit wrote" in err and "Traceback" not in err
     assert (tmp_path / "x" / "thesis.txt").read_text() == "keep"
 
 

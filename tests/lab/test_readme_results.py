@@ -44,3 +44,16 @@ def test_missing_results_are_named_not_a_traceback():
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "not found: regenerate the results of profile paper" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_the_readme_quotes_the_chain_time_once_and_from_its_file():
+    """One source of truth: the README gives the chain's time from nothing in one place, and that
+    number is the sum of ``results/quick/chain_times.json`` (what `qpi reproduce` recorded)."""
+    import json
+    import re
+
+    text = (ROOT / "README.md").read_text()
+    total = sum(json.loads((RESULTS / "chain_times.json").read_text()).values()) / 60
+    quotes = re.findall(r"from nothing the\s+notebook chain took (\d+\.\d) min", text)
+    assert quotes == [f"{total:.1f}"], (quotes, f"{total:.1f}")
+    assert "50.8 min" not in text  # the time of the chain before notebook 09 joined it
