@@ -255,9 +255,9 @@ _PROFILES: dict[str, dict[str, Any]] = {
         "alignment": {"epochs": 60, "patience": 4, "batch_size": 32, "lr": 5e-4, "lr_step_size": 8, "lr_gamma": 0.5},
         "one_step": {"epochs": 60, "patience": 4, "batch_size": 32, "lr": 5e-4, "lr_step_size": 8, "lr_gamma": 0.5},
         # the kit prior (`qpi pretrain --profile quick`, committed as priors/kernel-prior-small.safetensors):
-        # 20,000 corpus kernels, one-cycle over 8 epochs at batch 32 (about 5,000 steps)
+        # 20,000 corpus kernels, one-cycle over 6 epochs at batch 32 (about 3,750 steps)
         "prior": {"name": "kernel-prior-small"},
-        "pretrain": {"epochs": 8, "batch_size": 32, "lr": 2e-3, "schedule": "onecycle", "checkpoint_every": 1},
+        "pretrain": {"epochs": 6, "batch_size": 32, "lr": 2e-3, "schedule": "onecycle", "checkpoint_every": 1},
         # the hybrid costs ~0.15 s per image on 2 CPU cores at 10 steps: a seeded subset of each
         # test set (its size is the table's n column), and small sweeps. Position refinement off:
         # measured at 19451c4 (benchmarks/hybrid_variants.py, results/benchmarks/hybrid_variants_quick.txt)
