@@ -295,7 +295,7 @@ def fit(*, step: str, model: torch.nn.Module, train_set, validation: Validation,
                                     "with --restart")
             if val_rmse < best["val_rmse"]:
                 state = accelerator.unwrap_model(model).state_dict()
-                best = {"epoch": epoch + 1, "val_rmse": val_rmse,
+                best = {**best, "epoch": epoch + 1, "val_rmse": val_rmse,
                         "state_dict": {k: v.detach().to("cpu", copy=True) for k, v in state.items()}}
             stopped_early = converged(epoch + 1)
             done_now += 1
