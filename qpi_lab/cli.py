@@ -94,6 +94,28 @@ def _train(step: str):
     return run
 
 
+def cmd_learning_rates(args) -> int:
+    """The learning-rate rule (qpi_lab.learning_rates) on this run's dataset (simulated if missing);
+    writes <results-dir>/learning_rates.json with the trials and the provenance."""
+    from qpi_utils.data import load_dataset as _load
+    from .learning_rates import choose_learning_rates
+
+    layout = _layout(args)
+    if not (layout.data / "meta.json").is_file():
+        cmd_simulate(argparse.Namespace(**{**vars(args), "out": None, "force": False}))
+    t0 = time.perf_counter()
+    out = choose_learning_rates(args.profile_obj, layout, progress=not args.no_progress,
+                                overrides=_override_dict(args))
+    out["total_seconds"] = round(time.perf_counter() - t0, 1)
+    out["provenance"] = provenance(args.profile_obj, _load(layout.data),
+                                   {"command": "qpi " + " ".join(sys.argv[1:])})
+    target = Path(args.results_dir) if args.results_dir else project_root() / "results" / args.profile_obj.name
+    write_text(target / "learning_rates.json", json.dumps(out, indent=2) + "\n")
+    print(json.dumps({k: v["chosen"] for k, v in out["steps"].items()}, indent=2))
+    print(f"wrote {target / 'learning_rates.json'} ({out['total_seconds']:.0f} s)")
+    return 0
+
+
 def cmd_pretrain(args) -> int:
     """The kit prior: the model section's VAE pretrained on a corpus of simulated kernels
     (qpi_utils.prior), then committed as priors/<name>.safetensors with its corpus and provenance."""
@@ -345,6 +367,8 @@ COMMANDS = {
     "doctor": (cmd_doctor, "device, versions, pretrained weights, and the estimated time of a profile", False),
     "pretrain": (cmd_pretrain, "the kit prior: pretrain the model's VAE on a corpus of simulated kernels and write "
                                "priors/<name>.safetensors (a profile uses it as model.pretrained=qpi-kit/<name>)", False),
+    "learning-rates": (cmd_learning_rates, "choose every network's learning rate on validation "
+                                           "(qpi_lab.learning_rates); writes results/<profile>/learning_rates.json", True),
     "check": (cmd_check, "verify a run directory in full: dataset hash, activation maps, model files", True),
     "evaluate": (cmd_evaluate, "ID/OOD table (MAE, MSE, RMSE on [0,1] and [-1,1]) with provenance", True),
     "seeds": (cmd_seeds, "the ID/OOD table over several seeds (data and training): mean and 95 % interval; "
@@ -404,6 +428,7 @@ EXTRA_ARGS: dict = {
     "train-one-step": [_restart],
     "train-one-step-paper": [_restart],
     "evaluate": [_results],
+    "learning-rates": [_results],
     "doctor": [lambda p: p.add_argument("--no-measure", dest="measure", action="store_false",
                                         help="skip timing real training steps on this device (slow on a CPU for "
                                              "the colab and paper profiles)"),

@@ -44,7 +44,8 @@ __all__ = ["SEED_KEYS", "seed_overrides", "Ablation", "ABLATIONS", "ablation_lay
            "write_summary", "markdown_summary", "run_ablation", "TABLE_METHODS", "REAL_MAP_METHODS", "real_map_scores",
            "markdown_real_maps"]
 
-SEED_KEYS = ("simulation.seed", "simulation.split_seed", "kernel_vae.seed", "alignment.seed", "one_step.seed")
+SEED_KEYS = ("simulation.seed", "simulation.split_seed", "kernel_vae.seed", "alignment.seed", "one_step.seed",
+             "one_step_paper.seed")
 TABLE_METHODS = tuple(METHODS)  # every method of the registry
 METRICS = ("rmse", "rmse_pm1", "rmse_affine", "mae", "mse")
 
@@ -241,7 +242,8 @@ ABLATIONS = {
                     "its angles: the full group for 3- and 6-fold kernels, 90 and 270 (not 180) for 4-fold."),
     "kl_reduction": Ablation(
         "The KL term summed over the 256 latent values (the kit) vs averaged over them (the authors' code)",
-        {"summed": {}, "averaged (the authors')": {"kernel_vae.kl_reduction": "mean", "one_step.kl_reduction": "mean"}},
+        {"summed": {}, "averaged (the authors')": {"kernel_vae.kl_reduction": "mean", "one_step.kl_reduction": "mean",
+                                                                               "one_step_paper.kl_reduction": "mean"}},
         methods=("one_step", "one_step_paper", "two_step"),
         explanation="With beta = 1e-6 the authors' averaged KL is 256 times weaker than the kit's sum; step 1 and "
                     "the one-step baseline train with each."),
@@ -251,7 +253,8 @@ ABLATIONS = {
         explanation="The kit starts the observation encoder from the trained kernel encoder (M channel at zero)."),
     "noise_augmentation": Ablation(
         "Noise augmentation in training (step 2 and one-step), tested clean and at 10 dB",
-        {"off": {}, "on (0-30 dB)": {"alignment.augment_snr_db": [0.0, 30.0], "one_step.augment_snr_db": [0.0, 30.0]}},
+        {"off": {}, "on (0-30 dB)": {"alignment.augment_snr_db": [0.0, 30.0], "one_step.augment_snr_db": [0.0, 30.0],
+                                  "one_step_paper.augment_snr_db": [0.0, 30.0]}},
         methods=("one_step", "one_step_paper", "two_step"), test_noise_snr_db=(10.0,),
         explanation="Training observations get white noise at an SNR drawn from 0-30 dB (the later version's "
                     "augmentation; its exact recipe is not given)."),

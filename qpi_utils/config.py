@@ -126,7 +126,8 @@ class TrainConfig:
     # section's (pretrained weights, or random); alignment: "kernel_encoder" (the step-1 encoder, M
     # channel at zero) or "random"; one_step: "kernel_vae" (the step-1 VAE, M channel at zero: the
     # start step 2 gets; the kit's baseline) or "model" (the model section's weights). The paper's
-    # one-step baseline (step one_step_paper) trains with this section's settings and always
+    # one-step baseline (step one_step_paper) trains with its own section (by default the one_step
+    # section's values) and always
     # starts from the model section's weights: the pretrained VAE where named, else random
     sym_angles: str = "group"  # symmetric loss angles: "group" (all k 2pi/n) or "authors" (their code's, both signs)
     augment_snr_db: tuple[float, ...] | None = None  # noise augmentation: (lo, hi) dB, each training
@@ -195,7 +196,8 @@ class Profile:
     model: ModelConfig = field(default_factory=ModelConfig)
     kernel_vae: TrainConfig = field(default_factory=TrainConfig)  # step 1
     alignment: TrainConfig = field(default_factory=TrainConfig)  # step 2
-    one_step: TrainConfig = field(default_factory=TrainConfig)  # baseline
+    one_step: TrainConfig = field(default_factory=TrainConfig)  # the kit's baseline (from step 1)
+    one_step_paper: TrainConfig = field(default_factory=TrainConfig)  # the paper's baseline (from the model's weights)
     physics: PhysicsConfig = field(default_factory=PhysicsConfig)
     prior: PriorConfig = field(default_factory=PriorConfig)  # the corpus of `qpi pretrain`
     pretrain: TrainConfig = field(default_factory=TrainConfig)  # and its training
@@ -245,15 +247,18 @@ _PROFILES: dict[str, dict[str, Any]] = {
     },
     "quick": {
         # 100 kernels as in the paper (kernel diversity is what OOD generalisation needs), fewer
-        # observations per kernel and a small VAE so the chain fits a 2-core CPU. Step 2 and the
-        # one-step baseline get the same optimiser, schedule, start (the step-1 VAE) and stopping
-        # rule: stop after 4 epochs without a better validation RMSE, at most 60 (a cap of 30
-        # stopped 5 of 21 trainings while they still improved; training resumes from its checkpoint).
+        # observations per kernel and a small VAE so the chain fits a 2-core CPU. Every network
+        # starts from the kit prior (the SDXL-VAE's role, see `prior` below) or from step 1, and
+        # trains a one-cycle schedule; validation keeps the best epoch. Step 2 and both one-step
+        # baselines get the same schedule (12 one-cycle epochs, batch 32); each network's learning
+        # rate is chosen by one rule on validation (qpi_lab.learning_rates; results/quick/learning_rates.json).
         "simulation": {"n_kernels": 100, "n_observations": 100},
-        "model": {"block_out_channels": (16, 32, 64, 64), "norm_num_groups": 8},
-        "kernel_vae": {"epochs": 150, "batch_size": 8, "lr": 1e-3, "lr_step_size": 60, "lr_gamma": 0.3},
-        "alignment": {"epochs": 60, "patience": 4, "batch_size": 32, "lr": 5e-4, "lr_step_size": 8, "lr_gamma": 0.5},
-        "one_step": {"epochs": 60, "patience": 4, "batch_size": 32, "lr": 5e-4, "lr_step_size": 8, "lr_gamma": 0.5},
+        "model": {"block_out_channels": (16, 32, 64, 64), "norm_num_groups": 8,
+                  "pretrained": "qpi-kit/kernel-prior-small"},
+        "kernel_vae": {"epochs": 30, "batch_size": 8, "lr": 1e-4, "schedule": "onecycle"},
+        "alignment": {"epochs": 12, "batch_size": 32, "lr": 3e-3, "schedule": "onecycle"},
+        "one_step": {"epochs": 12, "batch_size": 32, "lr": 1e-3, "schedule": "onecycle"},
+        "one_step_paper": {"epochs": 12, "batch_size": 32, "lr": 1e-3, "schedule": "onecycle"},
         # the kit prior (`qpi pretrain --profile quick`, committed as priors/kernel-prior-small.safetensors):
         # 20,000 corpus kernels, one-cycle over 6 epochs at batch 32 (about 3,750 steps)
         "prior": {"name": "kernel-prior-small"},
@@ -287,7 +292,7 @@ PROFILE_NAMES = tuple(_PROFILES)
 
 
 TRAIN_SECTIONS = {"kernel_vae": "kernel_vae", "alignment": "alignment", "one_step": "one_step",
-                  "one_step_paper": "one_step"}  # trained step -> the profile section it trains with
+                  "one_step_paper": "one_step_paper"}  # trained step -> the profile section it trains with
 
 
 def resolve_init(profile: Profile, step: str) -> str:
@@ -402,7 +407,7 @@ def _check(profile: Profile) -> Profile:
     need(q.min_distance >= 0, f"prior.min_distance must be >= 0, got {q.min_distance}")
     need(1 <= q.supersample <= 16, f"prior.supersample must be in [1, 16], got {q.supersample}")
     need(bool(q.name) and "/" not in q.name, f"prior.name must be one plain name, got {q.name!r}")
-    for name in ("kernel_vae", "alignment", "one_step", "pretrain"):
+    for name in ("kernel_vae", "alignment", "one_step", "one_step_paper", "pretrain"):
         t: TrainConfig = getattr(profile, name)
         need(t.epochs >= 1, f"{name}.epochs must be >= 1, got {t.epochs}")
         need(t.batch_size >= 1, f"{name}.batch_size must be >= 1, got {t.batch_size}")
@@ -420,7 +425,8 @@ def _check(profile: Profile) -> Profile:
         need(t.checkpoint_every >= 1, f"{name}.checkpoint_every must be >= 1, got {t.checkpoint_every}")
         need(t.patience is None or t.patience >= 1, f"{name}.patience must be >= 1 or null, got {t.patience!r}")
         inits = {"kernel_vae": ("auto",), "alignment": ("auto", "kernel_encoder", "random"),
-                 "one_step": ("auto", "kernel_vae", "model"), "pretrain": ("auto",)}[name]
+                 "one_step": ("auto", "kernel_vae", "model"), "one_step_paper": ("auto", "model"),
+                 "pretrain": ("auto",)}[name]
         need(t.init in inits, f"{name}.init must be one of {', '.join(inits)}, got {t.init!r}")
         need(t.kl_reduction in ("sum", "mean"), f"{name}.kl_reduction must be 'sum' or 'mean', got {t.kl_reduction!r}")
         need(t.sym_angles in ("group", "authors"), f"{name}.sym_angles must be 'group' or 'authors', got {t.sym_angles!r}")
@@ -458,6 +464,7 @@ _SECTIONS = {
     "kernel_vae": TrainConfig,
     "alignment": TrainConfig,
     "one_step": TrainConfig,
+    "one_step_paper": TrainConfig,
     "physics": PhysicsConfig,
     "prior": PriorConfig,
     "pretrain": TrainConfig,
@@ -505,6 +512,8 @@ def get_profile(name: str | None = None, overrides: Mapping[str, Any] | list[str
     if name not in _PROFILES:
         raise ProfileError(f"unknown profile {name!r}; choose one of {', '.join(PROFILE_NAMES)}")
     data: dict[str, Any] = {sec: dict(vals) for sec, vals in _PROFILES[name].items()}
+    # the paper's one-step baseline trains as the kit's does unless the profile says otherwise
+    data.setdefault("one_step_paper", {k: v for k, v in data.get("one_step", {}).items() if k != "init"})
     data["name"] = name
     if overrides:
         items = (parse_override(o) for o in overrides) if isinstance(overrides, list) else overrides.items()

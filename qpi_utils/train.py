@@ -30,7 +30,7 @@ import torch
 
 from .checkpoints import (check_fingerprint, check_weights, digest, free_train_keys, load_blob, load_data,
                           load_kernel_vae, load_realistic_data, save_blob, step_fingerprint)
-from .config import Profile, TrainConfig, resolve_init
+from .config import TRAIN_SECTIONS, Profile, TrainConfig, resolve_init
 from .data import KernelDataset, ObservationDataset, stack_pairs
 from .errors import QpiError
 from .files import atomic_path, write_csv
@@ -217,8 +217,10 @@ def fit(*, step: str, model: torch.nn.Module, train_set, validation: Validation,
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=tcfg.lr)
     per_batch = tcfg.schedule == "onecycle"
     if per_batch:
-        scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=tcfg.lr, pct_start=0.05,
-                                                        total_steps=tcfg.epochs * max(len(loader), 1))
+        total = tcfg.epochs * max(len(loader), 1)
+        # warm-up over 5 % of the steps, but at least 2 steps: torch divides by the phase lengths
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=tcfg.lr, total_steps=max(total, 4),
+                                                        pct_start=min(0.5, max(0.05, 2.5 / max(total, 4))))
     else:
         scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=tcfg.lr_step_size, gamma=tcfg.lr_gamma)
 
@@ -511,7 +513,7 @@ def train_one_step(profile: Profile, run: RunLayout | str | Path, progress: bool
     step-1 VAE, or ``"one_step_paper"``, the paper's, started from the model section's weights
     (:func:`qpi_utils.config.resolve_init`)."""
     layout, ds, splits = _prepare(profile, run)
-    tcfg = profile.one_step
+    tcfg = getattr(profile, TRAIN_SECTIONS[step])
     if resolve_init(profile, step) == "kernel_vae":
         vae, kernel_info = load_kernel_vae(profile, layout, ds)
         model, info = build_one_step(profile.model, vae, kernel_info)
