@@ -264,10 +264,11 @@ _PROFILES: dict[str, dict[str, Any]] = {
         "prior": {"name": "kernel-prior-small"},
         "pretrain": {"epochs": 6, "batch_size": 32, "lr": 2e-3, "schedule": "onecycle", "checkpoint_every": 1},
         # the hybrid costs ~0.15 s per image on 2 CPU cores at 10 steps: a seeded subset of each
-        # test set (its size is the table's n column), and small sweeps. Position refinement off:
+        # test set (its size is the table's n column), and small sweeps (3 observations per OOD kernel
+        # and point; methods compared paired per kernel). Position refinement off:
         # measured at 19451c4 (benchmarks/hybrid_variants.py, results/benchmarks/hybrid_variants_quick.txt)
         # it changed no error beyond 0.001 and doubled the sub-pixel hybrid's cost where it acted
-        "physics": {"hybrid_steps": 10, "hybrid_test_observations": 200, "sweep_observations": 200,
+        "physics": {"hybrid_steps": 10, "hybrid_test_observations": 200, "sweep_observations": 60,
                     "hybrid_position_lr": 0.0},
     },
     "colab": {

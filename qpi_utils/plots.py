@@ -61,11 +61,11 @@ def diverging_limits(image: np.ndarray) -> tuple[float, float]:
     return zero - half, zero + half
 
 
-KERNEL_SCALE = "kernel, min-max scaled to [0, 1]"
+KERNEL_SCALE = "kernel (min-max, 0-1)"  # short: it sits beside panels of 3-column grids
 FOURIER_SCALE = "log(1 + |FFT|)"
 
 
-def colorbar(im, ax, label: str):
+def add_colorbar(im, ax, label: str):
     """A slim colorbar beside ``ax`` that says what its numbers are."""
     return ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.03, label=label)
 
@@ -77,7 +77,7 @@ def show_image(ax, image: np.ndarray, limits: tuple[float, float] | None = None,
     vmin, vmax = limits or diverging_limits(image)
     im = ax.imshow(image, cmap=cmap, vmin=vmin, vmax=vmax, **kwargs)
     if colorbar:
-        ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.03, label=label)
+        add_colorbar(im, ax, label)
     return im
 
 
@@ -111,7 +111,7 @@ def plot_dataset_examples(ds, observation: int = 0):
         axes[1, col].set_ylim(63.5, -0.5)
         axes[1, col].set_title(f"observation, {int(ds.n_scatterers[k, observation])} defects")
         mag = axes[2, col].imshow(fourier_magnitude(ds.kernels[k]), cmap="magma")
-        colorbar(mag, axes[2, col], FOURIER_SCALE)
+        add_colorbar(mag, axes[2, col], FOURIER_SCALE)
         axes[2, col].set_title("log(1 + |FFT|) of kernel")
     return _without_ticks(fig, axes)
 
@@ -319,7 +319,7 @@ def plot_extracted_kernels(kernels: dict, scores: dict | None = None, pixel_nm: 
         title = name if scores is None else f"{name}\nexplains {100 * scores[name]:.0f} % of Y"
         axes[0, i].set_title(title, fontsize=9)
         mag = axes[1, i].imshow(fourier_magnitude(k), cmap="magma", origin="lower")
-        colorbar(mag, axes[1, i], FOURIER_SCALE)
+        add_colorbar(mag, axes[1, i], FOURIER_SCALE)
         axes[1, i].set_title("log(1 + |FFT|)", fontsize=9)
     if pixel_nm:
         fig.suptitle(f"64 x 64 windows, {64 * pixel_nm:.1f} nm wide", y=1.0)

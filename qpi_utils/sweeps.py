@@ -18,7 +18,7 @@ from .checkpoints import realistic_simulation
 from .config import PhysicsConfig, Profile
 from .data import simulate_dataset
 from .methods import TrainedModels, predict_dataset
-from .metrics import errors
+from .metrics import errors, paired_difference
 from .files import write_csv
 from .simulate import PARAM_NAMES
 
@@ -29,7 +29,11 @@ __all__ = ["SWEEPS", "SWEEP_COLUMNS", "sweep_values", "sweep_points", "sweep_cha
 # realistic copy of training, :func:`qpi_utils.checkpoints.realistic_simulation`): unlabelled defects
 # outside the view, position errors, scan-line offsets
 SWEEPS = ("snr_db", "scatterers", "outside_margin", "position_error", "realistic")
-SWEEP_COLUMNS = ("sweep", "value", "method", "n", "rmse", "rmse_pm1", "rmse_ci95", "seconds")
+REFERENCE = "two_step"  # every sweep row carries its method's paired difference to the paper's method
+# minus_two_step*: the method's mean RMSE on [0, 1] minus two-step's on the same observations, with
+# its 95 % paired bootstrap interval (kernels as units; empty for two-step itself)
+SWEEP_COLUMNS = ("sweep", "value", "method", "n", "rmse", "rmse_pm1", "rmse_ci95", f"minus_{REFERENCE}",
+                 f"minus_{REFERENCE}_low", f"minus_{REFERENCE}_high", "seconds")
 
 
 def kernel_interval(values: np.ndarray, kernel_ids: np.ndarray) -> float:
@@ -122,16 +126,23 @@ def robustness_sweep(models: TrainedModels, sweep: str, progress: bool = False, 
             rows += [{**row, "sweep": sweep, "value": float(value)} for row in reuse[key]]
             continue
         test, pairs, target = ood_observations(models, per_kernel, seed, **change)
-        point = []
+        point, per_sample = [], {}
         for method, (fn, _) in models.methods().items():
             start = time.perf_counter()
             pred = predict_dataset(fn, test, pairs, device=models.device, progress=progress,
                                    desc=f"{sweep}={value} {method}")
             seconds = time.perf_counter() - start
             e = errors(pred, target)
+            per_sample[method] = [{"kernel": int(k), "observation": int(o), "rmse": float(v)}
+                                  for (k, o), v in zip(pairs, e["rmse"])]
             point.append({"sweep": sweep, "value": float(value), "method": method, "n": len(pairs),
                           "rmse": float(e["rmse"].mean()), "rmse_pm1": float(e["rmse_pm1"].mean()),
                           "rmse_ci95": kernel_interval(e["rmse"], pairs[:, 0]), "seconds": round(seconds, 2)})
+        for row in point:  # every method against the paper's method on the same observations, paired per kernel
+            if REFERENCE in per_sample and row["method"] != REFERENCE:
+                d = paired_difference(per_sample[row["method"]], per_sample[REFERENCE], n_boot=2000, seed=seed)
+                row.update({f"minus_{REFERENCE}": d["difference"], f"minus_{REFERENCE}_low": d["ci_low"],
+                            f"minus_{REFERENCE}_high": d["ci_high"]})
         if reuse is not None:
             reuse[key] = point
         rows += point
