@@ -104,3 +104,28 @@ def test_the_patience_replay_follows_the_stopping_rule(monkeypatch, tmp_path):
                          cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert bad.returncode != 0 and "alignment.csv" in bad.stderr and "seconds, val_rmse" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_time_to_accuracy_counts_seconds_to_the_before_runs_best(tmp_path):
+    """benchmarks/time_to_accuracy.py: the target is the before run's best validation RMSE; each
+    run's seconds are summed up to its first epoch at or below it, step 1 added where a network
+    starts from it; runs of different data are refused."""
+    def run(name, curves):
+        (tmp_path / name / "logs").mkdir(parents=True)
+        (tmp_path / name / "data").mkdir()
+        (tmp_path / name / "data" / "meta.json").write_text('{"content_hash": "abc"}')
+        for step, (vals, secs) in curves.items():
+            (tmp_path / name / "logs" / f"{step}.csv").write_text("epoch,val_rmse,seconds\n" + "".join(
+                f"{i + 1},{v},{secs}\n" for i, v in enumerate(vals)))
+    run("old", {"kernel_vae": ([0.3, 0.2], 5.0), "alignment": ([0.5, 0.4, 0.3], 10.0)})
+    run("new", {"kernel_vae": ([0.25, 0.1], 2.0), "alignment": ([0.35, 0.3, 0.2], 4.0),
+                "one_step_paper": ([0.9], 1.0)})
+    out = _run("time_to_accuracy.py", "--before", str(tmp_path / "old"), "--after", str(tmp_path / "new"))
+    assert "| kernel_vae | 0.2000 | 10 | 4 | 0.1000 | 4 |" in out
+    assert "| alignment | 0.3000 | 40 | 12 | 0.2000 | 16 |" in out  # step 1's 10 s / 4 s included
+    assert "| one_step_paper | - | not trained before |" in out
+    (tmp_path / "new" / "data" / "meta.json").write_text('{"content_hash": "xyz"}')
+    bad = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "time_to_accuracy.py"), "--before",
+                          str(tmp_path / "old"), "--after", str(tmp_path / "new")], cwd=ROOT, capture_output=True,
+                         text=True, timeout=60)
+    assert bad.returncode != 0 and "different datasets" in bad.stderr and "Traceback" not in bad.stderr
