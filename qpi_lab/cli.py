@@ -267,6 +267,30 @@ def cmd_seeds(args) -> int:
     return 0
 
 
+def cmd_learning_curves(args) -> int:
+    """Learning curves: both methods trained on less data (qpi_lab.learning_curves), over seeds."""
+    from .learning_curves import AXES, FRACTIONS, METHODS, run_learning_curves
+
+    prof = args.profile_obj
+    root = args.run_dir or Path("runs") / f"{prof.name}-learning-curves"
+    base = args.base_run_dir or Path("runs") / f"{prof.name}-seeds"
+    out = Path(args.results_dir) if args.results_dir else project_root() / "results" / prof.name
+    t0 = time.perf_counter()
+    rows, paired = run_learning_curves(prof.name, args.seeds, root, base, overrides=_override_dict(args),
+                                       progress=not args.no_progress)
+    write_csv(out / "learning_curves.csv", rows)
+    write_csv(out / "learning_curves_paired.csv", paired)
+    write_text(out / "learning_curves_provenance.json", json.dumps(
+        provenance(prof, None, {"command": "qpi " + " ".join(sys.argv[1:]), "seeds": list(args.seeds),
+                                "axes": AXES, "fractions": list(FRACTIONS), "methods": list(METHODS),
+                                "total_seconds": round(time.perf_counter() - t0, 1)}), indent=2) + "\n")
+    for r in paired:
+        print(f"{r['axis']:>12} {r['fraction']:>5g} {r['setting']:>3}: two-step - one-step "
+              f"{r['two_step_minus_one_step_paper']:+.4f} [{r['ci_low']:+.4f}, {r['ci_high']:+.4f}] {r['verdict']}")
+    print(f"wrote {out}/learning_curves.csv, learning_curves_paired.csv ({time.perf_counter() - t0:.0f} s)")
+    return 0
+
+
 def cmd_ablation(args) -> int:
     """One of the paper's ablations (or the kit's), over several seeds."""
     prof = args.profile_obj
@@ -375,6 +399,9 @@ COMMANDS = {
                          "writes results/<profile>/table_seeds.*", True),
     "ablation": (cmd_ablation, "an ablation (symmetric_loss, angles, warm_start, noise_augmentation, pretraining, "
                                "realistic_training, or all) over several seeds; writes results/<profile>/ablations/<name>.*", True),
+    "learning-curves": (cmd_learning_curves, "when does latent alignment beat one-step? both methods trained on "
+                                             "fractions of the training kernels and observations, over seeds; writes "
+                                             "results/<profile>/learning_curves*.csv", True),
     "figures": (cmd_figures, "every paper figure and table the kit maps: seeds, every ablation, then the notebook "
                              "chain; prints the plan first and reuses trained networks", False),
     "reproduce": (cmd_reproduce, "run the numbered notebooks in order (papermill) into --run-dir, collect "
@@ -418,6 +445,10 @@ EXTRA_ARGS: dict = {
     "ablation": [lambda p: p.add_argument("name", choices=[*ABLATIONS, "all"], help="which ablation"), _seeds, _results,
                  lambda p: p.add_argument("--base-run-dir", type=Path, default=None,
                                           help="a `qpi seeds` run directory: its data and step-1 VAEs are reused")],
+    "learning-curves": [_seeds, _results,
+                        lambda p: p.add_argument("--base-run-dir", type=Path, default=None,
+                                                 help="the `qpi seeds` run directory whose full-size runs are the "
+                                                      "curves' last point (default runs/<profile>-seeds)")],
     "pretrain": [_restart,
                  lambda p: p.add_argument("--run-dir", type=Path, default=None,
                                           help="where the prior trains (default runs/<profile>-prior)"),

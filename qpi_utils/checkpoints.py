@@ -59,7 +59,10 @@ def fingerprint(profile: Profile, step: str, ds: QPIDataset) -> dict:
         "train": train,
         "dataset_hash": ds.meta.get("content_hash"),
         "splits": {k: getattr(profile.simulation, k) for k in
-                   ("split_seed", "ood_fraction", "id_test_fraction", "val_kernel_fraction", "val_fraction")},
+                   ("split_seed", "ood_fraction", "id_test_fraction", "val_kernel_fraction", "val_fraction")
+                   # a learning curve's smaller training set (absent at the full size: older models stay valid)
+                   + tuple(k for k in ("train_kernel_fraction", "train_observation_fraction")
+                           if getattr(profile.simulation, k) != 1.0)},
     }
 
 

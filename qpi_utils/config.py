@@ -72,6 +72,10 @@ class SimulationConfig:
     val_kernel_fraction: float = 0.1  # of all kernels: validation kernels (from the non-OOD ones)
     val_fraction: float = 0.1  # of each training kernel's observations: validation
     split_seed: int = 0
+    # learning curves (qpi learning-curves): train on a fraction of the training kernels (stratified)
+    # and of each one's training observations; test and validation kernels unchanged
+    train_kernel_fraction: float = 1.0
+    train_observation_fraction: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -393,6 +397,9 @@ def _check(profile: Profile) -> Profile:
     need(0 < s.id_test_fraction < 1, f"simulation.id_test_fraction must be in (0, 1), got {s.id_test_fraction}")
     need(0 < s.val_kernel_fraction < 1 - s.ood_fraction,
          f"simulation.val_kernel_fraction must be in (0, 1 - ood_fraction), got {s.val_kernel_fraction}")
+    need(0 < s.train_kernel_fraction <= 1 and 0 < s.train_observation_fraction <= 1,
+         f"simulation.train_kernel_fraction and train_observation_fraction must be in (0, 1], got "
+         f"{s.train_kernel_fraction}, {s.train_observation_fraction}")
     need(0 < s.val_fraction < 1 - s.id_test_fraction,
          f"simulation.val_fraction must be in (0, 1 - id_test_fraction), got {s.val_fraction}")
     need(m.architecture in ("small", "sdxl"), f"model.architecture must be 'small' or 'sdxl', got {m.architecture!r}")

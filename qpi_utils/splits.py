@@ -24,7 +24,7 @@ import numpy as np
 from .data import DatasetError
 from .simulate import SYMMETRY_ORDERS
 
-__all__ = ["Splits", "make_splits", "check_splits", "splits_for"]
+__all__ = ["Splits", "make_splits", "check_splits", "splits_for", "subsample_training"]
 
 
 @dataclass(frozen=True)
@@ -135,6 +135,7 @@ def splits_for(simulation, symmetry: Sequence[int], n_observations: int) -> Spli
     s = simulation
     splits = make_splits(symmetry, n_observations, s.ood_fraction, s.id_test_fraction, s.split_seed,
                          s.val_kernel_fraction, s.val_fraction)
+    splits = subsample_training(splits, symmetry, s.train_kernel_fraction, s.train_observation_fraction)
     check_splits(splits)
     return splits
 
@@ -162,3 +163,26 @@ def check_splits(splits: Splits) -> None:
     for a, b in (("train", "id_test"), ("train", "val_id"), ("val_id", "id_test")):
         if key(splits.pairs(a)) & key(splits.pairs(b)):
             raise DatasetError(f"an observation is both in {a} and in {b}")
+
+
+def subsample_training(splits: Splits, symmetry: Sequence[int], kernel_fraction: float = 1.0,
+                       observation_fraction: float = 1.0) -> Splits:
+    """The same splits trained on less: ``kernel_fraction`` of the training kernels (stratified by
+    symmetry, seeded by the splits' seed) and ``observation_fraction`` of each kept kernel's training
+    observations (at least one). The ID test and in-domain validation keep only the kept kernels'
+    observations (ID stays "kernels the networks were trained on"); validation kernels, OOD kernels
+    and their observations are unchanged. For learning curves (``qpi learning-curves``)."""
+    if kernel_fraction >= 1 and observation_fraction >= 1:
+        return splits
+    symmetry = np.asarray(symmetry)
+    rng = np.random.default_rng([splits.seed, 2])  # a stream of its own: the full splits do not move
+    n_keep = max(1, int(round(kernel_fraction * len(splits.train_kernels))))
+    kept = _stratified(symmetry, splits.train_kernels, n_keep, rng)
+    keep_rows = lambda pairs: pairs[np.isin(pairs[:, 0], kept)]
+    train = []
+    for k in kept:
+        rows = splits.train[splits.train[:, 0] == k]
+        n = max(1, int(round(observation_fraction * len(rows))))
+        train.append(rows[np.sort(rng.permutation(len(rows))[:n])])
+    return Splits(kept, splits.val_kernels, splits.ood_kernels, np.concatenate(train).reshape(-1, 2),
+                  keep_rows(splits.val_id), splits.val_ood, keep_rows(splits.id_test), splits.ood_test, splits.seed)

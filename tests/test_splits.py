@@ -77,3 +77,31 @@ def test_validation_pairs_are_balanced_and_never_test():
     rows = set(map(tuple, v.tolist()))
     assert not rows & set(map(tuple, s.id_test.tolist())) and not rows & set(map(tuple, s.train.tolist()))
     np.testing.assert_array_equal(v, s.validation_pairs(cap=64, seed=0))
+
+
+def test_a_smaller_training_set_keeps_test_and_validation_kernels_and_stays_stratified():
+    """subsample_training (learning curves): fewer training kernels, stratified by symmetry, and
+    fewer observations of each; OOD and validation kernels and their observations untouched; ID
+    test and in-domain validation only of the kept kernels; the full size is the same splits."""
+    from qpi_utils.splits import make_splits, subsample_training
+
+    symmetry = np.repeat([0, 2, 3, 4, 6], 20)
+    full = make_splits(symmetry, 50, seed=3)
+    assert subsample_training(full, symmetry) is full
+    half = subsample_training(full, symmetry, kernel_fraction=0.5, observation_fraction=0.4)
+    check_splits(half)
+    assert len(half.train_kernels) == round(0.5 * len(full.train_kernels))
+    assert set(half.train_kernels) <= set(full.train_kernels)
+    counts = np.bincount(np.searchsorted([0, 2, 3, 4, 6], symmetry[half.train_kernels]), minlength=5)
+    assert counts.max() - counts.min() <= 1  # stratified
+    for name in ("val_ood", "ood_test"):
+        assert np.array_equal(half.pairs(name), full.pairs(name))
+    assert np.array_equal(half.val_kernels, full.val_kernels) and np.array_equal(half.ood_kernels, full.ood_kernels)
+    for name in ("train", "val_id", "id_test"):
+        assert set(half.pairs(name)[:, 0]) == set(half.train_kernels)
+        assert {tuple(r) for r in half.pairs(name)} <= {tuple(r) for r in full.pairs(name)}
+    per_kernel = np.bincount(half.train[:, 0])[half.train_kernels]
+    full_per_kernel = np.bincount(full.train[:, 0])[half.train_kernels]
+    assert np.array_equal(per_kernel, np.maximum(1, np.round(0.4 * full_per_kernel)).astype(int))
+    again = subsample_training(full, symmetry, kernel_fraction=0.5, observation_fraction=0.4)
+    assert np.array_equal(again.train, half.train)  # seeded: the same every time
