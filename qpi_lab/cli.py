@@ -18,22 +18,21 @@ from pathlib import Path
 from .budget import SUSTAINED_TFLOPS, chain_flops, estimate_seconds, measure_training, training_samples
 from .chain import ChainError, run_chain
 from qpi_utils import __version__
-from qpi_utils.config import PROFILE_NAMES, ProfileError, parse_override, default_profile_name, get_profile
-from qpi_utils.checkpoints import LOADERS, CheckpointError, check_weights, load_blob, step_fingerprint
+from qpi_utils.config import PROFILE_NAMES, parse_override, default_profile_name, get_profile
+from qpi_utils.checkpoints import LOADERS, check_weights, load_blob, step_fingerprint
 from qpi_utils.errors import QpiError
-from qpi_utils.data import DatasetError, check_dataset_target, load_dataset, save_dataset, simulate_dataset
+from qpi_utils.data import check_dataset_target, load_dataset, save_dataset, simulate_dataset
 from qpi_utils.evaluate import markdown_table
 
 from .evaluate import evaluate
 from qpi_utils.files import write_csv, write_text
-from qpi_utils.models import ModelConfigError, load_pretrained_rgb
-from qpi_utils.realdata import RealDataError
+from qpi_utils.models import load_pretrained_rgb
 from qpi_utils.paper import TABLE1_RMSE
 from qpi_utils.plots import plot_history, save_figure
 from qpi_utils.runs import STEPS, RunLayout, project_root
 from .seeds import (ABLATIONS, markdown_real_maps, markdown_summary, real_map_scores, run_ablation, run_table,
                     seed_overrides, summarise, write_seed_results)
-from qpi_utils.train import TRAINERS, TrainingError
+from qpi_utils.train import TRAINERS
 
 __all__ = ["main", "build_parser"]
 
