@@ -4,6 +4,8 @@
 #   make seeds       the ID/OOD table over seeds 0 1 2 (results/$(PROFILE)/table_seeds.*)
 #   make ablations   every ablation over seeds 0 1 2, reusing the seeds runs (results/$(PROFILE)/ablations/)
 #   make figures     every paper figure and table the kit maps: seeds, ablations, then the notebook chain
+#   make book        the README, docs/ and the notebooks as a website in _build/book/_build/html (offline,
+#                    from the committed outputs; fails on a broken link or a missing figure)
 # Variables: PROFILE (quick), RUN_DIR (runs/$(PROFILE)), PYTHON (python3),
 #            TORCH_SPEC (torch==2.13.0: a CPU build here; on a CUDA machine use e.g. TORCH_SPEC=torch)
 PYTHON ?= python3
@@ -24,7 +26,7 @@ SEEDS ?= 0 1 2
 SHELL := /bin/bash
 .SHELLFLAGS := -o pipefail -c
 
-.PHONY: reproduce test seeds ablations figures benchmark clean-venv
+.PHONY: reproduce test seeds ablations figures book benchmark clean-venv
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +48,9 @@ seeds: $(STAMP)
 ablations: $(STAMP)
 	$(BIN)/qpi ablation all --profile $(PROFILE) --seeds $(SEEDS) --run-dir runs/$(PROFILE)-ablations \
 		--base-run-dir runs/$(PROFILE)-seeds
+
+book: $(STAMP)
+	$(BIN)/python -m qpi_lab.book --out _build/book
 
 figures: $(STAMP)
 	$(BIN)/qpi figures --profile $(PROFILE) --seeds $(SEEDS) --run-dir runs/$(PROFILE)-seeds

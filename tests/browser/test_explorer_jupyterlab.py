@@ -1,0 +1,74 @@
+"""The kernel explorer (qpi_utils.widgets) seen working in a real JupyterLab: notebook 01 runs at
+the smoke profile in headless Chromium, one slider moves, and the figure changes."""
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+import shutil
+
+import pytest
+
+from .conftest import ROOT, free_port, start_server, stop_server
+
+pytest.importorskip("jupyterlab", reason="JupyterLab is missing: pip install -e '.[dev]'")
+
+
+@pytest.fixture
+def lab(tmp_path, shared_data_dir):
+    """JupyterLab serving a copy of notebook 01, with the smoke profile and a run directory of its
+    own, its configuration and runtime files kept in ``tmp_path`` (nothing of the user's is read)."""
+    work = tmp_path / "work"
+    work.mkdir()
+    shutil.copy(ROOT / "notebooks" / "01_simulate.ipynb", work)
+    port, token = free_port(), secrets.token_hex(16)
+    env = {**os.environ, "QPI_PROFILE": "smoke", "QPI_RUN_DIR": str(tmp_path / "run"), "QPI_DATA_DIR": shared_data_dir,
+           "JUPYTER_CONFIG_DIR": str(tmp_path / "config"), "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
+           "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "settings"), "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "ws"),
+           "IPYTHONDIR": str(tmp_path / "ipython"), "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
+    env.pop("QPI_STATIC_WIDGETS", None)  # live widgets, as a user gets them
+    args = ["-m", "jupyterlab", "--no-browser", f"--port={port}", "--ip=127.0.0.1", f"--IdentityProvider.token={token}",
+            f"--ServerApp.root_dir={work}", "--LabApp.news_url=", "--LabApp.check_for_updates_class="
+            "jupyterlab.NeverCheckForUpdate"]
+    process, out = start_server(args, work, env, f"http://127.0.0.1:{port}/api?token={token}", tmp_path / "lab.log")
+    yield f"http://127.0.0.1:{port}", token
+    stop_server(process, out)
+
+
+def _figure(page) -> bytes:
+    """The PNG the explorer's output area shows now."""
+    src = page.locator(".widget-interact .jp-OutputArea-output img").first.get_attribute("src")
+    assert src and src.startswith("data:image/png;base64,"), src
+    return base64.b64decode(src.split(",", 1)[1])
+
+
+def test_moving_a_slider_redraws_the_explorer(browser, lab):
+    url, token = lab
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(120_000)
+    page.goto(f"{url}/lab/tree/01_simulate.ipynb?token={token}")
+    page.locator(".jp-Notebook").wait_for()
+    page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").wait_for()  # the kernel is up
+    page.get_by_role("menuitem", name="Run", exact=True).click()
+    page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+
+    frequency = page.locator(".widget-interact .widget-slider").filter(has_text="frequency")
+    frequency.wait_for()
+    page.locator(".widget-interact .jp-OutputArea-output img").first.wait_for()
+    before = _figure(page)
+    readout = frequency.locator(".widget-readout")
+    assert readout.inner_text().strip() == "0.120"  # the explorer's first state
+
+    readout.click()  # type a new value into the slider's readout, as a user can
+    page.keyboard.press("Control+A")
+    page.keyboard.type("0.200")
+    page.keyboard.press("Enter")
+    page.wait_for_function(
+        """(before) => {
+             const img = document.querySelector('.widget-interact .jp-OutputArea-output img');
+             return img && img.src !== before;
+           }""", arg="data:image/png;base64," + base64.b64encode(before).decode())
+    after = _figure(page)
+    assert frequency.locator(".widget-readout").inner_text().strip() == "0.200"
+    assert after != before and len(after) > 1000, "the figure did not change when the frequency slider moved"
+    page.close()
