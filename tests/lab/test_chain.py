@@ -224,7 +224,10 @@ def test_one_repository_address_everywhere():
         assert f"git+https://{REPOSITORY}" in install and "pip install -q -e .." in install, name
         text = "".join(c.source for c in nb.cells)
         assert text.count("github.com/") == text.count(REPOSITORY), f"{name}: another repository address"
-    assert f"git+https://{REPOSITORY}" in (ROOT / "README.md").read_text()
+    assert f"git+https://{REPOSITORY}" in (ROOT / "docs" / "setup.md").read_text()
+    readme = (ROOT / "README.md").read_text()  # every chapter's badge, to this repository
+    assert all(f"colab.research.google.com/github/{owner_name}/blob/main/notebooks/{name}.ipynb" in readme
+               for name in NOTEBOOKS)
 
 
 @pytest.mark.parametrize("name", ALL_NOTEBOOKS)
