@@ -19,7 +19,7 @@ from .budget import SUSTAINED_TFLOPS, chain_flops, estimate_seconds, measure_tra
 from .chain import ChainError, run_chain
 from qpi_utils import __version__
 from qpi_utils.config import PROFILE_NAMES, parse_override, default_profile_name, get_profile
-from qpi_utils.checkpoints import LOADERS, check_weights, load_blob, step_fingerprint
+from qpi_utils.checkpoints import LOADERS, check_simulation_settings, check_weights, load_blob, step_fingerprint
 from qpi_utils.errors import QpiError
 from qpi_utils.data import check_dataset_target, load_dataset, save_dataset, simulate_dataset
 from qpi_utils.evaluate import markdown_table
@@ -94,8 +94,9 @@ def cmd_check(args) -> int:
     layout = _layout(args)
     layout.require("data")
     ds = load_dataset(layout.data, verify=True)
+    check_simulation_settings(args.profile_obj, ds, layout.display(layout.data))
     print(f"{layout.display(layout.data)}: {ds.n_kernels} kernels x {ds.n_observations} observations, "
-          f"content hash {ds.meta['content_hash'][:16]} verified")
+          f"content hash {ds.meta['content_hash'][:16]} verified, made with this profile's simulation settings")
     for step in STEPS:
         load, network = LOADERS[step]
         if layout.model(step).is_file():  # what evaluation loads: fingerprint, summary, names, shapes, finite
@@ -159,7 +160,7 @@ def cmd_doctor(args) -> int:
 def cmd_evaluate(args) -> int:
     layout = _layout(args)
     results = Path(args.results_dir) if args.results_dir else layout.results
-    rows = evaluate(args.profile_obj, layout, results, progress=not args.no_progress)
+    rows = evaluate(args.profile_obj, layout, results, progress=not args.no_progress, force=args.force)
     print(markdown_table(rows))
     print(f"wrote {results}/table.csv, table.md, per_sample.csv, provenance.json")
     return 0
@@ -355,7 +356,8 @@ EXTRA_ARGS: dict = {
     "train-kernel-vae": [_restart],
     "train-alignment": [_restart],
     "train-one-step": [_restart],
-    "evaluate": [_results],
+    "evaluate": [_results, lambda p: p.add_argument("--force", action="store_true",
+                                                     help="replace results files in --results-dir that the kit did not write")],
     "doctor": [lambda p: p.add_argument("--no-measure", dest="measure", action="store_false",
                                         help="skip timing real training steps on this device (slow on a CPU for "
                                              "the colab and paper profiles)"),

@@ -45,6 +45,7 @@ import numpy as np
 from . import __version__
 from .config import SimulationConfig
 from .errors import QpiError
+from .files import OWNER_FILE, owner_record
 from .imaging import minmax_normalise
 from .simulate import (PARAM_NAMES, SYMMETRY_ORDERS, activation_map, add_noise, draw_outside, draw_positions,
                        kernel_spectrum, model_constants, render_observations, sample_kernel_params)
@@ -198,16 +199,7 @@ class QPIDataset:
         return image * (hi - lo) + lo
 
 
-OWNER_FILE = ".qpi-kit.json"  # in every dataset folder the kit writes: what it wrote there, and which process
-
-
-def _owner(path: Path) -> dict | None:
-    """The kit's record in ``path`` (what it wrote, by which process), or None when the kit did not make it."""
-    try:
-        record = json.loads((path / OWNER_FILE).read_text())
-    except (OSError, ValueError):
-        return None
-    return record if isinstance(record, dict) and record.get("made_by") == "qpi-kit" else None
+_owner = owner_record  # the kit's record in a dataset folder (qpi_utils.files: the one ownership rule)
 
 
 DATASET_FILES = tuple(f"{name}.npy" for name in ARRAY_NAMES) + ("meta.json",)
