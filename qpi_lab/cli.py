@@ -25,7 +25,7 @@ from qpi_utils.data import check_dataset_target, load_dataset, save_dataset, sim
 from qpi_utils.evaluate import markdown_table
 
 from .evaluate import evaluate
-from qpi_utils.files import write_csv, write_text
+from qpi_utils.files import stale_temporaries, write_csv, write_text
 from qpi_utils.models import load_pretrained_rgb
 from qpi_utils.paper import TABLE1_RMSE
 from qpi_utils.plots import plot_history, save_figure
@@ -107,6 +107,9 @@ def cmd_check(args) -> int:
                 check_weights(blob["state_dict"], network(args.profile_obj), path)
                 print(f"{layout.display(path)}: readable, {len(blob['history'])} epochs, weights finite and of "
                       f"the right shapes, fits profile {args.profile_obj.name}")
+    for debris in stale_temporaries(layout.root):  # a writer killed mid-save (kill -9, power cut)
+        print(f"{layout.display(debris)}: a partial file left by a writer that was killed; the kit removes it "
+              "the next time it writes that file, or delete it")
     return 0
 
 

@@ -39,6 +39,7 @@ from .imaging import minmax_normalise
 from .models import from_model_scale, to_model_scale
 from .physics import ConvolutionOperator
 from .simulate import IMAGE_SIZE
+from .validate import InputError, image_batch
 from .train import cpu_has_native_bf16
 
 __all__ = ["defect_average", "least_squares", "least_squares_path", "choose_regularisation", "estimate_noise_std",
@@ -46,26 +47,17 @@ __all__ = ["defect_average", "least_squares", "least_squares_path", "choose_regu
            "choose_edge_check", "DECODER_AUTOCAST", "decoder_precision"]
 
 
-def _check_batch(name: str, x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64)
-    if x.ndim == 2:
-        x = x[None]
-    if x.ndim != 3 or x.shape[-2:] != (IMAGE_SIZE, IMAGE_SIZE):
-        raise ValueError(f"{name} must be ({IMAGE_SIZE}, {IMAGE_SIZE}) or (N, {IMAGE_SIZE}, {IMAGE_SIZE}), got shape {x.shape}")
-    if len(x) == 0:
-        raise ValueError(f"{name}: the batch is empty")
-    if not np.isfinite(x).all():
-        raise ValueError(f"{name} contains NaN or inf")
-    return x
+def _check_batch(name: str, x) -> np.ndarray:
+    return image_batch(name, x)  # (N, 64, 64) float64, finite (qpi_utils.validate: the API's one check)
 
 
 def _check_pair(observations, maps) -> tuple[np.ndarray, np.ndarray]:
     y = _check_batch("observations", observations)
     m = _check_batch("activation maps", maps)
     if y.shape != m.shape:
-        raise ValueError(f"observations {y.shape} and activation maps {m.shape} differ in shape")
+        raise InputError(f"observations {y.shape} and activation maps {m.shape} differ in shape")
     if (m < 0).any():
-        raise ValueError("activation maps must count defects (>= 0)")
+        raise InputError("activation maps must count defects (>= 0)")
     return y, m
 
 

@@ -22,7 +22,7 @@ import torch
 from .config import Profile, SimulationConfig, TrainConfig, resolve_init
 from .data import DatasetError, QPIDataset, load_dataset, save_dataset, simulate_dataset
 from .errors import QpiError
-from .files import atomic_path
+from .files import DiskError, atomic_path
 from .models import ModelConfigError, ModelInfo, ObservationEncoder, autoencoder_config
 from .runs import RunLayout, as_layout
 from .splits import Splits, splits_for
@@ -71,9 +71,13 @@ def step_fingerprint(profile: Profile, step: str, ds: QPIDataset) -> dict:
 
 
 def save_blob(obj: dict, path: Path) -> Path:
-    """``torch.save`` atomically (temporary file, then rename)."""
+    """``torch.save`` atomically (temporary file, then rename); a failed write (a full disk) is a
+    :class:`~qpi_utils.files.DiskError` naming the file, and leaves nothing behind."""
     with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+        try:
+            torch.save(obj, tmp)
+        except RuntimeError as exc:  # torch reports a short write as "PytorchStreamWriter failed writing file ..."
+            raise DiskError(f"cannot write {path}: {str(exc).splitlines()[0][:160]}; is the disk full?") from None
     return Path(path)
 
 

@@ -21,13 +21,15 @@ import hashlib
 import io
 import json
 import os
+import re
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 from .errors import QpiError
 
 __all__ = ["atomic_path", "write_text", "write_csv", "read_csv", "format_value", "sha256", "data_dir", "FetchError",
-           "fetch_verified", "OWNER_FILE", "owner_record", "OwnershipError", "claim_results"]
+           "fetch_verified", "OWNER_FILE", "owner_record", "OwnershipError", "claim_results", "pid_alive",
+           "stale_temporaries", "DiskError"]
 
 OWNER_FILE = ".qpi-kit.json"  # in every folder the kit writes: what it wrote there, and which process
 
@@ -79,19 +81,58 @@ def claim_results(folder: str | os.PathLike, names: Sequence[str], force: bool =
     return folder
 
 
+def pid_alive(pid: int) -> bool:
+    """Is process ``pid`` running (on this machine)?"""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True  # someone else's, or not a pid we can ask about: assume alive, never delete
+    return True
+
+
+_TEMPORARY = re.compile(r"^\.(?P<stem>.+)\.tmp-(?P<pid>\d+)(?P<suffix>\.[^.]*)?$")
+
+
+def stale_temporaries(folder: str | os.PathLike, recursive: bool = True) -> list[Path]:
+    """Files :func:`atomic_path` left behind when its process was killed (``kill -9``, a power cut):
+    the kit's temporary names whose writer's pid is no longer running."""
+    folder = Path(folder)
+    found = folder.rglob(".*.tmp-*") if recursive else folder.glob(".*.tmp-*")
+    return sorted(p for p in found if p.is_file() and (m := _TEMPORARY.match(p.name))
+                  and int(m["pid"]) != os.getpid() and not pid_alive(int(m["pid"])))
+
+
+class DiskError(QpiError, OSError):
+    """A file could not be written: the message names the path and the system's reason."""
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` (same suffix, hidden name); on normal exit it is
-    renamed over ``path`` (atomic on one file system), on an exception it is removed."""
+    renamed over ``path`` (atomic on one file system), on an exception it is removed. Temporaries
+    of the same target left by a killed writer are removed first; a full disk or a folder that
+    cannot be written is a :class:`DiskError` naming the path."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DiskError(f"cannot create the folder {path.parent}: {exc.strerror or exc}") from None
     tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
+    for old in stale_temporaries(path.parent, recursive=False):
+        if old.name.startswith(f".{path.stem}.tmp-") and old.name.endswith(path.suffix):
+            with contextlib.suppress(OSError):
+                old.unlink()
     try:
         yield tmp
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
+        if isinstance(exc, OSError) and not isinstance(exc, QpiError):
+            raise DiskError(f"cannot write {path}: {exc.strerror or exc}"
+                            + (" (the disk is full)" if getattr(exc, "errno", None) == 28 else "")) from None
         raise
 
 

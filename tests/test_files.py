@@ -82,3 +82,42 @@ def test_claiming_refuses_exactly_the_unlisted_files_it_would_replace(tmp_path_f
         claim_results(folder, NAMES)
         assert set(owner_record(folder)["files"]) == set(NAMES) | listed
     assert all((folder / n).read_text() == "x" for n in existing)  # claiming never writes a results file
+
+
+# --- faults: killed writers and full disks -------------------------------------------------------
+
+import errno  # noqa: E402
+import os  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
+from qpi_utils.files import DiskError, stale_temporaries  # noqa: E402
+
+
+def _dead_pid() -> int:
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    return int(done.stdout)
+
+
+def test_a_killed_writers_temporary_is_found_and_removed_by_the_next_write(tmp_path):
+    dead = _dead_pid()
+    left = tmp_path / f".model.tmp-{dead}.pt"
+    left.write_bytes(b"half")
+    mine = tmp_path / f".other.tmp-{os.getpid()}.pt"  # a live writer's (this process): never touched
+    mine.write_bytes(b"in progress")
+    users = tmp_path / "notes.tmp-1.txt"  # not the kit's name: never touched
+    users.write_text("mine")
+    assert stale_temporaries(tmp_path) == [left]
+    write_text(tmp_path / "model.pt", "new")
+    assert not left.exists() and users.read_text() == "mine" and (tmp_path / "model.pt").read_text() == "new"
+    assert mine.read_bytes() == b"in progress"
+
+
+def test_a_full_disk_is_one_error_naming_the_file(tmp_path, monkeypatch):
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", full)
+    with pytest.raises(DiskError, match=r"cannot write .*table\.md: No space left on device \(the disk is full\)"):
+        write_text(tmp_path / "table.md", "x")
+    assert list(tmp_path.iterdir()) == []  # the temporary is gone too
