@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from .validate import InputError
+from .validate import InputError, array
 
 __all__ = ["errors"]
 
 
 def _batch(name: str, x) -> np.ndarray:
     """(N, H, W) finite float64: a 2-D array is refused, as its rows would be scored as images."""
-    arr = np.asarray(x.detach().cpu().numpy() if hasattr(x, "detach") else x, np.float64)
+    arr = array(name, x)
     if arr.ndim != 3 or 0 in arr.shape:
         raise InputError(f"{name} must be a batch of images (N, H, W), got shape {arr.shape}: give one image as "
                          "image[None]")

@@ -15,20 +15,21 @@ import os
 
 import numpy as np
 
-from .errors import QpiError
+from .errors import InputError
 from .simulate import IMAGE_SIZE
 
-__all__ = ["InputError", "SizeError", "image_batch", "image", "frequency_band", "positive", "network_batch",
+__all__ = ["InputError", "SizeError", "array", "image_batch", "image", "frequency_band", "positive", "network_batch",
            "available_memory", "check_memory"]
 
 
-class InputError(QpiError, ValueError):
-    """An argument of the kit's API that it cannot use; the message names it."""
-
-
-def _array(name: str, x) -> np.ndarray:
+def array(name: str, x) -> np.ndarray:
+    """``x`` (numpy, torch on any device, nested lists) as a float64 array of real numbers."""
     if hasattr(x, "detach"):  # a torch tensor, on any device
+        if x.is_complex():
+            raise InputError(f"{name} must hold real numbers, got a complex tensor")
         x = x.detach().float().cpu().numpy()
+    if np.iscomplexobj(x):
+        raise InputError(f"{name} must hold real numbers, got complex values")
     try:
         arr = np.asarray(x, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -36,10 +37,18 @@ def _array(name: str, x) -> np.ndarray:
     return arr
 
 
+_array = array
+
+
+LARGEST = 1e100  # beyond it squares overflow float64: the solvers' sums of squares would be inf
+
+
 def _finite(name: str, arr: np.ndarray) -> np.ndarray:
     if not np.isfinite(arr).all():
         bad = int((~np.isfinite(arr)).sum())
         raise InputError(f"{name} holds {bad} NaN or inf value(s): clean or mask them first")
+    if arr.size and np.abs(arr).max() > LARGEST:
+        raise InputError(f"{name} holds values beyond +-{LARGEST:g} (largest {np.abs(arr).max():g}): rescale the data first")
     return arr
 
 

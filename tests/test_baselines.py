@@ -177,9 +177,9 @@ def test_regularisation_is_chosen_on_given_training_data_only():
 
 
 def test_bad_inputs_are_named():
-    with pytest.raises(ValueError, match=r"observations must be \(64, 64\) or \(N, 64, 64\)"):
+    with pytest.raises(ValueError, match=r"observations must be a batch of shape \(N, 64, 64\) or one image \(64, 64\)"):
         least_squares(np.zeros((2, 32, 32)), np.zeros((2, 32, 32)))
-    with pytest.raises(ValueError, match="activation maps contains NaN"):
+    with pytest.raises(ValueError, match="activation maps holds .* NaN"):
         defect_average(np.zeros((1, 64, 64)), np.full((1, 64, 64), np.nan))
     with pytest.raises(ValueError, match="differ in shape"):
         least_squares(np.zeros((2, 64, 64)), np.zeros((3, 64, 64)))
