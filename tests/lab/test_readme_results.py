@@ -62,3 +62,14 @@ def test_the_readme_quotes_the_chain_time_once_and_from_its_file():
     assert quotes == [f"{total:.1f}"], (quotes, f"{total:.1f}")
     assert "50.8 min" not in text  # the time of the chain before notebook 09 joined it
 
+
+
+def test_the_readme_quotes_the_test_suites_time_from_its_file():
+    """`make test`'s time is what tools/record_time.py recorded for `bash .ci/run` on a fresh clone."""
+    import json
+    import re
+
+    record = json.loads((ROOT / "results" / "make_test_time.json").read_text())
+    assert record["command"] == "bash .ci/run" and "+dirty" not in record["git_commit"]
+    quotes = re.findall(r"`make test` on a fresh clone took\s+(\d+\.\d) min", (ROOT / "README.md").read_text())
+    assert quotes == [f"{record['minutes']:.1f}"], quotes
