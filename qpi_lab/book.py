@@ -29,7 +29,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m qpi_lab.book", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=root / "_build" / "book",
                         help="output folder; the site is <out>/_build/html (default _build/book)")
+    parser.add_argument("--source", type=Path, default=root,
+                        help="the folder holding README.md, docs/, notebooks/ and book/ (default: this checkout)")
     args = parser.parse_args(argv)
+    root = args.source.resolve()
     command = build_command(args.out.resolve(), root)
     if not Path(command[0]).exists():
         print("qpi book: error: jupyter-book is not installed: pip install -e '.[dev]'", file=sys.stderr)

@@ -5,7 +5,7 @@ training step per sample of each network (forward and backward, at the profile's
 random weights, on the CPU) and of inference, and multiplies by what the profile runs: samples
 times epochs for the three trainings, test images times methods for the evaluation, and the
 hybrid's decoder passes on its subset and the sweeps. :func:`estimate_seconds` divides by a
-*sustained* rate: :data:`SUSTAINED_TFLOPS` gives the assumptions used in the README (a fraction of
+*sustained* rate: :data:`SUSTAINED_TFLOPS` gives the assumptions used in docs/setup.md (a fraction of
 each GPU's fp16 peak typical of small-image convolution networks); they are estimates, not
 measurements. :func:`measure_training` times real training steps on this machine's device, which
 is what ``qpi doctor`` reports for your GPU.
@@ -33,7 +33,7 @@ __all__ = ["SUSTAINED_TFLOPS", "flops_per_sample", "chain_flops", "split_sizes",
 
 # Assumed sustained throughput (TFLOP/s) of the kit's networks in fp16 (GPUs) or fp32 (CPU):
 # T4: 65 TFLOP/s fp16 tensor-core peak, ~12 % reached by 64x64 convolutions at batch 8-32;
-# A100: 312 peak, ~20 %. Stated in the README; `qpi doctor` measures the real rate.
+# A100: 312 peak, ~20 %. Stated in docs/setup.md; `qpi doctor` measures the real rate.
 SUSTAINED_TFLOPS = {"T4": 8.0, "A100": 60.0}
 
 

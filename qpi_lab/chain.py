@@ -144,6 +144,7 @@ def run_chain(profile_name: str, run: RunLayout | str | os.PathLike, figures_dir
     test suite runs them in an empty folder outside the checkout, as a pip-installed kit would."""
     if overrides and update_notebooks:
         raise ChainError("--set and --update-notebooks together would commit a variant as the profile's notebooks")
+    import nbformat as nbf
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
@@ -155,6 +156,12 @@ def run_chain(profile_name: str, run: RunLayout | str | os.PathLike, figures_dir
     layout.notebooks.mkdir(parents=True, exist_ok=True)
     times_file = results_dir / "chain_times.json"  # merged, so a partial re-run keeps the others
     times = json.loads(times_file.read_text()) if (only and times_file.is_file()) else {}
+    for src in notebook_paths(notebooks_dir):  # every notebook readable before the first one runs
+        try:
+            nbf.read(str(src), as_version=4)
+        except Exception as exc:  # JSON errors, merge markers, a schema violation: name the file, not nbformat's frames
+            raise ChainError(f"{src} is not a readable notebook ({type(exc).__name__}: "
+                             f"{str(exc).splitlines()[0][:200]}); a merge conflict leaves '<<<<<<<' lines in it") from None
     for src in notebook_paths(notebooks_dir):
         name = src.stem
         if only and name not in only:

@@ -20,24 +20,23 @@ import torch
 from .budget import SUSTAINED_TFLOPS, chain_flops, estimate_seconds, measure_training, training_samples
 from .chain import ChainError, run_chain
 from qpi_utils import __version__
-from qpi_utils.config import PROFILE_NAMES, ProfileError, parse_override, default_profile_name, get_profile
-from qpi_utils.checkpoints import LOADERS, CheckpointError, check_weights, load_blob, step_fingerprint
+from qpi_utils.config import PROFILE_NAMES, parse_override, default_profile_name, get_profile
+from qpi_utils.checkpoints import LOADERS, check_simulation_settings, check_weights, load_blob, step_fingerprint
 from qpi_utils.errors import QpiError
-from qpi_utils.data import DatasetError, check_dataset_target, load_dataset, save_dataset, simulate_dataset
+from qpi_utils.data import check_dataset_target, load_dataset, save_dataset, simulate_dataset
 from qpi_utils.evaluate import markdown_table
 
 from .evaluate import evaluate
 from .provenance import provenance
-from qpi_utils.files import atomic_path, write_csv, write_text
-from qpi_utils.models import ModelConfigError, load_pretrained_rgb
-from qpi_utils.realdata import RealDataError
+from qpi_utils.files import atomic_path, stale_temporaries, write_csv, write_text
+from qpi_utils.models import load_pretrained_rgb
 from qpi_utils.paper import TABLE1_RMSE
 from qpi_utils.plots import plot_history, save_figure
 from qpi_utils.runs import STEPS, RunLayout, project_root
 from .seeds import (ABLATIONS, COMPARISONS, markdown_paired, markdown_real_maps, markdown_summary, paired_table,
                     per_sample_rows, real_map_scores, run_ablation, run_table, write_paired,
                     seed_overrides, summarise, write_seed_results)
-from qpi_utils.train import TRAINERS, TrainingError
+from qpi_utils.train import TRAINERS
 from .prior import train_prior
 
 __all__ = ["main", "build_parser"]
@@ -148,8 +147,9 @@ def cmd_check(args) -> int:
     layout = _layout(args)
     layout.require("data")
     ds = load_dataset(layout.data, verify=True)
+    check_simulation_settings(args.profile_obj, ds, layout.display(layout.data))
     print(f"{layout.display(layout.data)}: {ds.n_kernels} kernels x {ds.n_observations} observations, "
-          f"content hash {ds.meta['content_hash'][:16]} verified")
+          f"content hash {ds.meta['content_hash'][:16]} verified, made with this profile's simulation settings")
     for step in STEPS:
         load, network = LOADERS[step]
         if layout.model(step).is_file():  # what evaluation loads: fingerprint, summary, names, shapes, finite
@@ -160,6 +160,9 @@ def cmd_check(args) -> int:
                 check_weights(blob["state_dict"], network(args.profile_obj), path)
                 print(f"{layout.display(path)}: readable, {len(blob['history'])} epochs, weights finite and of "
                       f"the right shapes, fits profile {args.profile_obj.name}")
+    for debris in stale_temporaries(layout.root):  # a writer killed mid-save (kill -9, power cut)
+        print(f"{layout.display(debris)}: a partial file left by a writer that was killed; the kit removes it "
+              "the next time it writes that file, or delete it")
     return 0
 
 
@@ -213,7 +216,7 @@ def cmd_doctor(args) -> int:
 def cmd_evaluate(args) -> int:
     layout = _layout(args)
     results = Path(args.results_dir) if args.results_dir else layout.results
-    rows = evaluate(args.profile_obj, layout, results, progress=not args.no_progress)
+    rows = evaluate(args.profile_obj, layout, results, progress=not args.no_progress, force=args.force)
     print(markdown_table(rows))
     print(f"wrote {results}/table.csv, table.md, per_sample.csv, provenance.json")
     return 0
@@ -458,7 +461,8 @@ EXTRA_ARGS: dict = {
     "train-alignment": [_restart],
     "train-one-step": [_restart],
     "train-one-step-paper": [_restart],
-    "evaluate": [_results],
+    "evaluate": [_results, lambda p: p.add_argument("--force", action="store_true",
+                                                     help="replace results files in --results-dir that the kit did not write")],
     "learning-rates": [_results],
     "doctor": [lambda p: p.add_argument("--no-measure", dest="measure", action="store_false",
                                         help="skip timing real training steps on this device (slow on a CPU for "

@@ -66,7 +66,7 @@ def previous_rows(profile: Profile, run: RunLayout | str | Path, methods: tuple[
 def evaluate(profile: Profile, run: RunLayout | str | Path, results_dir: str | Path | None = None,
              progress: bool = True, models: TrainedModels | None = None, methods: tuple[str, ...] = tuple(METHODS),
              noise_snr_db: float | None = None, test_data: QPIDataset | None = None,
-             reuse: bool = False) -> list[dict]:
+             reuse: bool = False, force: bool = False) -> list[dict]:
     """Evaluate the trained ``methods`` on the ID and OOD test sets and write, under
     ``results_dir`` (default ``<run>/results``): ``table.csv``, ``table.md``, ``per_sample.csv``,
     ``diagnostics.json`` (when two-step is among them) and ``provenance.json``. With
@@ -74,7 +74,8 @@ def evaluate(profile: Profile, run: RunLayout | str | Path, results_dir: str | P
     dataset with the run's kernels and defect counts whose observations (Y, M, positions) replace
     the run's at the same test pairs, e.g. its realistic copy
     (:func:`qpi_utils.checkpoints.load_realistic_data`). ``reuse``: return the rows already in
-    ``<run>/results`` when :func:`previous_rows` finds they are this very evaluation. Returns the rows."""
+    ``<run>/results`` when :func:`previous_rows` finds they are this very evaluation. Files in
+    ``results_dir`` the kit did not write are refused, unless ``force``. Returns the rows."""
     layout = as_layout(run, profile)
     if reuse and results_dir is None and noise_snr_db is None and test_data is None:
         rows = previous_rows(profile, layout, methods if models is None else models.only)
@@ -83,7 +84,7 @@ def evaluate(profile: Profile, run: RunLayout | str | Path, results_dir: str | P
     results_dir = Path(results_dir) if results_dir else layout.results
     m = models or load_models(profile, layout, methods, progress=progress)
     scores = score(m, progress=progress, noise_snr_db=noise_snr_db, test_data=test_data)
-    write_scores(scores, m, results_dir)
+    write_scores(scores, m, results_dir, force=force)
     write_provenance(profile, layout, results_dir, m.ds, scores.record)
     return scores.rows
 

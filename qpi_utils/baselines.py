@@ -39,6 +39,7 @@ from .imaging import minmax_normalise
 from .models import from_model_scale, to_model_scale
 from .physics import ConvolutionOperator
 from .simulate import IMAGE_SIZE
+from .validate import InputError, image_batch
 from .train import cpu_has_native_bf16
 
 __all__ = ["defect_average", "least_squares", "least_squares_path", "choose_regularisation", "estimate_noise_std",
@@ -46,26 +47,21 @@ __all__ = ["defect_average", "least_squares", "least_squares_path", "choose_regu
            "prior_centred_fits", "check_positions", "TAU", "DECODER_AUTOCAST", "decoder_precision"]
 
 
-def _check_batch(name: str, x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64)
-    if x.ndim == 2:
-        x = x[None]
-    if x.ndim != 3 or x.shape[-2:] != (IMAGE_SIZE, IMAGE_SIZE):
-        raise ValueError(f"{name} must be ({IMAGE_SIZE}, {IMAGE_SIZE}) or (N, {IMAGE_SIZE}, {IMAGE_SIZE}), got shape {x.shape}")
-    if len(x) == 0:
-        raise ValueError(f"{name}: the batch is empty")
-    if not np.isfinite(x).all():
-        raise ValueError(f"{name} contains NaN or inf")
-    return x
+def _check_batch(name: str, x) -> np.ndarray:
+    return image_batch(name, x)  # (N, 64, 64) float64, finite (qpi_utils.validate: the API's one check)
+
+
+MAX_DEFECTS_PER_PIXEL = 1000  # an activation map counts defects per pixel
 
 
 def _check_pair(observations, maps) -> tuple[np.ndarray, np.ndarray]:
     y = _check_batch("observations", observations)
     m = _check_batch("activation maps", maps)
     if y.shape != m.shape:
-        raise ValueError(f"observations {y.shape} and activation maps {m.shape} differ in shape")
-    if (m < 0).any():
-        raise ValueError("activation maps must count defects (>= 0)")
+        raise InputError(f"observations {y.shape} and activation maps {m.shape} differ in shape")
+    if (m < 0).any() or m.max() > MAX_DEFECTS_PER_PIXEL:
+        raise InputError(f"activation maps must count defects: values in [0, {MAX_DEFECTS_PER_PIXEL}] per pixel, got "
+                         f"[{m.min():g}, {m.max():g}]")
     return y, m
 
 
@@ -73,10 +69,10 @@ def check_positions(positions, n: int) -> np.ndarray:
     """(N, S, 2) continuous defect positions (x, y) in pixels, NaN = unused slot."""
     p = np.asarray(positions, dtype=np.float64)
     if p.ndim != 3 or p.shape[0] != n or p.shape[-1] != 2:
-        raise ValueError(f"positions must be ({n}, S, 2) (x, y) per defect, NaN for unused slots; got shape {p.shape}")
+        raise InputError(f"positions must be ({n}, S, 2) (x, y) per defect, NaN for unused slots; got shape {p.shape}")
     finite = np.isfinite(p)
     if (finite[..., 0] != finite[..., 1]).any():
-        raise ValueError("positions: a defect has one finite and one NaN coordinate")
+        raise InputError("positions: a defect has one finite and one NaN coordinate")
     return p
 
 
@@ -109,15 +105,15 @@ def _check_lambdas(lams, name: str = "grid") -> np.ndarray:
     arr = np.atleast_1d(np.asarray(lams, np.float64))
     if arr.ndim != 1 or arr.size == 0 or not (np.isfinite(arr).all() and (arr > 0).all()):
         if name == "lam":
-            raise ValueError(f"lam must be a finite number > 0, got {lams}")
-        raise ValueError(f"{name} must hold finite lambdas > 0, got {np.asarray(lams).tolist()}")
+            raise InputError(f"lam must be a finite number > 0, got {lams}")
+        raise InputError(f"{name} must hold finite lambdas > 0, got {np.asarray(lams).tolist()}")
     return arr
 
 
 def _data_mask(edge: int) -> np.ndarray:
     """(IMAGE_SIZE, IMAGE_SIZE) 1.0 on the pixels the data term uses, 0.0 on a band of ``edge`` px at the image edge."""
     if isinstance(edge, bool) or not isinstance(edge, (int, np.integer)) or not 0 <= edge < 32:
-        raise ValueError(f"edge must be an integer number of px in 0 .. 31 (the interior must keep pixels), "
+        raise InputError(f"edge must be an integer number of px in 0 .. 31 (the interior must keep pixels), "
                          f"got {edge!r}")
     mask = np.zeros((IMAGE_SIZE, IMAGE_SIZE))
     mask[edge:IMAGE_SIZE - edge, edge:IMAGE_SIZE - edge] = 1.0
@@ -149,11 +145,11 @@ def _solve_path(y: np.ndarray, m: np.ndarray, lams, iterations: int, positions,
     lams = _check_lambdas(lams)
     mask_np = _data_mask(edge)
     if isinstance(iterations, bool) or not isinstance(iterations, (int, np.integer)) or iterations < 1:
-        raise ValueError(f"iterations must be an integer >= 1, got {iterations!r}")
+        raise InputError(f"iterations must be an integer >= 1, got {iterations!r}")
     op, counts = _operator(m, positions)
     empty = np.flatnonzero(counts == 0)
     if len(empty):
-        raise ValueError(f"{'positions' if positions is not None else 'activation map'} {int(empty[0])} (of {len(m)}) "
+        raise InputError(f"{'positions' if positions is not None else 'activation map'} {int(empty[0])} (of {len(m)}) "
                          "has no defect: the kernel is not determined by that observation; leave it out")
     mask = torch.from_numpy(mask_np)
     area = float(mask_np.sum())
@@ -215,7 +211,7 @@ def least_squares(observations: np.ndarray, maps: np.ndarray, lam: float = 1e-3,
     """
     y, m = _check_pair(observations, maps)
     if np.ndim(lam) != 0:
-        raise ValueError(f"lam must be one number (least_squares_path solves a grid), got shape {np.shape(lam)}")
+        raise InputError(f"lam must be one number (least_squares_path solves a grid), got shape {np.shape(lam)}")
     b = _solve_path(y, m, _check_lambdas(lam, "lam"), iterations, positions)[0]
     return b[:, 0] if return_raw else minmax_normalise(b[:, 0])[0]
 
@@ -303,7 +299,7 @@ def least_squares_discrepancy(observations: np.ndarray, maps: np.ndarray, grid=(
     sigma = estimate_noise_std(y) if noise_std is None else np.broadcast_to(np.asarray(noise_std, np.float64), (len(y),))
     pos = None if positions is None else check_positions(positions, len(y))
     if prior is not None and np.shape(prior) != y.shape:
-        raise ValueError(f"prior must be {y.shape} like the observations, got {np.shape(prior)}")
+        raise InputError(f"prior must be {y.shape} like the observations, got {np.shape(prior)}")
     best, chosen, met, _ = _discrepancy_fit(y, m, grid, iterations, pos, tau, sigma,
                                             None if prior is None else np.asarray(prior, np.float64), edge)
     out = minmax_normalise(best)[0]
@@ -336,11 +332,11 @@ class EdgeCheck:
     def __post_init__(self):
         _data_mask(self.band)
         if not (np.isfinite(self.ratio) and self.ratio >= 1):
-            raise ValueError(f"EdgeCheck.ratio must be a finite number >= 1, got {self.ratio}")
+            raise InputError(f"EdgeCheck.ratio must be a finite number >= 1, got {self.ratio}")
         if not (np.isfinite(self.noise_fraction) and self.noise_fraction >= 0):
-            raise ValueError(f"EdgeCheck.noise_fraction must be a finite number >= 0, got {self.noise_fraction}")
+            raise InputError(f"EdgeCheck.noise_fraction must be a finite number >= 0, got {self.noise_fraction}")
         if np.isnan(self.max_snr_db):
-            raise ValueError(f"EdgeCheck.max_snr_db must be a number of dB (inf: no gate), got {self.max_snr_db}")
+            raise InputError(f"EdgeCheck.max_snr_db must be a number of dB (inf: no gate), got {self.max_snr_db}")
 
     def redo(self, residual: np.ndarray, sigma: np.ndarray, tau: float, observations: np.ndarray) -> np.ndarray:
         """(N,) bool: which fits, by their residual (N, 64, 64), the noise level sigma (N,) and the
@@ -513,9 +509,9 @@ def choose_hybrid_settings(observation_encoder, kernel_vae, observations: torch.
     kernels (B, 64, 64) on [0, 1]. Returns ({hybrid_lr, hybrid_mu, hybrid_steps}, {"lr,mu,steps":
     RMSE})."""
     if observations.ndim != 4 or tuple(observations.shape[1:]) != (2, IMAGE_SIZE, IMAGE_SIZE):
-        raise ValueError(f"observations must be (B, 2, 64, 64) (Y, M), got {tuple(observations.shape)}")
+        raise InputError(f"observations must be (B, 2, 64, 64) (Y, M), got {tuple(observations.shape)}")
     if np.shape(kernels) != (len(observations), IMAGE_SIZE, IMAGE_SIZE):
-        raise ValueError(f"kernels must be ({len(observations)}, 64, 64), one per observation, got {np.shape(kernels)}")
+        raise InputError(f"kernels must be ({len(observations)}, 64, 64), one per observation, got {np.shape(kernels)}")
     target = torch.as_tensor(np.asarray(kernels, np.float32))[:, None].to(observations.device)
     op = ConvolutionOperator.from_maps(observations[:, 1])
     scores = {}
@@ -588,7 +584,7 @@ def decoder_precision(device: torch.device | str, decoder_autocast: bool = DECOD
     try:
         kind = torch.device(device).type
     except (RuntimeError, TypeError) as exc:
-        raise ValueError(f"decoder_precision: device must be a torch device or its name ('cpu', 'cuda', "
+        raise InputError(f"decoder_precision: device must be a torch device or its name ('cpu', 'cuda', "
                          f"'cuda:0', ...), got {device!r}") from exc
     if not decoder_autocast:
         return None

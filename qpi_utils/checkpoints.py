@@ -22,12 +22,12 @@ import torch
 from .config import TRAIN_SECTIONS, Profile, SimulationConfig, TrainConfig, resolve_init
 from .data import DatasetError, QPIDataset, load_dataset, save_dataset, simulate_dataset
 from .errors import QpiError
-from .files import atomic_path
+from .files import DiskError, atomic_path
 from .models import ModelConfigError, ModelInfo, ObservationEncoder, autoencoder_config
 from .runs import RunLayout, as_layout
 from .splits import Splits, splits_for
 
-__all__ = ["CheckpointError", "fingerprint", "digest", "save_blob", "load_blob", "check_fingerprint", "load_data",
+__all__ = ["CheckpointError", "SettingsMismatchError", "check_simulation_settings", "fingerprint", "digest", "save_blob", "load_blob", "check_fingerprint", "load_data",
            "load_kernel_vae", "load_observation_encoder", "load_one_step", "step_fingerprint", "realistic_simulation",
            "load_realistic_data", "free_train_keys", "check_weights", "LOADERS"]
 
@@ -81,9 +81,13 @@ def step_fingerprint(profile: Profile, step: str, ds: QPIDataset) -> dict:
 
 
 def save_blob(obj: dict, path: Path) -> Path:
-    """``torch.save`` atomically (temporary file, then rename)."""
+    """``torch.save`` atomically (temporary file, then rename); a failed write (a full disk) is a
+    :class:`~qpi_utils.files.DiskError` naming the file, and leaves nothing behind."""
     with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+        try:
+            torch.save(obj, tmp)
+        except RuntimeError as exc:  # torch reports a short write as "PytorchStreamWriter failed writing file ..."
+            raise DiskError(f"cannot write {path}: {str(exc).splitlines()[0][:160]}; is the disk full?") from None
     return Path(path)
 
 
@@ -140,11 +144,42 @@ def check_weights(state: dict, model: torch.nn.Module, path: Path) -> None:
                                   "diverged; rerun with --restart to train afresh")
 
 
+class SettingsMismatchError(QpiError, ValueError):
+    """A run holds data made with other simulation settings than the profile asks for."""
+
+
+# simulation settings that only choose the splits (applied from the profile when the data are
+# read), not what the simulator made: they may differ from the dataset's record
+SPLIT_KEYS = ("ood_fraction", "id_test_fraction", "val_kernel_fraction", "val_fraction", "split_seed",
+              "train_kernel_fraction", "train_observation_fraction")
+
+
+def check_simulation_settings(profile: Profile, ds: QPIDataset, path: Path | str) -> None:
+    """The one rule for settings that would silently not apply: a run's dataset must have been
+    simulated with the profile's simulation settings (those it records; a dataset that records
+    none, such as one read from files, is not simulated and passes). Raises
+    :class:`SettingsMismatchError` naming every differing key with both values."""
+    made = ds.meta.get("simulation")
+    if not isinstance(made, dict):
+        return
+    want = {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(profile.simulation).items()}
+    differ = [f"simulation.{k}: the data have {made[k]!r}, the profile asks for {want[k]!r}"
+              for k in sorted(want) if k in made and k not in SPLIT_KEYS and made[k] != want[k]]
+    if differ:
+        raise SettingsMismatchError(
+            f"{path} was simulated with other settings than profile '{profile.name}' asks for ("
+            + "; ".join(differ) + "): training or evaluating would use the old data. Simulate the run's "
+            "data again (`qpi simulate --force` with the same --set overrides), use another --run-dir, "
+            "or drop the overrides")
+
+
 def load_data(profile: Profile, run: RunLayout | str | Path) -> tuple[QPIDataset, Splits]:
-    """The run's dataset (memory-mapped) and the profile's splits, checked for leakage."""
+    """The run's dataset (memory-mapped) and the profile's splits, checked for leakage and for
+    settings the data were not made with (:func:`check_simulation_settings`)."""
     layout = as_layout(run, profile)
     layout.require("data")
     ds = load_dataset(layout.data)
+    check_simulation_settings(profile, ds, layout.display(layout.data))
     return ds, splits_for(profile.simulation, ds.symmetry, ds.n_observations)
 
 

@@ -384,8 +384,12 @@ def _check(profile: Profile) -> Profile:
     need(s.image_size == IMAGE_SIZE, f"simulation.image_size must be {IMAGE_SIZE} (the paper's size and the model's 8x8 latent), got {s.image_size}")
     need(1 <= s.min_scatterers <= s.max_scatterers,
          f"need 1 <= simulation.min_scatterers <= max_scatterers, got {s.min_scatterers}, {s.max_scatterers}")
-    need(s.seed >= 0 and s.split_seed >= 0, f"simulation.seed and split_seed must be >= 0, got {s.seed}, {s.split_seed}")
+    need(0 <= s.seed < 2**32 and 0 <= s.split_seed < 2**32,
+         f"simulation.seed and split_seed must be in [0, 2**32), got {s.seed}, {s.split_seed}")
     need(s.position_error >= 0, f"simulation.position_error must be >= 0 px, got {s.position_error}")
+    snrs = [("simulation.snr_db", s.snr_db)] + [(f"physics.sweep_snr_db", v) for v in profile.physics.sweep_snr_db]
+    for key, snr in snrs:  # 20 log10(signal/noise): beyond this range the noise over- or underflows
+        need(snr is None or -40 <= snr <= 200, f"{key} must be in [-40, 200] dB, got {snr}")
     need(s.line_noise >= 0, f"simulation.line_noise must be >= 0, got {s.line_noise}")
     need(0 <= s.outside_margin <= 31, f"simulation.outside_margin must be in [0, 31] px, got {s.outside_margin}")
     need(len(s.frequency_range) == 2 and 0 < s.frequency_range[0] <= s.frequency_range[1] <= 0.3,
@@ -405,6 +409,7 @@ def _check(profile: Profile) -> Profile:
     need(m.architecture in ("small", "sdxl"), f"model.architecture must be 'small' or 'sdxl', got {m.architecture!r}")
     need(len(m.block_out_channels) == 4,
          f"model.block_out_channels must have 4 entries (3 downsamplings: 64x64 -> 8x8 latent), got {m.block_out_channels}")
+    need(m.norm_num_groups >= 1, f"model.norm_num_groups must be >= 1, got {m.norm_num_groups}")
     need(all(c > 0 and c % m.norm_num_groups == 0 for c in m.block_out_channels),
          f"model.block_out_channels {m.block_out_channels} must be positive multiples of norm_num_groups={m.norm_num_groups}")
     need(m.layers_per_block >= 1, f"model.layers_per_block must be >= 1, got {m.layers_per_block}")
@@ -429,7 +434,8 @@ def _check(profile: Profile) -> Profile:
              f"{name}.mixed_precision must be auto/no/fp16/bf16, got {t.mixed_precision!r}")
         need(t.max_train_samples is None or t.max_train_samples > 0,
              f"{name}.max_train_samples must be a positive integer or null, got {t.max_train_samples!r}")
-        need(t.seed >= 0, f"{name}.seed must be >= 0, got {t.seed}")
+        # training seeds per epoch as seed * 1_000_003 + epoch: torch takes seeds below 2**64
+        need(0 <= t.seed < 2**32, f"{name}.seed must be in [0, 2**32), got {t.seed}")
         need(t.checkpoint_every >= 1, f"{name}.checkpoint_every must be >= 1, got {t.checkpoint_every}")
         need(t.patience is None or t.patience >= 1, f"{name}.patience must be >= 1 or null, got {t.patience!r}")
         inits = {"kernel_vae": ("auto",), "alignment": ("auto", "kernel_encoder", "random"),
@@ -443,8 +449,8 @@ def _check(profile: Profile) -> Profile:
              f"in [0, 31] px, got {t.realistic_line_noise}, {t.realistic_position_error}, {t.realistic_outside_margin}")
         need(not (t.realistic_data and name in ("kernel_vae", "pretrain")),
              f"{name}.realistic_data must be false: it trains on kernels, not observations")
-        need(t.augment_snr_db is None or (len(t.augment_snr_db) == 2 and t.augment_snr_db[0] <= t.augment_snr_db[1]),
-             f"{name}.augment_snr_db must be [lo, hi] dB with lo <= hi, or null, got {t.augment_snr_db!r}")
+        need(t.augment_snr_db is None or (len(t.augment_snr_db) == 2 and -40 <= t.augment_snr_db[0] <= t.augment_snr_db[1] <= 200),
+             f"{name}.augment_snr_db must be [lo, hi] dB with -40 <= lo <= hi <= 200, or null, got {t.augment_snr_db!r}")
     p = profile.physics
     need(all(v > 0 for v in p.ls_lambda_grid), f"physics.ls_lambda_grid values must be > 0, got {p.ls_lambda_grid}")
     need(p.ls_calibration_observations >= 1, f"physics.ls_calibration_observations must be >= 1, got {p.ls_calibration_observations}")

@@ -45,6 +45,8 @@ import numpy as np
 from . import __version__
 from .config import SimulationConfig
 from .errors import QpiError
+from .files import OWNER_FILE, owner_record, pid_alive
+from .validate import check_memory
 from .imaging import minmax_normalise
 from .simulate import (PARAM_NAMES, SYMMETRY_ORDERS, activation_map, add_noise, draw_outside, draw_positions,
                        kernel_spectrum, model_constants, render_observations, sample_kernel_params)
@@ -198,16 +200,7 @@ class QPIDataset:
         return image * (hi - lo) + lo
 
 
-OWNER_FILE = ".qpi-kit.json"  # in every dataset folder the kit writes: what it wrote there, and which process
-
-
-def _owner(path: Path) -> dict | None:
-    """The kit's record in ``path`` (what it wrote, by which process), or None when the kit did not make it."""
-    try:
-        record = json.loads((path / OWNER_FILE).read_text())
-    except (OSError, ValueError):
-        return None
-    return record if isinstance(record, dict) and record.get("made_by") == "qpi-kit" else None
+_owner = owner_record  # the kit's record in a dataset folder (qpi_utils.files: the one ownership rule)
 
 
 DATASET_FILES = tuple(f"{name}.npy" for name in ARRAY_NAMES) + ("meta.json",)
@@ -232,14 +225,7 @@ def _foreign_files(path: Path) -> list[str]:
     return sorted(p.name for p in path.iterdir() if p.name not in listed)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+_pid_alive = pid_alive  # qpi_utils.files: the one ownership rule
 
 
 def _debris(path: Path, kind: str) -> list[Path]:
@@ -331,9 +317,12 @@ def save_dataset(ds: QPIDataset, path: str | os.PathLike, force: bool = False) -
         os.replace(tmp, path)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         recover_dataset(path)
+        if isinstance(exc, OSError) and not isinstance(exc, QpiError):  # a full disk, a lost mount
+            raise DatasetError(f"cannot write the dataset {path}: {exc.strerror or exc}"
+                               + (" (the disk is full)" if exc.errno == 28 else "") + "; nothing was replaced") from None
         raise
     return path
 
@@ -411,6 +400,10 @@ def simulate_dataset(cfg: SimulationConfig, profile: str = "custom", progress: b
     from tqdm.auto import tqdm
 
     size, k_total, o_total, s_max = cfg.image_size, cfg.n_kernels, cfg.n_observations, cfg.max_scatterers
+    # estimated before anything is allocated: observations, maps, positions, ranges (bytes)
+    check_memory(k_total * (o_total * (size * size * 5 + s_max * 8 + 18) + size * size * 4 + 16),
+                 f"a dataset of {k_total} kernels x {o_total} observations (simulation.n_kernels, n_observations, "
+                 f"max_scatterers {s_max})")
     children = np.random.SeedSequence(cfg.seed).spawn(k_total + 1)
     if params is None:
         params = sample_kernel_params(k_total, np.random.default_rng(children[0]),

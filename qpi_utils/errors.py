@@ -9,8 +9,12 @@ subclasses it and the built-in error it stands for (``ValueError``, ``FileNotFou
 
 from __future__ import annotations
 
-__all__ = ["QpiError"]
+__all__ = ["QpiError", "InputError"]
 
 
 class QpiError(Exception):
     """An error the kit raised on purpose, with a message that names the problem."""
+
+
+class InputError(QpiError, ValueError):
+    """An argument of the kit's API that it cannot use; the message names it (see :mod:`qpi_utils.validate`)."""

@@ -19,7 +19,7 @@ import torch
 
 from .analysis import two_step_diagnostics
 from .data import QPIDataset, stack_pairs
-from .files import write_csv, write_text
+from .files import claim_results, write_csv, write_text
 from .methods import METHODS, NeedsPositions, TrainedModels, predict_dataset
 from .metrics import errors
 from .paper import TABLE1_RMSE
@@ -136,10 +136,15 @@ def score(models: TrainedModels, progress: bool = True, noise_snr_db: float | No
     return Scores(rows, per_sample, record)
 
 
-def write_scores(scores: Scores, models: TrainedModels, results_dir: str | Path) -> Path:
+RESULTS_FILES = ("table.csv", "table.md", "per_sample.csv", "scores.json", "diagnostics.json", "provenance.json")
+
+
+def write_scores(scores: Scores, models: TrainedModels, results_dir: str | Path, force: bool = False) -> Path:
     """``table.csv``, ``table.md``, ``per_sample.csv``, ``scores.json`` (the record) and, when
-    two-step is loaded, ``diagnostics.json`` under ``results_dir``; returns the directory."""
-    results_dir = Path(results_dir)
+    two-step is loaded, ``diagnostics.json`` under ``results_dir``; returns the directory. Files
+    there that the kit did not write are never replaced (:func:`qpi_utils.files.claim_results`)
+    unless ``force``."""
+    results_dir = claim_results(results_dir, RESULTS_FILES, force=force)
     write_table(scores.rows, results_dir / "table.csv")
     write_text(results_dir / "table.md", markdown_table(scores.rows))
     write_csv(results_dir / "per_sample.csv", scores.per_sample)

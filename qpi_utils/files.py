@@ -7,6 +7,10 @@ target and renamed into place, so a reader (or a crash) never sees a half-writte
 
 Reading what the kit did not make: :func:`fetch_verified` returns a file checked against its
 SHA-256, downloading it (pooch) only when no verified copy is there.
+
+Ownership, one rule: a folder the kit writes into carries its record (:data:`OWNER_FILE`: what it
+wrote there, which kind of folder), and the kit replaces only files that record lists
+(datasets: :mod:`qpi_utils.data`; results tables: :func:`claim_results`).
 """
 
 from __future__ import annotations
@@ -15,28 +19,120 @@ import contextlib
 import csv
 import hashlib
 import io
+import json
 import os
+import re
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 from .errors import QpiError
 
-__all__ = ["atomic_path", "write_text", "write_csv", "read_csv", "format_value", "sha256", "data_dir", "FetchError", "fetch_verified"]
+__all__ = ["atomic_path", "write_text", "write_csv", "read_csv", "format_value", "sha256", "data_dir", "FetchError",
+           "fetch_verified", "OWNER_FILE", "owner_record", "OwnershipError", "claim_results", "pid_alive",
+           "stale_temporaries", "DiskError"]
+
+OWNER_FILE = ".qpi-kit.json"  # in every folder the kit writes: what it wrote there, and which process
+
+
+class OwnershipError(QpiError, FileExistsError):
+    """The kit was asked to replace a file it did not write."""
+
+
+def owner_record(folder: str | os.PathLike) -> dict | None:
+    """The kit's record in ``folder`` (what it wrote, which kind of folder), or None when the kit did not make it."""
+    try:
+        record = json.loads((Path(folder) / OWNER_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and record.get("made_by") == "qpi-kit" else None
+
+
+def _kit_provenance(path: Path) -> bool:
+    """A ``provenance.json`` the kit wrote (before folders carried records): its own keys."""
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(record, dict) and {"profile", "git_commit"} <= set(record)
+
+
+def claim_results(folder: str | os.PathLike, names: Sequence[str], force: bool = False) -> Path:
+    """Before the kit writes the results files ``names`` into ``folder``: every one that exists
+    must be the kit's (listed in the folder's record, or the folder is a results folder the kit
+    wrote before records, recognised by its ``provenance.json``); otherwise
+    :class:`OwnershipError` names the files and nothing is written. ``force`` replaces them
+    anyway. The record then lists ``names``. Returns the folder."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise OwnershipError(f"{folder} is a file, not a folder for results: choose another --results-dir")
+    record = owner_record(folder)
+    if record is not None and record.get("kind") != "results":
+        raise OwnershipError(f"{folder} is a {record.get('kind', 'other')} folder of the kit, not a results folder: "
+                             "choose another --results-dir")
+    listed = set(record.get("files", [])) if record else set()
+    adopted = record is None and _kit_provenance(folder / "provenance.json")
+    foreign = sorted(n for n in names if (folder / n).exists() and n not in listed and not adopted)
+    if foreign and not force:
+        raise OwnershipError(f"{folder}: {', '.join(foreign)} exist and were not written by the kit; it replaces only "
+                             "its own results: choose another --results-dir, or move those files away")
+    folder.mkdir(parents=True, exist_ok=True)
+    write_text(folder / OWNER_FILE, json.dumps({"made_by": "qpi-kit", "kind": "results",
+                                                "files": sorted(listed | set(names))}, indent=1) + "\n")
+    return folder
+
+
+def pid_alive(pid: int) -> bool:
+    """Is process ``pid`` running (on this machine)?"""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True  # someone else's, or not a pid we can ask about: assume alive, never delete
+    return True
+
+
+_TEMPORARY = re.compile(r"^\.(?P<stem>.+)\.tmp-(?P<pid>\d+)(?P<suffix>\.[^.]*)?$")
+
+
+def stale_temporaries(folder: str | os.PathLike, recursive: bool = True) -> list[Path]:
+    """Files :func:`atomic_path` left behind when its process was killed (``kill -9``, a power cut):
+    the kit's temporary names whose writer's pid is no longer running."""
+    folder = Path(folder)
+    found = folder.rglob(".*.tmp-*") if recursive else folder.glob(".*.tmp-*")
+    return sorted(p for p in found if p.is_file() and (m := _TEMPORARY.match(p.name))
+                  and int(m["pid"]) != os.getpid() and not pid_alive(int(m["pid"])))
+
+
+class DiskError(QpiError, OSError):
+    """A file could not be written: the message names the path and the system's reason."""
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` (same suffix, hidden name); on normal exit it is
-    renamed over ``path`` (atomic on one file system), on an exception it is removed."""
+    renamed over ``path`` (atomic on one file system), on an exception it is removed. Temporaries
+    of the same target left by a killed writer are removed first; a full disk or a folder that
+    cannot be written is a :class:`DiskError` naming the path."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DiskError(f"cannot create the folder {path.parent}: {exc.strerror or exc}") from None
     tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
+    for old in stale_temporaries(path.parent, recursive=False):
+        if old.name.startswith(f".{path.stem}.tmp-") and old.name.endswith(path.suffix):
+            with contextlib.suppress(OSError):
+                old.unlink()
     try:
         yield tmp
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
+        if isinstance(exc, OSError) and not isinstance(exc, QpiError):
+            raise DiskError(f"cannot write {path}: {exc.strerror or exc}"
+                            + (" (the disk is full)" if getattr(exc, "errno", None) == 28 else "")) from None
         raise
 
 

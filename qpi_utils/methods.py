@@ -46,6 +46,7 @@ from .models import from_model_scale, to_model_scale
 from .runs import RunLayout, as_layout
 from .simulate import IMAGE_SIZE
 from .splits import Splits
+from .validate import network_batch
 
 __all__ = ["Method", "METHODS", "NETWORKS", "NeedsPositions", "TrainedModels", "load_models", "gpu_autocast",
            "predict_two_step", "predict_one_step", "predict_dataset", "numpy_method"]
@@ -71,7 +72,9 @@ def gpu_autocast(x: torch.Tensor):
 
 @torch.no_grad()
 def predict_two_step(encoder, decoder_vae, observations: torch.Tensor) -> torch.Tensor:
-    """(B, 2, 64, 64) (Y, M) on [0, 1] -> (B, 1, 64, 64) kernels on [0, 1]."""
+    """(B, 2, 64, 64) (Y, M) on [0, 1] -> (B, 1, 64, 64) kernels on [0, 1]. Numpy or torch, any
+    real dtype, on any device: converted to the encoder's (qpi_utils.validate)."""
+    observations = network_batch("observations", observations, encoder, channels=2)
     with gpu_autocast(observations):
         mean, _ = encoder(to_model_scale(observations))
         return from_model_scale(decoder_vae.decode(mean).sample).float()
@@ -79,7 +82,9 @@ def predict_two_step(encoder, decoder_vae, observations: torch.Tensor) -> torch.
 
 @torch.no_grad()
 def predict_one_step(model, observations: torch.Tensor) -> torch.Tensor:
-    """(B, 2, 64, 64) (Y, M) on [0, 1] -> (B, 1, 64, 64) kernels on [0, 1] (posterior mean)."""
+    """(B, 2, 64, 64) (Y, M) on [0, 1] -> (B, 1, 64, 64) kernels on [0, 1] (posterior mean).
+    Numpy or torch, any real dtype, on any device: converted to the model's (qpi_utils.validate)."""
+    observations = network_batch("observations", observations, model, channels=2)
     with gpu_autocast(observations):
         mean = model.encode(to_model_scale(observations)).latent_dist.mean
         return from_model_scale(model.decode(mean).sample).float()

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .validate import InputError, array
+
 __all__ = ["errors", "paired_difference", "PAIRED_RULE"]
 
 PAIRED_RULE = ("per-kernel paired bootstrap: the mean over kernels of each kernel's mean error difference "
@@ -26,11 +28,22 @@ PAIRED_RULE = ("per-kernel paired bootstrap: the mean over kernels of each kerne
                "resamples of the kernels (within each seed); a tie only when the interval covers zero")
 
 
+def _batch(name: str, x) -> np.ndarray:
+    """(N, H, W) finite float64: a 2-D array is refused, as its rows would be scored as images."""
+    arr = array(name, x)
+    if arr.ndim != 3 or 0 in arr.shape:
+        raise InputError(f"{name} must be a batch of images (N, H, W), got shape {arr.shape}: give one image as "
+                         "image[None]")
+    if not np.isfinite(arr).all():
+        raise InputError(f"{name} holds NaN or inf")
+    return arr
+
+
 def errors(pred: np.ndarray, target: np.ndarray) -> dict[str, np.ndarray]:
     """Per-sample MAE, MSE, RMSE of (N, H, W) images on [0, 1] and on [-1, 1]."""
-    pred, target = np.asarray(pred, np.float64), np.asarray(target, np.float64)
-    if pred.shape != target.shape or pred.ndim < 2:
-        raise ValueError(f"predictions {pred.shape} and targets {target.shape} must be (N, H, W) of one shape")
+    pred, target = _batch("predictions", pred), _batch("targets", target)
+    if pred.shape != target.shape:
+        raise InputError(f"predictions {pred.shape} and targets {target.shape} must be (N, H, W) of one shape")
     d = (pred - target).reshape(len(pred), -1)
     mae, mse = np.abs(d).mean(1), (d * d).mean(1)
     rmse = np.sqrt(mse)

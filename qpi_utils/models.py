@@ -40,6 +40,7 @@ from .errors import QpiError
 from .files import FetchError
 from .runs import committed_file
 from .simulate import IMAGE_SIZE
+from .validate import check_memory
 
 __all__ = [
     "ModelInfo",
@@ -98,8 +99,16 @@ def count_parameters(module: nn.Module) -> int:
 
 
 def autoencoder_config(cfg: ModelConfig, in_channels: int, out_channels: int) -> dict:
-    """Keyword arguments for ``diffusers.AutoencoderKL`` (4 blocks: 64x64 -> 8x8 latent)."""
+    """Keyword arguments for ``diffusers.AutoencoderKL`` (4 blocks: 64x64 -> 8x8 latent). A network
+    that would not fit in free memory while it trains is refused before it is built."""
     n = len(cfg.block_out_channels)
+    # parameters: 3x3 convolutions of each block's resnets (encoder L, decoder L + 1 per block) and the
+    # attention mid-blocks; 1.5x covers norms, shortcuts and biases (0.98 M and 84 M for quick and sdxl
+    # are within it). Training holds weights, gradients and Adam's two moments: 16 bytes each.
+    c, layers = cfg.block_out_channels, cfg.layers_per_block
+    params = 1.5 * (sum(18 * ch * ch * (2 * layers + 1) for ch in c) + 40 * c[-1] ** 2)
+    check_memory(16 * params, f"a network with block_out_channels {tuple(c)} and layers_per_block {layers} "
+                              f"(about {params / 1e6:.0f} M parameters)")
     return dict(
         in_channels=in_channels,
         out_channels=out_channels,

@@ -133,8 +133,8 @@ def setup(profile: str | None = None, run_dir: str | os.PathLike | None = None, 
         elif _on_colab():
             print(COLAB_CPU)
     run = RunLayout.for_profile(prof, run_dir or colab_run_dir(prof.name), context="notebook")
-    # figures shown in the notebook at screen resolution keep the committed notebooks small; the
-    # files written by save_figure have their own, higher resolution
+    # figures shown in the notebook at NOTEBOOK_DPI (the chain stores the large ones as JPEG); the files
+    # written by save_figure have their own, higher resolution
     pyplot().rcParams["figure.dpi"] = NOTEBOOK_DPI
     if not quiet:
         print(f"profile: {prof.name}; run directory: {run.display(run.root)}")

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .errors import InputError
+
 from .simulate import IMAGE_SIZE, KERNEL_ORIGIN, scatterer_spectrum
 
 __all__ = ["PAD", "ConvolutionOperator"]
@@ -56,7 +58,7 @@ class ConvolutionOperator:
 
     def __init__(self, spectrum):
         if tuple(spectrum.shape[-2:]) != (PAD, PAD // 2 + 1) or len(spectrum.shape) != 3:
-            raise ValueError(f"spectrum must be (N, {PAD}, {PAD // 2 + 1}), got {tuple(spectrum.shape)}")
+            raise InputError(f"spectrum must be (N, {PAD}, {PAD // 2 + 1}), got {tuple(spectrum.shape)}")
         self.spectrum = spectrum
         self._cache: dict = {}
 
@@ -64,7 +66,7 @@ class ConvolutionOperator:
     def from_maps(cls, maps) -> "ConvolutionOperator":
         """From (N, 64, 64) activation maps (defects per pixel); numpy or torch."""
         if tuple(maps.shape[-2:]) != (SIZE, SIZE) or len(maps.shape) != 3:
-            raise ValueError(f"activation maps must be (N, {SIZE}, {SIZE}), got {tuple(maps.shape)}")
+            raise InputError(f"activation maps must be (N, {SIZE}, {SIZE}), got {tuple(maps.shape)}")
         return cls(_fft(maps.double() if _is_torch(maps) else np.asarray(maps, np.float64)))
 
     @classmethod
@@ -88,7 +90,7 @@ class ConvolutionOperator:
 
         pos = positions.double()
         if pos.ndim != 3 or pos.shape[-1] != 2:
-            raise ValueError(f"positions must be (N, S, 2), got {tuple(pos.shape)}")
+            raise InputError(f"positions must be (N, S, 2), got {tuple(pos.shape)}")
         if valid is None:
             valid = torch.isfinite(pos).all(-1)
         pos = torch.where(valid[..., None], pos, torch.zeros_like(pos))
@@ -127,7 +129,7 @@ class ConvolutionOperator:
 
     def _check(self, name: str, x):
         if tuple(x.shape) != (len(self), SIZE, SIZE):
-            raise ValueError(f"{name} must be ({len(self)}, {SIZE}, {SIZE}) for this operator, got {tuple(x.shape)}")
+            raise InputError(f"{name} must be ({len(self)}, {SIZE}, {SIZE}) for this operator, got {tuple(x.shape)}")
 
     def forward(self, kernels):
         """(N, 64, 64) kernels (scatterer on pixel (32, 32)) -> (N, 64, 64) images."""

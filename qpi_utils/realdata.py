@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import validate
 from .errors import QpiError
 from .files import FetchError, data_dir, fetch_verified
 from .methods import METHODS
@@ -349,8 +350,12 @@ def mask_steps(topography: np.ndarray, percentile: float = 93.0, grow_px: int = 
 
 def dominant_frequency(image: np.ndarray, fmin: float = 0.02, fmax: float = 0.45) -> float:
     """Peak of the radially averaged power spectrum in [fmin, fmax] cycles/px (Hann-windowed),
-    refined between bins by a parabola through the peak bin and its neighbours (in log power)."""
-    img = np.asarray(image, np.float64)
+    refined between bins by a parabola through the peak bin and its neighbours (in log power).
+    A constant map has no ripple and is refused, as are bounds outside (0, 0.5] or inverted."""
+    fmin, fmax = validate.frequency_band(fmin, fmax)
+    img = validate.image("image", image)
+    if np.ptp(img) == 0:
+        raise validate.InputError(f"image is constant ({img.flat[0]:g} everywhere): it has no ripple whose frequency to find")
     img = img - img.mean()
     win = np.outer(np.hanning(img.shape[0]), np.hanning(img.shape[1]))
     power = np.abs(np.fft.fft2(img * win)) ** 2
@@ -376,12 +381,8 @@ def estimate_period_nm(image: np.ndarray, pixel_nm: float, fmin: float = 0.02, f
     leave out the lattice (Bragg) and the long-wavelength background, e.g. with
     :func:`bragg_filter` and :func:`highpass` first. Compare with a physical value where one
     exists (:func:`standing_wave_period_nm`)."""
-    if not (np.isfinite(pixel_nm) and pixel_nm > 0):
-        raise RealDataError(f"pixel_nm must be a positive number, got {pixel_nm}")
-    img = np.asarray(image, np.float64)
-    if img.ndim != 2 or min(img.shape) < 16 or not np.isfinite(img).all():
-        raise RealDataError(f"image must be a finite 2-D map of at least 16x16 pixels, got shape {img.shape}")
-    return float(pixel_nm / dominant_frequency(img, fmin, fmax))
+    pixel_nm = validate.positive("pixel_nm", pixel_nm)
+    return float(pixel_nm / dominant_frequency(image, fmin, fmax))
 
 
 def resample_to_frequency(image: np.ndarray, frequency: float, target: float) -> tuple[np.ndarray, float]:

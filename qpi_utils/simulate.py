@@ -56,6 +56,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from .errors import InputError
 from threadpoolctl import threadpool_limits
 
 __all__ = [
@@ -105,13 +107,13 @@ class KernelParams:
 
     def __post_init__(self):
         if self.symmetry not in SYMMETRY_ORDERS:
-            raise ValueError(f"symmetry must be one of {SYMMETRY_ORDERS} (0 = isotropic), got {self.symmetry!r}")
+            raise InputError(f"symmetry must be one of {SYMMETRY_ORDERS} (0 = isotropic), got {self.symmetry!r}")
         if not 0 < self.frequency <= 0.45:
-            raise ValueError(f"frequency must be in (0, 0.45] cycles/px (below Nyquist), got {self.frequency!r}")
+            raise InputError(f"frequency must be in (0, 0.45] cycles/px (below Nyquist), got {self.frequency!r}")
         if not (self.decay > 0 and np.isfinite(self.decay)):
-            raise ValueError(f"decay must be a finite number > 0 px, got {self.decay!r}")
+            raise InputError(f"decay must be a finite number > 0 px, got {self.decay!r}")
         if not (np.isfinite(self.orientation) and np.isfinite(self.phase)):
-            raise ValueError(f"orientation and phase must be finite (rad), got {self.orientation!r}, {self.phase!r}")
+            raise InputError(f"orientation and phase must be finite (rad), got {self.orientation!r}, {self.phase!r}")
 
 
 def symmetry_angles(order: int, n_isotropic: int = 4) -> np.ndarray:
@@ -123,7 +125,7 @@ def symmetry_angles(order: int, n_isotropic: int = 4) -> np.ndarray:
     if order == 0:
         return np.deg2rad(np.array([37.0, 113.0, 199.0, 271.0])[:n_isotropic])
     if order not in SYMMETRY_ORDERS:
-        raise ValueError(f"symmetry order must be one of {SYMMETRY_ORDERS}, got {order!r}")
+        raise InputError(f"symmetry order must be one of {SYMMETRY_ORDERS}, got {order!r}")
     return 2 * np.pi * np.arange(1, order) / order
 
 
@@ -134,10 +136,10 @@ def _as_arrays(params) -> dict[str, np.ndarray]:
     if isinstance(params, dict):
         missing = [k for k in PARAM_NAMES if k not in params]
         if missing:
-            raise ValueError(f"kernel parameters miss {missing}; give all of {PARAM_NAMES}")
+            raise InputError(f"kernel parameters miss {missing}; give all of {PARAM_NAMES}")
         out = {k: np.atleast_1d(np.asarray(params[k], dtype=np.float64)) for k in PARAM_NAMES}
         if len({v.shape for v in out.values()}) != 1 or out["symmetry"].ndim != 1:
-            raise ValueError(f"kernel parameters must be (K,) arrays of one length, got shapes "
+            raise InputError(f"kernel parameters must be (K,) arrays of one length, got shapes "
                              f"{ {k: v.shape for k, v in out.items()} }")
         for k in range(len(out["symmetry"])):  # the same checks as one KernelParams
             KernelParams(int(out["symmetry"][k]) if out["symmetry"][k] in SYMMETRY_ORDERS else out["symmetry"][k],
@@ -223,9 +225,9 @@ def scatterer_spectrum(positions: np.ndarray, weights: np.ndarray | None = None,
     """
     positions = np.asarray(positions, dtype=np.float64)
     if positions.ndim != 3 or positions.shape[-1] != 2:
-        raise ValueError(f"positions must have shape (batch, scatterers, 2), got {positions.shape}")
+        raise InputError(f"positions must have shape (batch, scatterers, 2), got {positions.shape}")
     if weights is not None and np.shape(weights) != positions.shape[:2]:
-        raise ValueError(f"weights must have shape {positions.shape[:2]} (batch, scatterers), got {np.shape(weights)}")
+        raise InputError(f"weights must have shape {positions.shape[:2]} (batch, scatterers), got {np.shape(weights)}")
     valid = np.isfinite(positions).all(-1)
     w = valid.astype(np.float64) if weights is None else np.asarray(weights, dtype=np.float64) * valid
     pos = np.where(valid[..., None], positions, 0.0)
@@ -255,14 +257,14 @@ def render_observations(spectrum: np.ndarray, positions: np.ndarray, weights: np
     """
     grid = spectrum.shape[0]
     if size + 2 * KERNEL_ORIGIN > grid:
-        raise ValueError(f"size {size} is too large for a spectrum on a {grid} grid (at most {grid - 2 * KERNEL_ORIGIN}): "
+        raise InputError(f"size {size} is too large for a spectrum on a {grid} grid (at most {grid - 2 * KERNEL_ORIGIN}): "
                          f"compute the spectrum with kernel_spectrum(..., grid={1 << int(np.ceil(np.log2(size + 64)))})")
     pos = np.asarray(positions, dtype=np.float64)
     lo, hi = size - grid + KERNEL_ORIGIN - 0.5, grid - KERNEL_ORIGIN - 0.5  # beyond them a kernel wraps into view
     with np.errstate(invalid="ignore"):
         far = np.isfinite(pos) & ((pos < lo) | (pos >= hi))
     if far.any():
-        raise ValueError(f"positions must lie in [{lo}, {hi}) px for a {size} px view on a {grid} grid "
+        raise InputError(f"positions must lie in [{lo}, {hi}) px for a {size} px view on a {grid} grid "
                          f"(found {pos[far][0]:g}): a scatterer further out would wrap into the view")
     comb = scatterer_spectrum(positions, weights, grid, dtype)
     images = np.fft.irfft2(comb * spectrum[None].astype(dtype), s=(grid, grid))

@@ -177,9 +177,9 @@ def test_regularisation_is_chosen_on_given_training_data_only():
 
 
 def test_bad_inputs_are_named():
-    with pytest.raises(ValueError, match=r"observations must be \(64, 64\) or \(N, 64, 64\)"):
+    with pytest.raises(ValueError, match=r"observations must be a batch of shape \(N, 64, 64\) or one image \(64, 64\)"):
         least_squares(np.zeros((2, 32, 32)), np.zeros((2, 32, 32)))
-    with pytest.raises(ValueError, match="activation maps contains NaN"):
+    with pytest.raises(ValueError, match="activation maps holds .* NaN"):
         defect_average(np.zeros((1, 64, 64)), np.full((1, 64, 64), np.nan))
     with pytest.raises(ValueError, match="differ in shape"):
         least_squares(np.zeros((2, 64, 64)), np.zeros((3, 64, 64)))
@@ -400,8 +400,9 @@ CASES = [
     (least_squares, (Y, M), {"iterations": -5}, "iterations must be an integer >= 1"),
     (least_squares, (Y, M), {"iterations": 2.5}, "iterations must be an integer >= 1"),
     (least_squares, (Y, np.zeros_like(M)), {}, "activation map 0 .* has no defect"),
-    (least_squares, (Y[:, :32], M[:, :32]), {}, r"must be \(64, 64\) or \(N, 64, 64\)"),
-    (least_squares, (np.full_like(Y, np.nan), M), {}, "contains NaN"),
+    (least_squares, (Y[:, :32], M[:, :32]), {}, r"observations must be a batch of shape \(N, 64, 64\) or one image"),
+    (least_squares, (np.full_like(Y, np.nan), M), {}, "observations holds 8192 NaN or inf"),
+    (defect_average, (Y, np.where(M > 0, np.nan, M)), {}, "activation maps holds 2 NaN or inf"),
     (errors, (Y, Y[:1]), {}, "must be .* of one shape"),
 ]
 

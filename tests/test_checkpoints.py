@@ -116,3 +116,39 @@ def test_a_damaged_model_is_refused_on_load_and_by_qpi_check(trained_run, tmp_pa
     assert main(["check", "--profile", "smoke", "--run-dir", str(run)]) == 2
     out = capsys.readouterr()
     assert "one_step.pt" in out.err and "Traceback" not in out.err
+
+
+# --- settings that disagree with the run's data: one rule (check_simulation_settings) -------------
+
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+from qpi_utils.checkpoints import SPLIT_KEYS, SettingsMismatchError, check_simulation_settings, load_data  # noqa: E402
+
+_CHANGES = {"n_observations": 4, "max_scatterers": 12, "snr_db": 10.0, "line_noise": 0.1, "outside_margin": 8.0,
+            "frequency_range": (0.07, 0.15), "decay_range": (5.0, 9.0), "supersample": 2, "position_error": 0.5,
+            "seed": 7, "min_scatterers": 2, "n_kernels": 12}
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(key=st.sampled_from(sorted(_CHANGES)))
+def test_a_simulation_setting_the_data_were_not_made_with_is_refused_naming_both_values(run_dir, smoke_profile, key):
+    profile = get_profile("smoke", {f"simulation.{key}": _CHANGES[key]})
+    with pytest.raises(SettingsMismatchError) as info:
+        load_data(profile, run_dir)
+    made = load_dataset(run_dir / "data").meta["simulation"][key]
+    wanted = _CHANGES[key]
+    message = str(info.value)
+    assert f"simulation.{key}: the data have {made!r}, the profile asks for" in message
+    assert repr(list(wanted) if isinstance(wanted, tuple) else wanted) in message
+
+
+@pytest.mark.parametrize("key, value", [("split_seed", 3), ("val_fraction", 0.15), ("ood_fraction", 0.3)])
+def test_split_settings_apply_from_the_profile_and_pass(run_dir, key, value):
+    assert key in SPLIT_KEYS
+    ds, splits = load_data(get_profile("smoke", {f"simulation.{key}": value}), run_dir)
+    assert ds.n_kernels == 10
+
+
+def test_data_that_record_no_simulation_pass(tiny_dataset, smoke_profile):
+    ds = dataclasses.replace(tiny_dataset, meta={k: v for k, v in tiny_dataset.meta.items() if k != "simulation"})
+    check_simulation_settings(get_profile("smoke", {"simulation.snr_db": 5.0}), ds, "real maps")

@@ -353,3 +353,38 @@ def test_simulation_is_identical_for_every_thread_count(tmp_path):
         out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
         hashes.add(out.stdout.strip())
     assert len(hashes) == 1
+
+
+def test_a_dataset_too_big_for_free_memory_is_refused_before_allocating(monkeypatch, smoke_profile):
+    """Sizes are estimated and refused up front (qpi_utils.validate.check_memory), naming the estimate."""
+    import dataclasses
+
+    from qpi_utils import validate
+    from qpi_utils.data import simulate_dataset
+
+    monkeypatch.setattr(validate, "available_memory", lambda: 2**30)  # 1 GiB free
+    cfg = dataclasses.replace(smoke_profile.simulation, n_kernels=100, n_observations=500)  # ~1.1 GiB
+    with pytest.raises(validate.SizeError, match=r"100 kernels x 500 observations .* needs about 1\.\d GiB"):
+        simulate_dataset(cfg, progress=False)
+    simulate_dataset(dataclasses.replace(cfg, n_kernels=5, n_observations=2), progress=False)  # small: made
+
+
+def test_a_full_disk_while_saving_names_the_dataset_and_keeps_the_old_one(tmp_path, tiny_dataset, monkeypatch):
+    import errno
+
+    from qpi_utils.data import DatasetError, load_dataset, save_dataset
+
+    target = save_dataset(tiny_dataset, tmp_path / "data")
+    real_save = np.save
+
+    def full(path, *a, **k):
+        if "observations" in str(path):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(path, *a, **k)
+
+    monkeypatch.setattr(np, "save", full)
+    with pytest.raises(DatasetError, match=r"cannot write the dataset .*data: No space left on device \(the disk is full\)"):
+        save_dataset(tiny_dataset, target)
+    monkeypatch.undo()
+    assert load_dataset(target).meta["content_hash"] == tiny_dataset.meta["content_hash"]  # the old one, intact
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]  # no temporary left

@@ -108,3 +108,15 @@ def test_paper_architecture_shapes_at_batch_1():
     one, _ = build_one_step(cfg)
     with torch.no_grad():
         assert one(torch.zeros(1, 2, 64, 64)).sample.shape == (1, 1, 64, 64)
+
+
+def test_a_network_too_big_for_free_memory_is_refused_before_it_is_built(monkeypatch):
+    from qpi_utils import validate
+    from qpi_utils.config import get_profile
+    from qpi_utils.models import autoencoder_config
+
+    monkeypatch.setattr(validate, "available_memory", lambda: 2**30)
+    big = get_profile("smoke", {"model.block_out_channels": [512, 1024, 2048, 2048], "model.norm_num_groups": 4}).model
+    with pytest.raises(validate.SizeError, match=r"block_out_channels \(512, 1024, 2048, 2048\) .* GiB"):
+        autoencoder_config(big, 2, 1)
+    autoencoder_config(get_profile("quick").model, 2, 1)  # 1 M parameters: fine

@@ -185,10 +185,16 @@ def test_period_estimate_reads_the_ring_not_the_cosine_of_the_kit_kernel_model()
 
 
 def test_period_estimate_rejects_bad_input():
-    with pytest.raises(RealDataError, match="pixel_nm must be a positive number"):
+    from qpi_utils.validate import InputError
+
+    with pytest.raises(InputError, match="pixel_nm must be a positive number"):
         R.estimate_period_nm(np.zeros((64, 64)), 0.0)
-    with pytest.raises(RealDataError, match=r"at least 16x16 pixels, got shape \(8, 8\)"):
+    with pytest.raises(InputError, match=r"at least 16x16 pixels, got shape \(8, 8\)"):
         R.estimate_period_nm(np.zeros((8, 8)), 0.1)
+    with pytest.raises(InputError, match="constant"):  # a zero map has no period
+        R.estimate_period_nm(np.zeros((64, 64)), 0.1)
+    with pytest.raises(InputError, match="fmin < fmax"):
+        R.dominant_frequency(np.random.default_rng(0).random((64, 64)), fmin=0.3, fmax=0.1)
 
 
 def test_cu111_surface_state_period_at_the_fermi_level():

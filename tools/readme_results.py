@@ -1,10 +1,11 @@
-"""The README's generated results tables, rendered from the committed results files.
+"""The generated results tables of the README and the docs pages, rendered from the committed results files.
 
     python tools/readme_results.py          # report which tables differ from what the files say
-    python tools/readme_results.py --write  # rewrite them in README.md (write to a temporary file, rename)
+    python tools/readme_results.py --write  # rewrite them in README.md and docs/*.md (temporary file, rename)
 
-Each table between the README's results markers that this script knows (by its header row) is
-rendered from ``results/<profile>/``: the ID/OOD table over seeds (``table_seeds.csv``), how the
+Each table between the results markers of a page (:data:`PAGES`) that this script knows (by its
+header row) is rendered from ``results/<profile>/``: the README's headline table and the ID/OOD
+table over seeds (``table_seeds.csv``), how the
 networks trained (``provenance.json``), the realistic-training rows of the ablation table
 (``ablations/realistic_training.csv``), the robustness sweeps (``sweeps.csv``; bold = the lowest
 value and every value whose 95 % interval overlaps it) and the real-map scores
@@ -28,6 +29,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BLOCK = re.compile(r"(<!-- results -->\n)(.*?)(\n<!-- /results -->)", re.S)
+PAGES = (ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")))  # every page whose numbers are checked
 
 
 def rows(path: Path) -> list[dict]:
@@ -51,6 +53,20 @@ def seeds_block(results: Path) -> list[str]:
                    f"{pm(r['rmse_pm1_mean'], r['rmse_pm1_ci95'])} | "
                    f"{pm(r['rmse_affine_mean'], r['rmse_affine_ci95'])} | "
                    f"{'-' if math.isnan(paper) else f'{paper:.4f}'} |")
+    return out
+
+
+HEADLINE = {"two-step (the paper's method)": "two_step", "one-step": "one_step",
+            "least squares, known M": "least_squares", "sub-pixel hybrid": "hybrid_subpixel"}
+
+
+def headline_block(results: Path) -> list[str]:
+    """The README's first table: four methods' RMSE [0,1] over seeds (``table_seeds.csv``)."""
+    cells = {(r["setting"], r["method"]): pm(r["rmse_mean"], r["rmse_ci95"])
+             for r in rows(results / "table_seeds.csv") if not r.get("variant")}
+    out = ["| setting | " + " | ".join(HEADLINE) + " |", "|---|" + "---|" * len(HEADLINE)]
+    for setting, label in (("ID", "in domain"), ("OOD", "out of domain")):
+        out.append(f"| {label} | " + " | ".join(cells[(setting, m)] for m in HEADLINE.values()) + " |")
     return out
 
 
@@ -142,7 +158,7 @@ def real_maps_block(results: Path) -> list[str]:
 def render(results: Path) -> dict[str, list[str]]:
     """{header row of a README table: the table's lines as the results files say}."""
     tables = {}
-    for lines in (seeds_block(results), training_block(results), real_maps_block(results)):
+    for lines in (headline_block(results), seeds_block(results), training_block(results), real_maps_block(results)):
         tables[lines[0]] = lines
     # the sweep tables sit in one block: keyed by the first one's header
     sweeps = sweeps_block(results)
@@ -175,27 +191,32 @@ def update(text: str, results: Path) -> tuple[str, list[str]]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--profile", default="quick")
-    ap.add_argument("--write", action="store_true", help="rewrite the README's tables (default: only report)")
+    ap.add_argument("--write", action="store_true", help="rewrite the pages' tables (default: only report)")
     args = ap.parse_args()
-    readme, results = ROOT / "README.md", ROOT / "results" / args.profile
+    results = ROOT / "results" / args.profile
+    updated = {}
     try:
-        text, changed = update(readme.read_text(), results)
+        for page in PAGES:
+            updated[page] = update(page.read_text(), results)
     except FileNotFoundError as exc:
         print(f"error: {exc.filename} not found: regenerate the results of profile {args.profile} first",
               file=sys.stderr)
         return 2
     except (KeyError, StopIteration) as exc:
-        print(f"error: the results under {results} or the README lack a row or table this script renders "
+        print(f"error: the results under {results} or a page lack a row or table this script renders "
               f"({exc!r})", file=sys.stderr)
         return 2
-    for header in changed:
-        print(f"differs from the results files: {header}")
-    if args.write and changed:
-        fd, tmp = tempfile.mkstemp(dir=ROOT, prefix=".README.", suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, readme)
-        print(f"rewrote {len(changed)} table(s) in README.md")
+    changed = 0
+    for page, (text, headers) in updated.items():
+        for header in headers:
+            print(f"{page.relative_to(ROOT)}: differs from the results files: {header}")
+        if args.write and headers:
+            fd, tmp = tempfile.mkstemp(dir=page.parent, prefix=f".{page.name}.", suffix=".tmp")
+            with os.fdopen(fd, "w") as f:
+                f.write(text)
+            os.replace(tmp, page)
+            print(f"rewrote {len(headers)} table(s) in {page.relative_to(ROOT)}")
+        changed += len(headers)
     return 1 if changed and not args.write else 0
 
 

@@ -1,6 +1,6 @@
 """Every benchmark script runs end to end at a tiny size and prints what its committed output holds.
 
-The speed figures of the README come from ``benchmarks/`` (their outputs are committed under
+The speed figures of docs/speed.md come from ``benchmarks/`` (their outputs are committed under
 ``results/benchmarks/``); a script that no longer runs against today's ``qpi_utils`` could not
 regenerate them. Each runs here as a user runs it (``python benchmarks/NAME.py``, from the
 checkout), at the smoke profile or the smallest sizes its arguments allow. Not run here:

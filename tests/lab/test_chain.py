@@ -78,7 +78,7 @@ def test_every_exercise_solution_passes_its_self_check(executed):
         assert all(text.startswith("Right") for text in checks), f"{name}: {checks}"
 
 
-def _fake_notebooks(folder: Path, failing: str) -> None:
+def _fake_notebooks(folder: Path, failing: str = "") -> None:
     folder.mkdir()
     for name in NOTEBOOKS:
         nb = nbf.v4.new_notebook()
@@ -103,6 +103,17 @@ def test_chain_stops_at_the_first_failing_notebook_and_names_it(tmp_path):
     # what the notebooks before the failure made is collected all the same
     assert (tmp_path / "fig" / "made_by_01.png").is_file()
     assert set(json.loads((tmp_path / "res" / "chain_times.json").read_text())) == {"01_simulate", "02_kernel_vae"}
+
+
+def test_a_notebook_with_merge_markers_is_named_before_anything_runs(tmp_path):
+    _fake_notebooks(tmp_path / "nbs")
+    broken = tmp_path / "nbs" / "04_one_step.ipynb"
+    text = broken.read_text()
+    broken.write_text("<<<<<<< HEAD\n" + text + "=======\n" + text + ">>>>>>> theirs\n")
+    with pytest.raises(ChainError, match=r"04_one_step.ipynb is not a readable notebook .*merge conflict"):
+        run_chain("smoke", tmp_path / "run", tmp_path / "fig", tmp_path / "res", notebooks_dir=tmp_path / "nbs",
+                  progress=False)
+    assert not (tmp_path / "run" / "notebooks").exists() or not any((tmp_path / "run" / "notebooks").iterdir())
 
 
 ALL_NOTEBOOKS = NOTEBOOKS
@@ -224,7 +235,10 @@ def test_one_repository_address_everywhere():
         assert f"git+https://{REPOSITORY}" in install and "pip install -q -e .." in install, name
         text = "".join(c.source for c in nb.cells)
         assert text.count("github.com/") == text.count(REPOSITORY), f"{name}: another repository address"
-    assert f"git+https://{REPOSITORY}" in (ROOT / "README.md").read_text()
+    assert f"git+https://{REPOSITORY}" in (ROOT / "docs" / "setup.md").read_text()
+    readme = (ROOT / "README.md").read_text()  # every chapter's badge, to this repository
+    assert all(f"colab.research.google.com/github/{owner_name}/blob/main/notebooks/{name}.ipynb" in readme
+               for name in NOTEBOOKS)
 
 
 @pytest.mark.parametrize("name", ALL_NOTEBOOKS)

@@ -177,3 +177,30 @@ def test_pretrain_writes_a_prior_that_training_starts_from(tmp_path, capsys, mon
     monkeypatch.setattr(models, "committed_file", lambda relative: None)
     with pytest.raises(models.PretrainedWeightsError, match="not committed with this version of the kit"):
         load_kit_prior(prof.model)
+
+
+@pytest.mark.parametrize("command", ["check", "train-kernel-vae", "evaluate"])
+def test_settings_the_runs_data_were_not_made_with_stop_every_command(tmp_path, capsys, command):
+    """A --set simulation.* override that the run's dataset was not made with is refused, naming
+    both values, before any training or evaluation, and nothing is written."""
+    run = tmp_path / "run"
+    assert main(["simulate", "--profile", "smoke", "--run-dir", str(run), "--no-progress"]) == 0
+    before = sorted(p.relative_to(run) for p in run.rglob("*"))
+    capsys.readouterr()
+    code = main([command, "--profile", "smoke", "--run-dir", str(run), "--no-progress",
+                 "--set", "simulation.max_scatterers=12"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert "simulation.max_scatterers: the data have 30, the profile asks for 12" in err
+    assert sorted(p.relative_to(run) for p in run.rglob("*")) == before
+
+
+def test_evaluate_never_replaces_a_users_table(trained_run, tmp_path, capsys):
+    run, _ = trained_run
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "table.md").write_text("my table")
+    code = main(["evaluate", "--profile", "smoke", "--run-dir", str(run), "--results-dir", str(out), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and "table.md exist and were not written by the kit" in err and "Traceback" not in err
+    assert (out / "table.md").read_text() == "my table" and sorted(p.name for p in out.iterdir()) == ["table.md"]

@@ -17,7 +17,7 @@
   What a trace cannot see, a module-level value of a module whose code never runs read by code that
   does (the paper's numbers in ``paper.py``, say), is added from the source: any qpi_utils module a
   module that ran imports such a value from counts as used (:func:`_constant_sources`).
-* Every number in the README's results blocks (between ``<!-- results -->`` and
+* Every number in the results blocks of the README and the docs pages (between ``<!-- results -->`` and
   ``<!-- /results -->``) appears, at the precision the README prints it, in a committed results
   file or in the printed output of a committed notebook (what the chain wrote back with
   ``--update-notebooks``; the real-data scores exist only there).
@@ -245,11 +245,16 @@ def _committed_numbers() -> list[float]:
     return values
 
 
+PAGES = (ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")))  # the pages whose numbers are checked
+
+
 def _readme_numbers() -> list[str]:
-    text = (ROOT / "README.md").read_text()
-    blocks = re.findall(r"<!-- results -->(.*?)<!-- /results -->", text, flags=re.S)
-    assert blocks, "README has no <!-- results --> block"
-    return [n for block in blocks for n in NUMBER.findall(block)]
+    """The numbers inside the results blocks of the README and of every docs page."""
+    blocks = {page: re.findall(r"<!-- results -->(.*?)<!-- /results -->", page.read_text(), flags=re.S)
+              for page in PAGES}
+    assert blocks[ROOT / "README.md"], "README has no <!-- results --> block"
+    assert blocks.get(ROOT / "docs" / "results.md"), "docs/results.md has no <!-- results --> block"
+    return [n for page_blocks in blocks.values() for block in page_blocks for n in NUMBER.findall(block)]
 
 
 def test_every_number_the_readme_quotes_is_in_a_committed_results_file():

@@ -17,18 +17,22 @@ _spec.loader.exec_module(readme_results)
 RESULTS = ROOT / "results" / "quick"
 
 
-def test_the_readme_tables_are_what_the_results_files_say():
-    text = (ROOT / "README.md").read_text()
+def test_the_pages_tables_are_what_the_results_files_say():
     tables = readme_results.render(RESULTS)
-    assert all(header in text for header in tables), "a generated table's header is missing from the README"
-    _, changed = readme_results.update(text, RESULTS)
-    assert not changed, f"README tables differ from the results files (python tools/readme_results.py --write): {changed}"
+    texts = {page: page.read_text() for page in readme_results.PAGES}
+    assert {ROOT / "README.md", ROOT / "docs" / "results.md"} <= set(texts)
+    missing = [h for h in tables if not any(h in t for t in texts.values())]
+    assert not missing, f"generated tables on no page: {missing}"
+    for page, text in texts.items():
+        _, changed = readme_results.update(text, RESULTS)
+        assert not changed, (f"{page.relative_to(ROOT)}: tables differ from the results files "
+                             f"(python tools/readme_results.py --write): {changed}")
 
 
 def test_a_number_in_the_wrong_cell_is_caught():
     """Swap two methods' OOD RMSE in the seeds table: every number still exists in the results
     files, but the table no longer says what they say."""
-    text = (ROOT / "README.md").read_text()
+    text = (ROOT / "docs" / "results.md").read_text()
     lines = text.split("\n")
     ood = {ln.split(" | ")[1]: i for i, ln in enumerate(lines) if ln.startswith("| OOD | ") and ln.count("|") == 7}
     a, b = lines[ood["one_step"]].split(" | "), lines[ood["two_step"]].split(" | ")
@@ -57,3 +61,15 @@ def test_the_readme_quotes_the_chain_time_once_and_from_its_file():
     quotes = re.findall(r"from nothing the\s+notebook chain took (\d+\.\d) min", text)
     assert quotes == [f"{total:.1f}"], (quotes, f"{total:.1f}")
     assert "50.8 min" not in text  # the time of the chain before notebook 09 joined it
+
+
+
+def test_the_readme_quotes_the_test_suites_time_from_its_file():
+    """`make test`'s time is what tools/record_time.py recorded for `bash .ci/run` on a fresh clone."""
+    import json
+    import re
+
+    record = json.loads((ROOT / "results" / "make_test_time.json").read_text())
+    assert record["command"] == "bash .ci/run" and "+dirty" not in record["git_commit"]
+    quotes = re.findall(r"`make test` on a fresh clone took\s+(\d+\.\d) min", (ROOT / "README.md").read_text())
+    assert quotes == [f"{record['minutes']:.1f}"], quotes
