@@ -36,7 +36,7 @@ from qpi_utils.models import (KIT_PRIOR, ModelConfigError, from_model_scale, loa
                               to_model_scale)
 from qpi_utils.paper import LATER, TABLE2_RMSE, TABLE3_RMSE, V1
 from .provenance import provenance
-from qpi_utils.runs import RunLayout
+from qpi_utils.runs import STEPS, RunLayout
 from qpi_utils.train import TRAINERS, reconstruct
 
 __all__ = ["SEED_KEYS", "seed_overrides", "Ablation", "ABLATIONS", "ablation_layout", "kernel_vae_reconstructions",
