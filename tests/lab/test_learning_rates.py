@@ -24,10 +24,10 @@ def test_every_trained_network_has_a_grid_of_the_same_size_after_step_1():
     assert len({len(GRID[s]) for s in GRID if s != "kernel_vae"}) == 1  # the same tuning budget
 
 
-def test_rule_runs_on_validation_and_trials_stay_in_their_variants(tmp_path):
+def test_rule_runs_on_validation_and_trials_stay_in_their_variants(run_dir):
     """At smoke: every grid rate trains, in its own variant; the run's own models are untouched."""
     profile = get_profile("smoke")
-    layout = RunLayout.for_profile(profile, tmp_path / "run")
+    layout = RunLayout.for_profile(profile, run_dir)
     out = choose_learning_rates(profile, layout, progress=False)
     assert set(out["steps"]) == set(GRID)
     for step, rec in out["steps"].items():
