@@ -46,7 +46,8 @@ def main() -> None:
     models = TrainedModels(prof, ds, splits, vae.eval(), enc.eval(), one.eval(),
                            {"kernel_vae": info, "observation_encoder": info, "one_step": info}, "cpu",
                            float(grid[len(grid) // 2]), {}, RunLayout.for_profile(prof, "/tmp/unused", context="cli"),
-                           ls_subpixel_lambda=float(grid[len(grid) // 2]))
+                           ls_subpixel_lambda=float(grid[len(grid) // 2]),
+                           one_step_paper=build_one_step(prof.model)[0].eval())  # the same network: timing only
     pairs = np.array([(k, o) for k in range(ds.n_kernels) for o in range(ds.n_observations)])[:args.images]
     rates = {}
     for name, (fn, _) in models.methods().items():
