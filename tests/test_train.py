@@ -24,7 +24,8 @@ def test_three_trainings_run_end_to_end_on_smoke(run_dir, smoke_profile):
         assert (run_dir / "models" / f"{step}.pt").is_file()
         assert (run_dir / "logs" / f"{step}.csv").read_text().count("\n") == smoke_profile.kernel_vae.epochs + 1
         assert [r["epoch"] for r in s["history"]] == list(range(1, smoke_profile.kernel_vae.epochs + 1))
-        assert s["history"][s["best_epoch"] - 1]["val_rmse"] == s["best_val_rmse"]  # the curves the notebook plots
+        curve = [s["start_val_rmse"]] + [r["val_rmse"] for r in s["history"]]  # epoch 0 is the start
+        assert curve[s["best_epoch"]] == s["best_val_rmse"] == min(curve)  # the curves the notebook plots
         assert not (run_dir / "figures").exists()  # training draws nothing
         assert s["model_info"]["pretrained"] is False
     assert s2["latent_shape"] == [4, 8, 8]
@@ -69,7 +70,7 @@ def test_checkpoint_from_another_profile_is_refused(run_dir, smoke_profile):
     with pytest.raises(ModelConfigError, match="different configuration.*train"):
         train_kernel_vae(other, run_dir, progress=False)
     renamed = get_profile("quick", {"simulation.n_kernels": 10, "simulation.n_observations": 8,
-                                    "simulation.max_scatterers": 30})
+                                    "simulation.max_scatterers": 30, "model.pretrained": None})
     with pytest.raises(ModelConfigError, match="made with profile 'smoke'"):
         train_kernel_vae(renamed, run_dir, progress=False)
 

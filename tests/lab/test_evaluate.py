@@ -28,7 +28,7 @@ def test_evaluate_writes_the_table_with_provenance(tmp_path, trained_run, tiny_d
     assert int(table[0]["n"]) == n_id * 2  # 2 of 8 observations each in the ID test
     prov = json.loads((tmp_path / "results" / "provenance.json").read_text())
     assert prov["profile"]["name"] == "smoke"
-    assert prov["pretrained"] == {"kernel_vae": False, "observation_encoder": False, "one_step": False}
+    assert prov["pretrained"] == {"kernel_vae": False, "observation_encoder": False, "one_step": False, "one_step_paper": False}
     assert set(prov["versions"]) >= {"torch", "diffusers", "accelerate", "numpy"}
     assert prov["dataset"]["content_hash"] == tiny_dataset.meta["content_hash"]
     assert "paper RMSE" in (tmp_path / "results" / "table.md").read_text()

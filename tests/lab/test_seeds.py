@@ -71,7 +71,7 @@ def test_seeds_command_end_to_end_on_smoke(tmp_path):
     paired = read_csv(tmp_path / "out" / "table_seeds_paired.csv")
     # the paper's comparison, paired per kernel over both seeds' test kernels
     two_vs_paper = [r for r in paired if (r["a"], r["b"]) == ("two_step", "one_step_paper")]
-    assert {r["setting"] for r in two_vs_paper} == {"ID", "OOD"} and all(r["seeds"] == 2 for r in two_vs_paper)
+    assert {r["setting"] for r in two_vs_paper} == {"ID", "OOD"} and all(r["seeds"] == "2" for r in two_vs_paper)
     assert "paired interval" in (tmp_path / "out" / "table_seeds_paired.md").read_text()
 
 
