@@ -22,7 +22,6 @@ from pathlib import Path
 import numpy as np
 
 from qpi_utils.config import get_profile
-from qpi_utils.files import read_csv
 from qpi_utils.metrics import paired_difference
 
 from .seeds import _interval, per_sample_rows, run_table, seed_overrides

@@ -387,7 +387,7 @@ def _check(profile: Profile) -> Profile:
     need(0 <= s.seed < 2**32 and 0 <= s.split_seed < 2**32,
          f"simulation.seed and split_seed must be in [0, 2**32), got {s.seed}, {s.split_seed}")
     need(s.position_error >= 0, f"simulation.position_error must be >= 0 px, got {s.position_error}")
-    snrs = [("simulation.snr_db", s.snr_db)] + [(f"physics.sweep_snr_db", v) for v in profile.physics.sweep_snr_db]
+    snrs = [("simulation.snr_db", s.snr_db)] + [("physics.sweep_snr_db", v) for v in profile.physics.sweep_snr_db]
     for key, snr in snrs:  # 20 log10(signal/noise): beyond this range the noise over- or underflows
         need(snr is None or -40 <= snr <= 200, f"{key} must be in [-40, 200] dB, got {snr}")
     need(s.line_noise >= 0, f"simulation.line_noise must be >= 0, got {s.line_noise}")

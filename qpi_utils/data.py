@@ -48,7 +48,7 @@ from .errors import QpiError
 from .files import OWNER_FILE, owner_record, pid_alive
 from .validate import check_memory
 from .imaging import minmax_normalise
-from .simulate import (PARAM_NAMES, SYMMETRY_ORDERS, activation_map, add_noise, draw_outside, draw_positions,
+from .simulate import (KERNEL_ORIGIN, PARAM_NAMES, SYMMETRY_ORDERS, activation_map, add_noise, draw_outside, draw_positions,
                        kernel_spectrum, model_constants, render_observations, sample_kernel_params)
 
 __all__ = [
@@ -132,6 +132,12 @@ class QPIDataset:
     def n_observations(self) -> int:
         return int(self.observations.shape[1])
 
+    @property
+    def kernel_origin(self) -> float:
+        """The scatterer's pixel in a kernel image, both axes: 32 for the simulator's kernels, 31.5
+        for the authors' (between pixels); what the symmetric loss rotates about."""
+        return float(self.meta.get("kernel_origin", (KERNEL_ORIGIN, KERNEL_ORIGIN))[0])
+
     def params(self, k: int) -> dict[str, float]:
         return {name: float(self.arrays[f"param_{name}"][k]) for name in PARAM_NAMES}
 
@@ -169,6 +175,11 @@ class QPIDataset:
         if (np.asarray(self.n_scatterers) < 0).any():
             raise DatasetError(f"{where}: n_scatterers has negative counts")
         self.check_activation_maps(where, sample=64)
+        origin = self.meta.get("kernel_origin", (KERNEL_ORIGIN, KERNEL_ORIGIN))
+        if (not isinstance(origin, (list, tuple)) or len(origin) != 2 or origin[0] != origin[1]
+                or not all(isinstance(v, (int, float)) and 0 <= v <= w - 1 for v in origin)):
+            raise DatasetError(f"{where}: meta kernel_origin must be [c, c] with c in [0, {w - 1}] (the scatterer's "
+                               f"pixel in a kernel, both axes), got {origin!r}")
         sym = self.arrays["param_symmetry"]
         bad = [s for s in np.unique(sym) if s not in SYMMETRY_ORDERS]
         if bad:

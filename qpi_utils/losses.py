@@ -17,6 +17,8 @@
 
 from __future__ import annotations
 
+import math
+
 
 import numpy as np
 import torch
@@ -92,7 +94,7 @@ def rotate_about(images: torch.Tensor, angles: torch.Tensor, origin: float = KER
 
 
 def symmetric_loss(reconstruction: torch.Tensor, kernel: torch.Tensor, symmetry, window: int = WINDOW,
-                   origin: int = KERNEL_ORIGIN, angle_set: str = "group") -> torch.Tensor:
+                   origin: float = KERNEL_ORIGIN, angle_set: str = "group") -> torch.Tensor:
     """Mean over the batch of (mean over the sample's symmetry angles of
     MSE(rotate(reconstruction, angle)[window], kernel[window])).
 
@@ -105,7 +107,7 @@ def symmetric_loss(reconstruction: torch.Tensor, kernel: torch.Tensor, symmetry,
     valid = valid.to(reconstruction.device)
     a = angles.shape[1]
     rotated = rotate_about(reconstruction.repeat_interleave(a, dim=0), angles.reshape(-1), origin)
-    lo = origin - window // 2
+    lo = math.ceil(origin - window / 2)  # the window's first pixel: 12 for origin 32 or 31.5 and window 40
     sl = slice(lo, lo + window)
     diff = rotated[..., sl, sl].reshape(b, a, -1) - kernel[..., sl, sl].reshape(b, 1, -1)
     per_angle = diff.pow(2).mean(-1)  # (B, A)

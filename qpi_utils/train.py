@@ -18,7 +18,6 @@ trainers (notebooks, the ``qpi`` command and the seeds runner read it).
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -28,18 +27,19 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .checkpoints import (check_fingerprint, check_weights, digest, free_train_keys, load_blob, load_data,
+from .checkpoints import (check_fingerprint, check_weights, load_blob, load_data,
                           load_kernel_vae, load_realistic_data, save_blob, step_fingerprint)
 from .config import TRAIN_SECTIONS, Profile, TrainConfig, resolve_init
 from .data import KernelDataset, ObservationDataset, stack_pairs
 from .errors import QpiError
-from .files import atomic_path, write_csv
+from .files import write_csv
 from .losses import alignment_loss, kl_loss, reconstruction_loss, symmetric_loss
-from .models import (KIT_PRIOR, PRIOR_FREE_KEYS, ModelConfigError, ModelInfo, build_kernel_vae,
+from .models import (KIT_PRIOR, ModelConfigError, ModelInfo, build_kernel_vae,
                      build_observation_encoder, build_one_step, kernel_latents, latent_shape, load_kit_prior,
                      to_model_scale)
 from .prior import check_held_out
 from .runs import STEPS, RunLayout, as_layout
+from .simulate import KERNEL_ORIGIN
 
 __all__ = [
     "STEPS",
@@ -344,10 +344,13 @@ def fit(*, step: str, model: torch.nn.Module, train_set, validation: Validation,
 def _prepare(profile: Profile, run):
     """The run's layout, dataset and splits: what every training starts from. A profile that
     starts from a kit prior is refused when this dataset's held-out kernels are too close to the
-    prior's corpus (:func:`qpi_utils.prior.check_held_out`)."""
+    prior's corpus (:func:`qpi_utils.prior.check_held_out`). A dataset read from files (the
+    authors') records no kernel parameters: the prior, simulated from the kit's family, never saw its
+    kernels, and there is no distance to check."""
     layout = as_layout(run, profile)
     ds, splits = load_data(profile, layout)
-    if profile.model.pretrained and profile.model.pretrained.startswith(KIT_PRIOR):
+    simulated = isinstance(ds.meta.get("simulation"), dict)
+    if simulated and profile.model.pretrained and profile.model.pretrained.startswith(KIT_PRIOR):
         _, made, corpus = load_kit_prior(profile.model)
         held = np.concatenate([splits.val_kernels, splits.ood_kernels])
         params = {name: np.asarray(ds.arrays[f"param_{name}"]) for name in corpus}
@@ -401,14 +404,15 @@ def _observations(batch, tcfg: TrainConfig) -> torch.Tensor:
 # step 1
 
 
-def kernel_vae_loss(tcfg: TrainConfig):
-    """Step 1's loss, ``loss_fn(vae, batch) -> (loss, parts)``: MSE + alpha sym + beta KL."""
+def kernel_vae_loss(tcfg: TrainConfig, origin: float = KERNEL_ORIGIN):
+    """Step 1's loss, ``loss_fn(vae, batch) -> (loss, parts)``: MSE + alpha sym + beta KL; the
+    symmetric loss rotates about ``origin``, the kernels' scatterer pixel."""
     def loss_fn(vae, batch):
         x = to_model_scale(batch["kernel"])
         posterior = vae.encode(x).latent_dist
         rec = vae.decode(posterior.sample()).sample
         mse = reconstruction_loss(rec, x)
-        sym = (symmetric_loss(rec.float(), x, batch["symmetry"], angle_set=tcfg.sym_angles) if tcfg.alpha > 0
+        sym = (symmetric_loss(rec.float(), x, batch["symmetry"], origin=origin, angle_set=tcfg.sym_angles) if tcfg.alpha > 0
                else torch.zeros((), device=x.device))
         kl = kl_loss(posterior.mean.float(), posterior.logvar.float(), tcfg.kl_reduction)
         return mse + tcfg.alpha * sym + tcfg.beta * kl, {"mse": mse.detach(), "sym": sym.detach(), "kl": kl.detach()}
@@ -430,7 +434,7 @@ def train_kernel_vae(profile: Profile, run: RunLayout | str | Path, progress: bo
     tcfg = profile.kernel_vae
     validation = Validation(reconstruct, *_kernel_validation(ds, splits.val_kernels), "validation kernels")
     return fit(step="kernel_vae", model=vae, train_set=KernelDataset(ds, splits.train_kernels), validation=validation,
-                loss_fn=kernel_vae_loss(tcfg), tcfg=tcfg, layout=layout,
+                loss_fn=kernel_vae_loss(tcfg, ds.kernel_origin), tcfg=tcfg, layout=layout,
                 fingerprint=step_fingerprint(profile, "kernel_vae", ds), info=info, progress=progress,
                 restart=restart, stop_after=stop_after)
 

@@ -5,10 +5,10 @@
 
 Each table between the results markers of a page (:data:`PAGES`) that this script knows (by its
 header row) is rendered from ``results/<profile>/``: the README's headline table and the ID/OOD
-table over seeds (``table_seeds.csv``), how the
+table over seeds (``table_seeds.csv``), their paired comparisons (``table_seeds_paired.csv``), how the
 networks trained (``provenance.json``), the realistic-training rows of the ablation table
 (``ablations/realistic_training.csv``), the robustness sweeps (``sweeps.csv``; bold = the lowest
-value and every value whose 95 % interval overlaps it) and the real-map scores
+mean, ▼/▲ = lower/higher than two-step by the paired rule) and the real-map scores
 (``ablations/realistic_training_real_maps.csv``). ``tests/lab/test_readme_results.py`` checks that the
 README says what this renders: the number check of ``tests/lab/test_committed_results.py`` finds a
 number somewhere in the results, this finds it in the right cell. The other tables (benchmarks,
@@ -56,12 +56,14 @@ def seeds_block(results: Path) -> list[str]:
     return out
 
 
-HEADLINE = {"two-step (the paper's method)": "two_step", "one-step": "one_step",
+HEADLINE = {"two-step (the paper's method)": "two_step",
+            "one-step as the paper's (from the prior)": "one_step_paper",
+            "one-step from step 1 (the kit's)": "one_step",
             "least squares, known M": "least_squares", "sub-pixel hybrid": "hybrid_subpixel"}
 
 
 def headline_block(results: Path) -> list[str]:
-    """The README's first table: four methods' RMSE [0,1] over seeds (``table_seeds.csv``)."""
+    """The README's first table: five methods' RMSE [0,1] over seeds (``table_seeds.csv``)."""
     cells = {(r["setting"], r["method"]): pm(r["rmse_mean"], r["rmse_ci95"])
              for r in rows(results / "table_seeds.csv") if not r.get("variant")}
     out = ["| setting | " + " | ".join(HEADLINE) + " |", "|---|" + "---|" * len(HEADLINE)]
@@ -70,10 +72,25 @@ def headline_block(results: Path) -> list[str]:
     return out
 
 
+VERDICTS = {"a": "a lower", "b": "b lower", "tie": "tie (interval covers 0)"}
+
+
+def paired_block(results: Path) -> list[str]:
+    """The paired comparisons over seeds (``table_seeds_paired.csv``): a - b per kernel, its interval, the verdict."""
+    out = ["| setting | a | b | a - b, RMSE [0,1] (95 % paired interval) | verdict | a lower on |",
+           "|---|---|---|---|---|---|"]
+    for r in rows(results / "table_seeds_paired.csv"):
+        out.append(f"| {r['setting']} | {r['a']} | {r['b']} | {float(r['difference']):+.4f} "
+                   f"[{float(r['ci_low']):+.4f}, {float(r['ci_high']):+.4f}] | {VERDICTS[r['verdict']]} | "
+                   f"{r['a_better_kernels']} of {r['kernels']} kernels |")
+    return out
+
+
 def training_block(results: Path) -> list[str]:
     """How seed 0's networks trained (``provenance.json``)."""
     t = json.loads((results / "provenance.json").read_text())["training"]
-    names = {"kernel_vae": "step 1: kernel VAE", "alignment": "step 2: observation encoder", "one_step": "one-step"}
+    names = {"kernel_vae": "step 1: kernel VAE", "alignment": "step 2: observation encoder",
+             "one_step": "one-step from step 1 (the kit's)", "one_step_paper": "one-step as the paper's (from the prior)"}
     out = ["| network | epochs run (kept) | best validation RMSE [0,1] | wall time | training samples/s |",
            "|---|---|---|---|---|"]
     for k, label in names.items():
@@ -104,12 +121,20 @@ def ablation_realistic_rows(results: Path) -> list[str]:
 
 SWEEPS = [("snr_db", "SNR (dB)"), ("scatterers", "labelled defects"), ("outside_margin", "outside band (px)"),
           ("position_error", "position error (px)"), ("realistic", "SNR (dB), realistic")]
-SWEEP_METHODS = ["one_step", "two_step", "least_squares", "least_squares_subpixel", "least_squares_auto", "hybrid",
-                 "hybrid_subpixel"]
+SWEEP_METHODS = ["one_step_paper", "one_step", "two_step", "least_squares", "least_squares_subpixel",
+                 "least_squares_auto", "hybrid", "hybrid_subpixel"]
+
+
+def sweep_mark(r: dict) -> str:
+    """Against two-step, paired per kernel (``minus_two_step`` and its interval): ▼ lower, ▲ higher, nothing a tie."""
+    if r["method"] == "two_step" or r.get("minus_two_step_low", "") in ("", "nan"):
+        return ""
+    low, high = float(r["minus_two_step_low"]), float(r["minus_two_step_high"])
+    return " ▼" if high < 0 else " ▲" if low > 0 else ""
 
 
 def sweeps_block(results: Path) -> list[str]:
-    """The sweep tables (``sweeps.csv``), bold where a value's interval overlaps the lowest's."""
+    """The sweep tables (``sweeps.csv``): bold = the lowest mean; ▼/▲ = lower/higher than two-step, paired."""
     data = rows(results / "sweeps.csv")
     out = []
     for key, title in SWEEPS:
@@ -122,16 +147,13 @@ def sweeps_block(results: Path) -> list[str]:
             if r["sweep"] == key and r["value"] not in values:
                 values.append(r["value"])
         for v in values:
-            cell = {r["method"]: (float(r["rmse"]), float(r["rmse_ci95"])) for r in data
-                    if r["sweep"] == key and r["value"] == v}
-            best = min(SWEEP_METHODS, key=lambda m: cell[m][0])
-            top = cell[best][0] + cell[best][1]
+            cell = {r["method"]: r for r in data if r["sweep"] == key and r["value"] == v}
+            best = min(SWEEP_METHODS, key=lambda m: float(cell[m]["rmse"]))
             cells = []
             for m in SWEEP_METHODS:
-                text = f"{cell[m][0]:.3f} ± {cell[m][1]:.3f}"
-                cells.append(f"**{text}**" if cell[m][0] - cell[m][1] <= top else text)
-            label = f"{float(v):g}"
-            out.append(f"| {label} | " + " | ".join(cells) + " |")
+                text = f"{float(cell[m]['rmse']):.3f} ± {float(cell[m]['rmse_ci95']):.3f}"
+                cells.append((f"**{text}**" if m == best else text) + sweep_mark(cell[m]))
+            out.append(f"| {float(v):g} | " + " | ".join(cells) + " |")
     return out
 
 
@@ -158,7 +180,8 @@ def real_maps_block(results: Path) -> list[str]:
 def render(results: Path) -> dict[str, list[str]]:
     """{header row of a README table: the table's lines as the results files say}."""
     tables = {}
-    for lines in (headline_block(results), seeds_block(results), training_block(results), real_maps_block(results)):
+    for lines in (headline_block(results), seeds_block(results), paired_block(results), training_block(results),
+                  real_maps_block(results)):
         tables[lines[0]] = lines
     # the sweep tables sit in one block: keyed by the first one's header
     sweeps = sweeps_block(results)
