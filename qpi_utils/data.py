@@ -176,8 +176,9 @@ class QPIDataset:
             raise DatasetError(f"{where}: n_scatterers has negative counts")
         self.check_activation_maps(where, sample=64)
         origin = self.meta.get("kernel_origin", (KERNEL_ORIGIN, KERNEL_ORIGIN))
+        number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
         if (not isinstance(origin, (list, tuple)) or len(origin) != 2 or origin[0] != origin[1]
-                or not all(isinstance(v, (int, float)) and 0 <= v <= w - 1 for v in origin)):
+                or not all(number(v) and 0 <= v <= w - 1 for v in origin)):
             raise DatasetError(f"{where}: meta kernel_origin must be [c, c] with c in [0, {w - 1}] (the scatterer's "
                                f"pixel in a kernel, both axes), got {origin!r}")
         sym = self.arrays["param_symmetry"]

@@ -1,7 +1,6 @@
 import dataclasses
 import os
 
-import numpy as np
 import pytest
 
 from qpi_utils.config import get_profile

@@ -25,7 +25,6 @@ import argparse
 import contextlib
 import errno
 import io
-import json
 import os
 import shutil
 import sys

@@ -10,7 +10,6 @@ from qpi_utils.config import PhysicsConfig
 from qpi_utils.imaging import minmax_normalise
 from qpi_utils.models import build_kernel_vae, build_observation_encoder
 from qpi_utils.simulate import KernelParams, activation_map, kernel_image, kernel_spectrum, render_observations
-from qpi_utils.baselines import defect_average, least_squares
 from qpi_utils.metrics import errors
 
 

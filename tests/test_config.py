@@ -2,7 +2,6 @@
 """
 import pytest
 from qpi_utils.config import PROFILE_NAMES, ProfileError, get_profile, profile_from_dict
-from qpi_utils.config import ProfileError, get_profile
 
 
 @pytest.mark.parametrize("name", PROFILE_NAMES)

@@ -4,6 +4,8 @@ import dataclasses
 import json
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from qpi_utils.data import (DatasetError, KernelDataset, ObservationDataset, QPIDataset, load_dataset, save_dataset,
                             simulate_dataset, stack_pairs)
 from qpi_utils.simulate import SYMMETRY_ORDERS, KernelParams, kernel_image, kernel_spectrum, render_observations
@@ -12,7 +14,7 @@ import os
 from pathlib import Path
 import subprocess
 import sys
-from qpi_utils.data import OWNER_FILE, DatasetError, QPIDataset, load_dataset, recover_dataset, save_dataset
+from qpi_utils.data import OWNER_FILE, recover_dataset
 
 
 def test_save_load_round_trip_memory_mapped(tiny_dataset, tmp_path):
@@ -242,6 +244,21 @@ ARRAY_CASES = [
 def test_inconsistent_arrays_are_refused(tiny_dataset, case, changes, message):
     with pytest.raises(DatasetError, match=message):
         QPIDataset.from_arrays(_arrays(tiny_dataset, **changes), tiny_dataset.meta)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(origin=st.one_of(st.lists(st.one_of(st.floats(-10, 80), st.integers(-10, 80), st.text(max_size=2)),
+                                 max_size=3), st.floats(0, 63), st.none()))
+def test_the_kernel_origin_rule(tiny_dataset, origin):
+    """meta kernel_origin: [c, c] with 0 <= c <= 63 (the scatterer's pixel, both axes) or refused by name."""
+    valid = (isinstance(origin, list) and len(origin) == 2 and origin[0] == origin[1]
+             and all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 63 for v in origin))
+    meta = {**tiny_dataset.meta, "kernel_origin": origin}
+    if valid:
+        assert QPIDataset.from_arrays(dict(tiny_dataset.arrays), meta).kernel_origin == float(origin[0])
+    else:
+        with pytest.raises(DatasetError, match="kernel_origin must be"):
+            QPIDataset.from_arrays(dict(tiny_dataset.arrays), meta)
 
 
 def test_a_folder_of_other_files_is_never_replaced(tiny_dataset, tmp_path):

@@ -86,3 +86,15 @@ def test_authors_angle_set_is_their_code_with_both_signs():
         assert symmetric_loss(k, k, [n], angle_set="authors").item() < 1e-4
     with pytest.raises(ValueError, match="angle_set must be one of"):
         angle_table(sym, "mine")
+
+
+def test_symmetric_loss_rotates_about_the_kernels_origin_when_it_is_between_pixels():
+    """The authors' kernels have their scatterer at (31.5, 31.5): rotated about that point a 4-fold
+    kernel maps onto itself; about the kit's pixel 32 it does not."""
+    from qpi_utils.simulate import kernel_spectrum, render_observations
+
+    spec = kernel_spectrum(KernelParams(symmetry=4, orientation=0.2, frequency=0.1))[0]
+    k = torch.from_numpy(render_observations(spec, np.array([[[31.5, 31.5]]]))[0]).float()[None, None]
+    about_origin = symmetric_loss(k, k, [4], origin=31.5).item()
+    assert about_origin < 1e-10  # 90-degree turns about a pixel corner are exact too
+    assert symmetric_loss(k, k, [4], origin=32).item() > 1e3 * about_origin + 1e-4

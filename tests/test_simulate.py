@@ -1,6 +1,5 @@
 """Tests of the simulator (qpi_utils.simulate); the bad-input cases at the end: physics API misuse: clear errors instead of silently wrong images (one case a line).
 """
-import dataclasses
 import numpy as np
 import pytest
 from qpi_utils.imaging import rotate_image
@@ -8,7 +7,6 @@ from qpi_utils.simulate import (KERNEL_ORIGIN, SYMMETRY_ORDERS, KernelParams, ac
                                 kernel_field, kernel_image, kernel_spectrum, observation_direct,
                                 render_observations, symmetry_angles)
 from qpi_utils.data import simulate_dataset
-from qpi_utils.simulate import KernelParams, kernel_spectrum, render_observations
 
 
 def _params(n, **kw):

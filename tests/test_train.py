@@ -5,11 +5,10 @@ import torch
 from qpi_utils.config import get_profile
 from qpi_utils.data import save_dataset
 from qpi_utils.models import ModelConfigError
-from qpi_utils.checkpoints import load_blob
 from qpi_utils.runs import MissingArtefactError
 from qpi_utils.train import train_alignment, train_kernel_vae, train_one_step
 from qpi_utils.checkpoints import CheckpointError, load_blob
-from qpi_utils.train import TrainingError, train_kernel_vae
+from qpi_utils.train import TrainingError
 
 
 def _state(path):

@@ -9,7 +9,6 @@ import re
 import subprocess
 import sys
 import threading
-from pathlib import Path
 from urllib.parse import urldefrag, urljoin, urlparse
 
 import pytest

@@ -5,7 +5,6 @@ import nbformat as nbf
 import pytest
 
 from qpi_lab.chain import NOTEBOOKS, WIDGET_MIME, ChainError, run_chain, strip_notebook
-from qpi_lab.cli import main
 from qpi_utils.methods import METHODS
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -48,7 +48,7 @@ def _code_and_outputs(name: str) -> str:
 def _kit_numbers() -> list[float]:
     """Numbers the kit itself defines: the paper's, the quick profile's, the simulator's and the
     surface-state physics' constants, the defaults of public functions."""
-    from qpi_utils import baselines, config, paper, realdata, simulate
+    from qpi_utils import baselines, config, realdata, simulate
 
     values = [float(x) for x in NUMBER.findall((ROOT / "qpi_utils" / "paper.py").read_text())]
     values += [float(x) for x in NUMBER.findall(json.dumps(config.get_profile("quick").to_dict(), default=str))]
