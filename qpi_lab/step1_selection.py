@@ -8,8 +8,9 @@ the old from-scratch profile, kept an epoch that reconstructed the training kern
 the last epoch (0.0346 vs 0.0215 on [0, 1]) with OOD unchanged. This reads each seed's step-1
 run: the kept weights (``models/kernel_vae.pt``) and the last epoch's (``checkpoints/kernel_vae.pt``),
 and measures both on the training, validation and OOD kernels (the VAE's ceiling: decoding each
-kernel's own latent mean, RMSE on [0, 1]), beside the seed's two-step ID and OOD test error for
-scale. Test kernels are read here only to report the ceilings, never to choose anything.
+kernel's own latent mean, RMSE on [0, 1]), beside step 2's best validation RMSE for scale. OOD
+kernels are read here only to report their ceiling; the decision reads validation and training
+data alone.
 
 :data:`DECISION` is the rule this measurement is read with; the result is written with it.
 """
@@ -26,7 +27,7 @@ import torch
 
 from qpi_utils.checkpoints import load_blob, load_data
 from qpi_utils.config import get_profile
-from qpi_utils.files import read_csv, write_text
+from qpi_utils.files import write_text
 from qpi_utils.metrics import errors
 from qpi_utils.models import build_kernel_vae, from_model_scale, kernel_latents
 from qpi_utils.runs import RunLayout, project_root
@@ -35,8 +36,9 @@ from .provenance import provenance
 from .seeds import seed_overrides
 
 DECISION = ("keep the validation rule unless, over the seeds, the last epoch reconstructs the training kernels "
-            "better than the kept one by more than a tenth of two-step's in-domain test RMSE (what a better "
-            "step 1 could at most give back to step 2) without reconstructing the validation kernels worse")
+            "better than the kept one by more than a tenth of step 2's best validation RMSE (the error a better "
+            "step 1 could at most give back to step 2 is its own gain) without reconstructing the validation "
+            "kernels worse")
 
 
 def ceilings(vae, ds, splits) -> dict[str, float]:
@@ -55,7 +57,8 @@ def measure(profile, layout: RunLayout) -> dict:
     ds, splits = load_data(profile, layout)
     kept, last = load_blob(layout.model("kernel_vae"), "kernel_vae"), load_blob(layout.checkpoint("kernel_vae"),
                                                                                 "kernel_vae")
-    out = {"kept_epoch": int(kept["summary"]["best_epoch"]), "last_epoch": int(last["epoch"])}
+    out = {"kept_epoch": int(kept["summary"]["best_epoch"]), "last_epoch": int(last["epoch"]),
+           "step2_best_val_rmse": float(load_blob(layout.model("alignment"), "alignment")["summary"]["best_val_rmse"])}
     for name, blob in (("kept", kept), ("last", last)):
         vae, _ = build_kernel_vae(profile.model)
         vae.load_state_dict(blob["state_dict"])
@@ -63,19 +66,14 @@ def measure(profile, layout: RunLayout) -> dict:
     return out
 
 
-def two_step_test(results: Path) -> dict[str, float]:
-    """The seed's two-step test RMSE [0, 1] per setting (its ``table.csv``)."""
-    return {r["setting"]: float(r["rmse"]) for r in read_csv(results / "table.csv") if r["method"] == "two_step"}
-
-
 def decide(rows: list[dict]) -> dict:
     """:data:`DECISION` applied to the per-seed measurements."""
     gain_train = float(np.mean([r["kept"]["train_kernels"] - r["last"]["train_kernels"] for r in rows]))
     loss_val = float(np.mean([r["last"]["val_kernels"] - r["kept"]["val_kernels"] for r in rows]))
-    scale = float(np.mean([r["two_step_test"]["ID"] for r in rows])) / 10
+    scale = float(np.mean([r["step2_best_val_rmse"] for r in rows])) / 10
     change = gain_train > scale and loss_val <= 0
     return {"train_kernels_last_minus_kept_mean": -gain_train, "val_kernels_last_minus_kept_mean": loss_val,
-            "tenth_of_two_step_id_rmse": scale, "change_the_rule": change}
+            "tenth_of_step2_val_rmse": scale, "change_the_rule": change}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,26 +81,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", default="quick")
     ap.add_argument("--run-dir", type=Path, default=None, help="a `qpi seeds` run directory (default runs/<profile>-seeds)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--results-dir", type=Path, default=None,
-                    help="the committed results of the seeds (default results/<profile>); seeds/seed-N/table.csv is read")
-    ap.add_argument("--out", type=Path, default=None, help="default <results-dir>/step1_selection.json")
+    ap.add_argument("--out", type=Path, default=None, help="default results/<profile>/step1_selection.json")
     args = ap.parse_args(argv)
     root = args.run_dir or Path("runs") / f"{args.profile}-seeds"
-    results = args.results_dir or project_root() / "results" / args.profile
     rows = []
     for seed in args.seeds:
         prof = get_profile(args.profile, seed_overrides(seed))
         layout = RunLayout(root / f"seed-{seed}", prof.name)
-        row = {"seed": seed, **measure(prof, layout),
-               "two_step_test": two_step_test(results / "seeds" / f"seed-{seed}")}
+        row = {"seed": seed, **measure(prof, layout)}
         rows.append(row)
         print(f"seed {seed}: kept epoch {row['kept_epoch']} of {row['last_epoch']}; training kernels "
               f"{row['kept']['train_kernels']:.4f} kept vs {row['last']['train_kernels']:.4f} last; validation "
               f"{row['kept']['val_kernels']:.4f} vs {row['last']['val_kernels']:.4f}; OOD "
-              f"{row['kept']['ood_kernels']:.4f} vs {row['last']['ood_kernels']:.4f}; two-step ID test "
-              f"{row['two_step_test']['ID']:.4f}", flush=True)
+              f"{row['kept']['ood_kernels']:.4f} vs {row['last']['ood_kernels']:.4f}; step 2's best validation "
+              f"{row['step2_best_val_rmse']:.4f}", flush=True)
     verdict = decide(rows)
-    out = args.out or results / "step1_selection.json"
+    out = args.out or project_root() / "results" / args.profile / "step1_selection.json"
     write_text(out, json.dumps(provenance(get_profile(args.profile), None, {
         "command": "python -m qpi_lab.step1_selection " + " ".join(argv if argv is not None else sys.argv[1:]),
         "decision_rule": DECISION, "seeds": rows, "verdict": verdict}), indent=2) + "\n")
