@@ -173,8 +173,8 @@ def test_ctrl_c_keeps_the_last_checkpoint_and_says_how_to_resume(run_dir, smoke_
     real = train_module.kernel_vae_loss
     calls = {"n": 0}
 
-    def interrupting(tcfg):
-        loss_fn = real(tcfg)
+    def interrupting(tcfg, *origin):
+        loss_fn = real(tcfg, *origin)
 
         def wrapped(model, batch):
             calls["n"] += 1
