@@ -14,9 +14,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
-
 from .budget import SUSTAINED_TFLOPS, chain_flops, estimate_seconds, measure_training, training_samples
 from .chain import ChainError, run_chain
 from qpi_utils import __version__
@@ -28,7 +25,7 @@ from qpi_utils.evaluate import markdown_table
 
 from .evaluate import evaluate
 from .provenance import provenance
-from qpi_utils.files import atomic_path, stale_temporaries, write_csv, write_text
+from qpi_utils.files import stale_temporaries, write_csv, write_text
 from qpi_utils.models import load_pretrained_rgb
 from qpi_utils.paper import TABLE1_RMSE
 from qpi_utils.plots import plot_history, save_figure
@@ -37,7 +34,7 @@ from .seeds import (ABLATIONS, COMPARISONS, markdown_paired, markdown_real_maps,
                     per_sample_rows, real_map_scores, run_ablation, run_table, write_paired,
                     seed_overrides, summarise, write_seed_results)
 from qpi_utils.train import TRAINERS
-from .prior import train_prior
+from .prior import write_prior
 
 __all__ = ["main", "build_parser"]
 
@@ -135,24 +132,10 @@ def cmd_learning_rates(args) -> int:
 def cmd_pretrain(args) -> int:
     """The kit prior: the model section's VAE pretrained on a corpus of simulated kernels
     (qpi_utils.prior), then committed as priors/<name>.safetensors with its corpus and provenance."""
-    from safetensors.torch import save_file
-
     prof = args.profile_obj
     layout = RunLayout.for_profile(prof, args.run_dir or project_root() / "runs" / f"{prof.name}-prior", context="cli")
-    summary = train_prior(prof, layout, progress=not args.no_progress, restart=args.restart)
-    history, corpus, fp = summary.pop("history"), summary.pop("corpus"), summary.pop("fingerprint")
-    save_figure(plot_history(history, "pretrain", best_epoch=summary["best_epoch"]), layout.figure("pretrain_loss"),
-                close=True)
-    blob = load_blob(layout.model("pretrain"), "pretrain", fp)
-    tensors = {k: v.contiguous() for k, v in blob["state_dict"].items()}
-    tensors.update({f"corpus.{k}": torch.from_numpy(np.ascontiguousarray(v)) for k, v in corpus.items()})
-    out = Path(args.out) if args.out else project_root() / "priors" / f"{prof.prior.name}.safetensors"
-    record = provenance(prof, None, {"model": fp["model"], "prior": fp["prior"], "pretrain": fp["train"],
-                                     "ranges": fp["ranges"], "summary": summary, "history": history,
-                                     "command": "qpi " + " ".join(sys.argv[1:])})
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out) as tmp:
-        save_file(tensors, str(tmp), metadata={"provenance": json.dumps(record, default=str)})
+    summary, out = write_prior(prof, layout, args.out, progress=not args.no_progress, restart=args.restart,
+                               command="qpi " + " ".join(sys.argv[1:]))
     print(f"prior {prof.prior.name}: best validation-corpus RMSE {summary['best_val_rmse']:.4f} [0,1] at epoch "
           f"{summary['best_epoch']} of {summary['epochs_run']} ({summary['wall_seconds'] / 60:.1f} min); wrote {out}")
     return 0

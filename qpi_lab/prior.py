@@ -26,7 +26,7 @@ from qpi_utils.simulate import KERNEL_ORIGIN, PARAM_NAMES, kernel_spectrum, rend
 from qpi_utils.splits import make_splits
 from qpi_utils.train import Validation, fit, kernel_vae_loss, reconstruct
 
-__all__ = ["held_out_parameters", "corpus_parameters", "render_kernels", "train_prior"]
+__all__ = ["held_out_parameters", "corpus_parameters", "render_kernels", "train_prior", "write_prior"]
 
 
 def _dataset_parameters(simulation: SimulationConfig) -> dict:
@@ -139,3 +139,36 @@ def train_prior(profile: Profile, run: RunLayout | str | Path, progress: bool = 
     return {**summary, "corpus": params, "fingerprint": fingerprint}
 
 
+
+
+def write_prior(profile: Profile, run: RunLayout | str | Path, out: Path | None = None, progress: bool = True,
+                restart: bool = False, command: str = "") -> tuple[dict, Path]:
+    """:func:`train_prior`, then the weights, the corpus parameters and the provenance in one
+    safetensors file, ``out`` (default ``<priors_dir>/<prior.name>.safetensors``), written
+    atomically: what ``model.pretrained = "qpi-kit/<prior.name>"`` loads. Returns (summary, out)."""
+    import json
+
+    from safetensors.torch import save_file
+
+    from qpi_utils.checkpoints import load_blob
+    from qpi_utils.models import priors_dir
+    from qpi_utils.plots import plot_history, save_figure
+
+    from .provenance import provenance
+
+    layout = as_layout(run, profile)
+    summary = train_prior(profile, layout, progress=progress, restart=restart)
+    history, corpus, fp = summary.pop("history"), summary.pop("corpus"), summary.pop("fingerprint")
+    save_figure(plot_history(history, "pretrain", best_epoch=summary["best_epoch"]), layout.figure("pretrain_loss"),
+                close=True)
+    blob = load_blob(layout.model("pretrain"), "pretrain", fp)
+    tensors = {k: v.contiguous() for k, v in blob["state_dict"].items()}
+    tensors.update({f"corpus.{k}": torch.from_numpy(np.ascontiguousarray(v)) for k, v in corpus.items()})
+    out = Path(out) if out else priors_dir() / f"{profile.prior.name}.safetensors"
+    record = provenance(profile, None, {"model": fp["model"], "prior": fp["prior"], "pretrain": fp["train"],
+                                        "ranges": fp["ranges"], "summary": summary, "history": history,
+                                        "command": command})
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out) as tmp:
+        save_file(tensors, str(tmp), metadata={"provenance": json.dumps(record, default=str)})
+    return summary, out

@@ -31,8 +31,8 @@ from .evaluate import evaluate
 from qpi_utils.files import read_csv, write_csv, write_text
 from qpi_utils.methods import METHODS, NETWORKS, load_models
 from qpi_utils.metrics import PAIRED_RULE, paired_difference
-from qpi_utils.models import (KIT_PRIOR, ModelConfigError, from_model_scale, load_kit_prior, load_pretrained_rgb,
-                              to_model_scale)
+from qpi_utils.models import (KIT_PRIOR, ModelConfigError, from_model_scale, kit_prior_file, load_kit_prior,
+                              load_pretrained_rgb, to_model_scale)
 from qpi_utils.paper import LATER, TABLE2_RMSE, TABLE3_RMSE, V1
 from .provenance import provenance
 from qpi_utils.runs import STEPS, RunLayout
@@ -225,25 +225,31 @@ class Ablation:
     test_realistic_snr_db: float | None = None  # also evaluate on the realistic copy of the test sets
     # (checkpoints.load_realistic_data, the profile's alignment settings) with white noise at this SNR
     real_maps: bool = False  # also score every variant on the real maps (real_map_scores)
+    # variant label -> pretrain overrides: a change to step 1's loss is also made in the kit prior's
+    # pretraining (the prior is trained with step 1's loss), else a variant that keeps the prior keeps
+    # the very thing it removes; the variant then starts from its own prior (variant_prior)
+    pretrain: dict = field(default_factory=dict)
 
 
 ABLATIONS = {
     "symmetric_loss": Ablation(
         "Symmetric loss in step 1 on / off (paper v1 Table 2, Fig. 4(b))",
         {"with (alpha 0.7)": {}, "without (alpha 0)": {"kernel_vae.alpha": 0.0}},
+        pretrain={"without (alpha 0)": {"alpha": 0.0}},
         paper={"with (alpha 0.7)": (TABLE2_RMSE["with"], f"{V1}, Table 2"),
                "without (alpha 0)": (TABLE2_RMSE["without"], f"{V1}, Table 2")},
         explanation="Step 1 trained with and without the symmetric loss; step 2 aligned to each."),
     "angles": Ablation(
         "Symmetric-loss angles: the full symmetry group vs the authors' code",
         {"group (k 2pi/n)": {}, "authors' angles": {"kernel_vae.sym_angles": "authors"}},
+        pretrain={"authors' angles": {"sym_angles": "authors"}},
         explanation="The kit rotates by every non-trivial group rotation; the authors' code rotates by + and - "
                     "its angles: the full group for 3- and 6-fold kernels, 90 and 270 (not 180) for 4-fold."),
     "kl_reduction": Ablation(
         "The KL term summed over the 256 latent values (the kit) vs averaged over them (the authors' code)",
         {"summed": {}, "averaged (the authors')": {"kernel_vae.kl_reduction": "mean",
                                                    "one_step_paper.kl_reduction": "mean"}},
-        methods=("one_step_paper", "two_step"),
+        methods=("one_step_paper", "two_step"), pretrain={"averaged (the authors')": {"kl_reduction": "mean"}},
         explanation="With beta = 1e-6 the authors' averaged KL is 256 times weaker than the kit's sum; step 1 and "
                     "the paper's one-step baseline train with each (the kit's warm-started one-step is left out: "
                     "each of its trainings costs as much as step 1 and step 2 together)."),
@@ -298,6 +304,28 @@ def _weights_available(profile: Profile) -> str | None:
         return str(exc).strip().splitlines()[0][:160]
 
 
+def variant_prior(name: str, label: str, profile_name: str, root: str | Path, overrides: dict | None = None,
+                  make: bool = False, progress: bool = True) -> dict:
+    """The overrides that start variant ``label`` of ablation ``name`` from its own kit prior,
+    pretrained with the variant's change to step 1's loss (:attr:`Ablation.pretrain`): {} when the
+    variant changes no loss or the profile starts from no kit prior. ``make``: pretrain the prior
+    (``<root>/prior-<label>``, written to :func:`qpi_utils.models.priors_dir`) when it is not there;
+    otherwise a missing prior fails when the variant's networks load it."""
+    change = ABLATIONS[name].pretrain.get(label)
+    base = get_profile(profile_name, overrides or {})
+    if not change or not (base.model.pretrained or "").startswith(KIT_PRIOR):
+        return {}
+    prior = f"{base.model.pretrained[len(KIT_PRIOR):]}-{_slug(label)}"
+    extra = {**{f"pretrain.{k}": v for k, v in change.items()}, "prior.name": prior}
+    if make and kit_prior_file(prior) is None:
+        from .prior import write_prior
+
+        prof = get_profile(profile_name, {**(overrides or {}), **extra})
+        write_prior(prof, RunLayout(Path(root) / f"prior-{_slug(label)}", prof.name), progress=progress,
+                    command=f"qpi ablation {name} (variant {label!r})")
+    return {**extra, "model.pretrained": KIT_PRIOR + prior}
+
+
 def run_ablation(name: str, profile_name: str, seeds, root: str | Path, base_root: str | Path | None = None,
                  overrides: dict | None = None, progress: bool = True) -> tuple[list[dict], list[dict]]:
     """Every variant of ablation ``name`` over ``seeds``; returns (summary rows, with the paper's
@@ -311,6 +339,7 @@ def run_ablation(name: str, profile_name: str, seeds, root: str | Path, base_roo
     rows, samples, compared = [], [], []
     first = next(iter(ab.variants))
     for label, variant in ab.variants.items():
+        variant = {**variant, **variant_prior(name, label, profile_name, root, overrides, make=True, progress=progress)}
         paper = ab.paper.get(label, (float("nan"), ""))
         if label in ab.needs_pretrained:
             why = _weights_available(get_profile(profile_name, {**(overrides or {}), **variant}))
@@ -359,7 +388,8 @@ def ablation_layout(name: str, label: str, profile_name: str, root: str | Path, 
     if name not in ABLATIONS or label not in ABLATIONS[name].variants:
         known = {n: list(a.variants) for n, a in ABLATIONS.items()}
         raise ValueError(f"unknown ablation variant {name!r}/{label!r}; known: {known}")
-    prof = get_profile(profile_name, {**(overrides or {}), **ABLATIONS[name].variants[label], **seed_overrides(seed)})
+    variant = {**ABLATIONS[name].variants[label], **variant_prior(name, label, profile_name, root, overrides)}
+    prof = get_profile(profile_name, {**(overrides or {}), **variant, **seed_overrides(seed)})
     return prof, RunLayout(Path(root) / _slug(label) / f"seed-{seed}", prof.name)
 
 

@@ -38,7 +38,7 @@ from torch import nn
 from .config import ModelConfig
 from .errors import QpiError
 from .files import FetchError
-from .runs import committed_file
+from .runs import committed_file, project_root
 from .simulate import IMAGE_SIZE
 from .validate import check_memory
 
@@ -188,6 +188,19 @@ def _zero_extra_inputs(weight: torch.Tensor, in_channels: int) -> torch.Tensor:
     return torch.cat([weight] + [torch.zeros_like(weight)] * (in_channels - 1), dim=1)
 
 
+def priors_dir() -> Path:
+    """Where `qpi pretrain` writes priors and where they are looked for first: ``$QPI_PRIORS_DIR``,
+    else the checkout's ``priors/``."""
+    return Path(os.environ.get("QPI_PRIORS_DIR") or project_root() / "priors")
+
+
+def kit_prior_file(name: str) -> Path | None:
+    """``<name>.safetensors``: one made here by `qpi pretrain` (:func:`priors_dir`), else the one
+    committed with the kit (fetched with its checksum outside a checkout), else None."""
+    own = priors_dir() / f"{name}.safetensors"
+    return own if own.is_file() else committed_file(f"priors/{name}.safetensors")
+
+
 def load_kit_prior(cfg: ModelConfig):
     """The kit prior ``cfg.pretrained`` (``"qpi-kit/<name>"``): (a 1-channel ``AutoencoderKL``,
     the provenance it was saved with, its corpus' kernel parameters as a dict of (N,) arrays).
@@ -198,12 +211,13 @@ def load_kit_prior(cfg: ModelConfig):
 
     name = cfg.pretrained[len(KIT_PRIOR):]
     try:
-        path = committed_file(f"priors/{name}.safetensors")
+        path = kit_prior_file(name)
     except FetchError as exc:
         raise PretrainedWeightsError(f"kit prior {cfg.pretrained!r}: {exc}") from None
     if path is None:
-        raise PretrainedWeightsError(f"kit prior {cfg.pretrained!r} is not committed with this version of the kit: "
-                                     f"make it with `qpi pretrain`, or set model.pretrained to null")
+        raise PretrainedWeightsError(f"kit prior {cfg.pretrained!r} is neither in {priors_dir()} nor committed with "
+                                     "this version of the kit: make it with `qpi pretrain --set prior.name="
+                                     f"{name}`, or set model.pretrained to null")
     with safe_open(str(path), framework="pt") as fh:
         provenance = json.loads(fh.metadata()["provenance"])
         state = {k: fh.get_tensor(k) for k in fh.keys() if not k.startswith("corpus.")}

@@ -154,6 +154,7 @@ def test_pretrain_writes_a_prior_that_training_starts_from(tmp_path, capsys, mon
     from qpi_utils.config import get_profile
     from qpi_utils.models import build_kernel_vae, build_one_step, load_kit_prior
 
+    monkeypatch.setenv("QPI_PRIORS_DIR", str(tmp_path / "priors"))  # no prior of the user's here
     out = tmp_path / "prior.safetensors"
     assert main(["pretrain", "--profile", "smoke", "--no-progress", "--run-dir", str(tmp_path / "run"),
                  "--out", str(out)]) == 0
@@ -175,8 +176,12 @@ def test_pretrain_writes_a_prior_that_training_starts_from(tmp_path, capsys, mon
     with pytest.raises(models.PretrainedWeightsError, match="another architecture: model.block_out_channels"):
         load_kit_prior(wrong.model)
     monkeypatch.setattr(models, "committed_file", lambda relative: None)
-    with pytest.raises(models.PretrainedWeightsError, match="not committed with this version of the kit"):
+    with pytest.raises(models.PretrainedWeightsError, match="neither in .* nor committed with this version of the kit"):
         load_kit_prior(prof.model)
+    # a prior the user made with `qpi pretrain` (written to QPI_PRIORS_DIR) loads without being committed
+    assert main(["pretrain", "--profile", "smoke", "--no-progress", "--run-dir", str(tmp_path / "run")]) == 0
+    assert (tmp_path / "priors" / "kernel-prior-smoke.safetensors").is_file()
+    assert load_kit_prior(prof.model)[1]["prior"]["name"] == "kernel-prior-smoke"
 
 
 @pytest.mark.parametrize("command", ["check", "train-kernel-vae", "evaluate"])

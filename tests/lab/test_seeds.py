@@ -1,3 +1,4 @@
+import json
 import math
 
 import numpy as np
@@ -124,3 +125,31 @@ def test_realistic_training_ablation_end_to_end_on_smoke(tmp_path, trained_run):
         (v, m) for v in ("clean", "realistic") for m in ("defect_average", "least_squares", "two_step", "hybrid")}
     assert all(0 <= r["heldout_mean"] <= 1 and r["seeds"] == 1 for r in real)
     assert "| realistic | simulated | two_step | 1 |" in markdown_real_maps(real)
+
+
+def test_a_step_1_loss_ablation_starts_its_variant_from_a_prior_pretrained_the_same_way(tmp_path, monkeypatch):
+    """The kit prior is pretrained with step 1's loss: the variant without the symmetric loss gets a
+    prior pretrained without it (else a variant that keeps the prior keeps the loss), made once."""
+    from safetensors import safe_open
+
+    from qpi_lab.seeds import ablation_layout, variant_prior
+
+    monkeypatch.setenv("QPI_PRIORS_DIR", str(tmp_path / "priors"))
+    assert main(["pretrain", "--profile", "smoke", "--no-progress", "--run-dir", str(tmp_path / "base-prior")]) == 0
+    with_prior = {"model.pretrained": "qpi-kit/kernel-prior-smoke"}
+    extra = variant_prior("symmetric_loss", "without (alpha 0)", "smoke", tmp_path / "ab", with_prior, make=True,
+                          progress=False)
+    assert extra["model.pretrained"] == "qpi-kit/kernel-prior-smoke-without-alpha-0" and extra["pretrain.alpha"] == 0
+    with safe_open(str(tmp_path / "priors" / "kernel-prior-smoke-without-alpha-0.safetensors"), "pt") as fh:
+        record = json.loads(fh.metadata()["provenance"])
+    assert record["pretrain"]["alpha"] == 0.0 and record["prior"]["name"] == "kernel-prior-smoke-without-alpha-0"
+    made = (tmp_path / "priors" / "kernel-prior-smoke-without-alpha-0.safetensors").stat().st_mtime_ns
+    assert variant_prior("symmetric_loss", "without (alpha 0)", "smoke", tmp_path / "ab", with_prior,
+                         make=True) == extra  # made once
+    assert (tmp_path / "priors" / "kernel-prior-smoke-without-alpha-0.safetensors").stat().st_mtime_ns == made
+    # the reference variant, an ablation of no loss, and a profile without a prior need none
+    assert variant_prior("symmetric_loss", "with (alpha 0.7)", "smoke", tmp_path / "ab", with_prior) == {}
+    assert variant_prior("warm_start", "random init", "smoke", tmp_path / "ab", with_prior) == {}
+    assert variant_prior("symmetric_loss", "without (alpha 0)", "smoke", tmp_path / "ab") == {}
+    prof, _ = ablation_layout("symmetric_loss", "without (alpha 0)", "smoke", tmp_path / "ab", overrides=with_prior)
+    assert prof.model.pretrained == extra["model.pretrained"] and prof.kernel_vae.alpha == 0.0
