@@ -10,21 +10,26 @@ OOD test kernel of the datasets of ``protected_seeds``.
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors.torch import save_file
 
-from qpi_utils.checkpoints import digest, free_train_keys
+from qpi_utils.checkpoints import digest, free_train_keys, load_blob
 from qpi_utils.config import PriorConfig, Profile, SimulationConfig
 from qpi_utils.files import atomic_path
 from qpi_utils.imaging import minmax_normalise
-from qpi_utils.models import PRIOR_FREE_KEYS, build_kernel_vae, to_model_scale
+from qpi_utils.models import PRIOR_FREE_KEYS, build_kernel_vae, priors_dir, to_model_scale
+from qpi_utils.plots import plot_history, save_figure
 from qpi_utils.prior import parameter_distance
 from qpi_utils.runs import RunLayout, as_layout
 from qpi_utils.simulate import KERNEL_ORIGIN, PARAM_NAMES, kernel_spectrum, render_observations, sample_kernel_params
 from qpi_utils.splits import make_splits
 from qpi_utils.train import Validation, fit, kernel_vae_loss, reconstruct
+
+from .provenance import provenance
 
 __all__ = ["held_out_parameters", "corpus_parameters", "render_kernels", "train_prior", "write_prior"]
 
@@ -139,23 +144,11 @@ def train_prior(profile: Profile, run: RunLayout | str | Path, progress: bool = 
     return {**summary, "corpus": params, "fingerprint": fingerprint}
 
 
-
-
 def write_prior(profile: Profile, run: RunLayout | str | Path, out: Path | None = None, progress: bool = True,
                 restart: bool = False, command: str = "") -> tuple[dict, Path]:
     """:func:`train_prior`, then the weights, the corpus parameters and the provenance in one
     safetensors file, ``out`` (default ``<priors_dir>/<prior.name>.safetensors``), written
     atomically: what ``model.pretrained = "qpi-kit/<prior.name>"`` loads. Returns (summary, out)."""
-    import json
-
-    from safetensors.torch import save_file
-
-    from qpi_utils.checkpoints import load_blob
-    from qpi_utils.models import priors_dir
-    from qpi_utils.plots import plot_history, save_figure
-
-    from .provenance import provenance
-
     layout = as_layout(run, profile)
     summary = train_prior(profile, layout, progress=progress, restart=restart)
     history, corpus, fp = summary.pop("history"), summary.pop("corpus"), summary.pop("fingerprint")

@@ -238,20 +238,23 @@ ABLATIONS = {
         pretrain={"without (alpha 0)": {"alpha": 0.0}},
         paper={"with (alpha 0.7)": (TABLE2_RMSE["with"], f"{V1}, Table 2"),
                "without (alpha 0)": (TABLE2_RMSE["without"], f"{V1}, Table 2")},
-        explanation="Step 1 trained with and without the symmetric loss; step 2 aligned to each."),
+        explanation="Step 1 trained with and without the symmetric loss (from a kit prior pretrained likewise); "
+                    "step 2 aligned to each."),
     "angles": Ablation(
         "Symmetric-loss angles: the full symmetry group vs the authors' code",
         {"group (k 2pi/n)": {}, "authors' angles": {"kernel_vae.sym_angles": "authors"}},
         pretrain={"authors' angles": {"sym_angles": "authors"}},
         explanation="The kit rotates by every non-trivial group rotation; the authors' code rotates by + and - "
-                    "its angles: the full group for 3- and 6-fold kernels, 90 and 270 (not 180) for 4-fold."),
+                    "its angles: the full group for 3- and 6-fold kernels, 90 and 270 (not 180) for 4-fold. A kit "
+                    "prior is pretrained with the variant's angles too."),
     "kl_reduction": Ablation(
         "The KL term summed over the 256 latent values (the kit) vs averaged over them (the authors' code)",
         {"summed": {}, "averaged (the authors')": {"kernel_vae.kl_reduction": "mean",
                                                    "one_step_paper.kl_reduction": "mean"}},
         methods=("one_step_paper", "two_step"), pretrain={"averaged (the authors')": {"kl_reduction": "mean"}},
         explanation="With beta = 1e-6 the authors' averaged KL is 256 times weaker than the kit's sum; step 1 and "
-                    "the paper's one-step baseline train with each (the kit's warm-started one-step is left out: "
+                    "the paper's one-step baseline train with each, from a kit prior pretrained likewise (the kit's "
+                    "warm-started one-step is left out: "
                     "each of its trainings costs as much as step 1 and step 2 together)."),
     "warm_start": Ablation(
         "Step 2 started from the step-1 encoder vs from random weights",
