@@ -8,7 +8,7 @@ header row) is rendered from ``results/<profile>/``: the README's headline table
 table over seeds (``table_seeds.csv``), their paired comparisons (``table_seeds_paired.csv``), how the
 networks trained (``provenance.json``), the realistic-training rows of the ablation table
 (``ablations/realistic_training.csv``), the robustness sweeps (``sweeps.csv``; bold = the lowest
-mean, ▼/▲ = lower/higher than two-step by the paired rule) and the real-map scores
+mean, ▲/▼ = ahead of / behind two-step by the paired rule) and the real-map scores
 (``ablations/realistic_training_real_maps.csv``). ``tests/lab/test_readme_results.py`` checks that the
 README says what this renders: the number check of ``tests/lab/test_committed_results.py`` finds a
 number somewhere in the results, this finds it in the right cell. The other tables (benchmarks,
@@ -140,15 +140,16 @@ SWEEP_METHODS = ["one_step_paper", "one_step", "two_step", "least_squares", "lea
 
 
 def sweep_mark(r: dict) -> str:
-    """Against two-step, paired per kernel (``minus_two_step`` and its interval): ▼ lower, ▲ higher, nothing a tie."""
+    """Against two-step, paired per kernel (``minus_two_step`` and its interval), as notebook 06 marks it:
+    ▲ ahead (lower RMSE), ▼ behind, nothing a tie."""
     if r["method"] == "two_step" or r.get("minus_two_step_low", "") in ("", "nan"):
         return ""
     low, high = float(r["minus_two_step_low"]), float(r["minus_two_step_high"])
-    return " ▼" if high < 0 else " ▲" if low > 0 else ""
+    return " ▲" if high < 0 else " ▼" if low > 0 else ""
 
 
 def sweeps_block(results: Path) -> list[str]:
-    """The sweep tables (``sweeps.csv``): bold = the lowest mean; ▼/▲ = lower/higher than two-step, paired."""
+    """The sweep tables (``sweeps.csv``): bold = the lowest mean; ▲/▼ = ahead of / behind two-step, paired."""
     data = rows(results / "sweeps.csv")
     out = []
     for key, title in SWEEPS:
