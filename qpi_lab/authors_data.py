@@ -41,6 +41,7 @@ from qpi_utils.files import atomic_path
 from qpi_utils.imaging import minmax_normalise, rotate_image
 from qpi_utils.physics import ConvolutionOperator
 from qpi_utils.simulate import IMAGE_SIZE, KERNEL_ORIGIN, PARAM_NAMES, SYMMETRY_ORDERS, activation_map, symmetry_angles
+from qpi_utils.validate import check_memory
 
 __all__ = ["load_authors_csv", "write_authors_csv", "estimate_symmetry", "forward_fit", "UNUSED", "MIN_FIT"]
 
@@ -87,14 +88,17 @@ def forward_fit(kernel: np.ndarray, observations: np.ndarray, positions: np.ndar
     return 1.0 - (resid ** 2).sum(1) / np.maximum((yc ** 2).sum(1), 1e-30)
 
 
-def _read_rows(path: Path) -> list[list[float]]:
+def _read_rows(path: Path) -> list[np.ndarray]:
+    """The file's non-empty rows as float64 arrays (one row at a time: a file of 500 observations
+    is 2 million numbers, too many to hold as Python floats)."""
     rows = []
-    with open(path, newline="") as fh:
-        for line_no, row in enumerate(csv.reader(fh), start=1):
-            if not row or all(not c.strip() for c in row):
+    with open(path) as fh:
+        for line_no, line in enumerate(fh, start=1):
+            cells = [c for c in line.strip().split(",") if c.strip()]
+            if not cells:
                 continue
             try:
-                rows.append([float(c) for c in row if c.strip() != ""])
+                rows.append(np.array(cells, dtype=np.float64))
             except ValueError as exc:
                 raise DatasetError(f"{path}, row {line_no}: not a number ({exc})") from None
     return rows
@@ -109,8 +113,9 @@ def _read_file(path: Path, order: str) -> tuple[np.ndarray, np.ndarray, np.ndarr
     if len(rows) < 4:
         raise DatasetError(f"{path}: needs at least 4 rows (header, coordinates, kernel, one observation), "
                            f"has {len(rows)}")
-    if len(rows[0]) < 2 or rows[0][0] != int(rows[0][0]) or rows[0][1] != int(rows[0][1]):
-        raise DatasetError(f"{path}, row 1: expected [resolution, max scatterers] (integers), got {rows[0][:4]}")
+    head = rows[0][:2]
+    if len(head) < 2 or not np.isfinite(head).all() or (head != np.round(head)).any():
+        raise DatasetError(f"{path}, row 1: expected [resolution, max scatterers] (integers), got {rows[0][:4].tolist()}")
     res, max_s = int(rows[0][0]), int(rows[0][1])
     if res != IMAGE_SIZE:
         raise DatasetError(f"{path}, row 1: resolution {res}; the kit's networks take {IMAGE_SIZE} x {IMAGE_SIZE} "
@@ -129,7 +134,7 @@ def _read_file(path: Path, order: str) -> tuple[np.ndarray, np.ndarray, np.ndarr
         if len(row) != width:
             raise DatasetError(f"{path}, row {i}: expected {width} values ({res}x{res} image + {max_s} (x, y) "
                                f"pairs), got {len(row)}")
-    data = np.asarray(rows[2:], dtype=np.float64)
+    data = np.stack(rows[2:])
     if not np.isfinite(data).all():
         r, c = np.argwhere(~np.isfinite(data))[0]
         raise DatasetError(f"{path}, row {r + 3}, column {c + 1}: NaN or inf")
@@ -172,8 +177,10 @@ def load_authors_csv(paths: str | os.PathLike | Sequence[str | os.PathLike], sym
             raise DatasetError(f"symmetry must give one order in {SYMMETRY_ORDERS} per file ({len(paths)} files), "
                                f"got {symmetry.tolist()}")
     kernels, observations, positions, coords0, fits = [], [], [], None, []
-    for path in paths:
+    for i, path in enumerate(paths):
         coords, images, pixels = _read_file(path, order)
+        if i == 0:  # every file as large as the first: the dataset's arrays (float32) and their scaled copies
+            check_memory(3 * len(paths) * images.size * 4.0, f"reading the {len(paths)} files of {path.parent}")
         if coords0 is None:
             coords0 = coords
         elif not np.allclose(coords, coords0):

@@ -71,6 +71,7 @@ def _lines(path):
 @pytest.mark.parametrize("edit, message", [
     (lambda rows: rows[:3], "needs at least 4 rows"),
     (lambda rows: ["32,20", *rows[1:]], "resolution 32"),
+    (lambda rows: ["nan,20", *rows[1:]], r"row 1: expected \[resolution, max scatterers\]"),
     (lambda rows: [rows[0], "0,1,2", *rows[2:]], "row 2: expected 64 increasing"),
     (lambda rows: [*rows[:3], rows[3].replace(",", ",x", 1)], "row 4: not a number"),
     (lambda rows: [*rows[:3], rows[3] + ",1.0"], "row 4: expected 4136 values"),
@@ -86,6 +87,16 @@ def test_a_broken_file_is_named_with_its_row(tmp_path, edit, message):
     path.write_text("\n".join(edit(_lines(path))) + "\n")
     with pytest.raises(DatasetError, match=message):
         load_authors_csv(path)
+
+
+def test_files_too_big_for_free_memory_are_refused_before_reading_them_all(tmp_path, monkeypatch):
+    import qpi_utils.validate as validate
+    from qpi_utils.validate import SizeError
+
+    _files(tmp_path, symmetries=(2, 4))
+    monkeypatch.setattr(validate, "available_memory", lambda: 1000)
+    with pytest.raises(SizeError, match="reading the 2 files of .* needs about"):
+        load_authors_csv(tmp_path)
 
 
 def test_files_that_disagree_with_each_other_are_refused(tmp_path):
