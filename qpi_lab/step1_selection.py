@@ -27,6 +27,7 @@ import torch
 
 from qpi_utils.checkpoints import load_blob, load_data
 from qpi_utils.config import get_profile
+from qpi_utils.errors import QpiError
 from qpi_utils.files import write_text
 from qpi_utils.metrics import errors
 from qpi_utils.models import build_kernel_vae, from_model_scale, kernel_latents
@@ -88,7 +89,11 @@ def main(argv: list[str] | None = None) -> int:
     for seed in args.seeds:
         prof = get_profile(args.profile, seed_overrides(seed))
         layout = RunLayout(root / f"seed-{seed}", prof.name)
-        row = {"seed": seed, **measure(prof, layout)}
+        try:
+            row = {"seed": seed, **measure(prof, layout)}
+        except (FileNotFoundError, QpiError) as exc:  # a run without its step 1, its checkpoint or its data
+            print(f"step1_selection: error: seed {seed}: {exc}", file=sys.stderr)
+            return 2
         rows.append(row)
         print(f"seed {seed}: kept epoch {row['kept_epoch']} of {row['last_epoch']}; training kernels "
               f"{row['kept']['train_kernels']:.4f} kept vs {row['last']['train_kernels']:.4f} last; validation "

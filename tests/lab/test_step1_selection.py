@@ -33,3 +33,10 @@ def test_the_measurement_reads_a_seeds_run(tmp_path, trained_run):
         values = list(seed[which].values())
         assert len(values) == 3 and all(0 < v < 1 for v in values) and np.isfinite(values).all()
     assert record["verdict"] == decide(record["seeds"]) and record["decision_rule"]
+
+
+def test_a_run_without_step_1_is_named(tmp_path, capsys):
+    (tmp_path / "seed-0").mkdir()
+    assert main(["--profile", "smoke", "--run-dir", str(tmp_path), "--seeds", "0", "--out", str(tmp_path / "o.json")]) == 2
+    err = capsys.readouterr().err
+    assert "seed 0:" in err and "Traceback" not in err and not (tmp_path / "o.json").exists()
