@@ -6,13 +6,13 @@
 Each table between the results markers of a page (:data:`PAGES`) that this script knows (by its
 header row) is rendered from ``results/<profile>/``: the README's headline table and the ID/OOD
 table over seeds (``table_seeds.csv``), their paired comparisons (``table_seeds_paired.csv``), how the
-networks trained (``provenance.json``), the realistic-training rows of the ablation table
-(``ablations/realistic_training.csv``), the robustness sweeps (``sweeps.csv``; bold = the lowest
+networks trained (``provenance.json``), every ablation's rows with their paired difference to the
+first variant (``ablations/<name>.csv``, ``<name>_paired.csv``), the robustness sweeps (``sweeps.csv``; bold = the lowest
 mean, ▲/▼ = ahead of / behind two-step by the paired rule) and the real-map scores
 (``ablations/realistic_training_real_maps.csv``). ``tests/lab/test_readme_results.py`` checks that the
 README says what this renders: the number check of ``tests/lab/test_committed_results.py`` finds a
 number somewhere in the results, this finds it in the right cell. The other tables (benchmarks,
-printed notebook output, the hand-written rows of the ablation table) are written by hand.
+printed notebook output) are written by hand.
 """
 
 from __future__ import annotations
@@ -115,22 +115,52 @@ def training_block(results: Path) -> list[str]:
     return out
 
 
-def ablation_realistic_rows(results: Path) -> list[str]:
-    """The eight realistic-training rows of the ablation table (``ablations/realistic_training.csv``)."""
-    r = {(x["variant"], x["setting"], x["method"]): x for x in rows(results / "ablations" / "realistic_training.csv")}
-    spec = [("realistic training data (kit), clean test", "", "two_step"),
-            ("realistic training data, realistic test at 20 dB", ", test realistic 20 dB", "two_step"),
-            ("the same, sub-pixel hybrid, clean test", "", "hybrid_subpixel"),
-            ("the same, sub-pixel hybrid, realistic test at 20 dB", ", test realistic 20 dB", "hybrid_subpixel")]
-    out = []
-    for label, suffix, method in spec:
-        for i, variant in enumerate(("clean", "realistic")):
-            idr, oodr = r[(variant + suffix, "ID", method)], r[(variant + suffix, "OOD", method)]
-            out.append(("| " + label + " |" if i == 0 else "| |")
-                       + f" {variant} | {pm(idr['rmse_mean'], idr['rmse_ci95'])} | "
-                       f"{pm(oodr['rmse_mean'], oodr['rmse_ci95'])} | "
-                       f"{pm(oodr['rmse_pm1_mean'], oodr['rmse_pm1_ci95'])} | - |")
+ABLATION_TITLES = {"symmetric_loss": "symmetric loss (v1 Table 2)", "angles": "rotation angles",
+                   "kl_reduction": "KL term", "warm_start": "start of step 2",
+                   "pretraining": "pretraining (later version, Table III)",
+                   "noise_augmentation": "noise augmentation (later version)",
+                   "realistic_training": "realistic training data (kit)"}
+AGAINST_FIRST = {"a": "behind", "b": "ahead", "tie": "tie"}  # a = the first variant, b = this one
+
+
+def ablations_block(results: Path) -> list[str]:
+    """Every ablation's rows (``ablations/<name>.csv``): each variant and method, ID and OOD, the
+    paper's number, and out of domain the paired difference to the first variant (``<name>_paired.csv``)."""
+    out = ["| ablation | variant | method | ID RMSE [0,1] | OOD RMSE [0,1] | OOD RMSE [-1,1] | paper OOD RMSE [-1,1] "
+           "| OOD, this minus the first variant (paired) |", "|---|---|---|---|---|---|---|---|"]
+    for name, title in ABLATION_TITLES.items():
+        path = results / "ablations" / f"{name}.csv"
+        if not path.is_file():
+            continue
+        data = rows(path)
+        paired_path = results / "ablations" / f"{name}_paired.csv"
+        paired = ({r["b"]: r for r in rows(paired_path) if r["setting"] == "OOD"} if paired_path.is_file() else {})
+        cell = {(r["variant"], r["setting"], r["method"]): r for r in data}
+        shown = title
+        for variant in dict.fromkeys(r["variant"] for r in data):
+            for method in dict.fromkeys(r["method"] for r in data if r["variant"] == variant):
+                ood = cell.get((variant, "OOD", method))
+                if ood is not None and ood.get("note"):
+                    out.append(f"| {shown} | {variant} | {method} | {ood['note']} | | | "
+                               f"{_paper(ood)} | |")
+                    shown = ""
+                    continue
+                idr = cell.get((variant, "ID", method))
+                pr = paired.get(f"{variant}: {method}")
+                against = "-" if pr is None else (
+                    f"{-float(pr['difference']):+.4f} [{-float(pr['ci_high']):+.4f}, {-float(pr['ci_low']):+.4f}], "
+                    f"{AGAINST_FIRST[pr['verdict']]}")
+                out.append(f"| {shown} | {variant} | {method} | "
+                           f"{pm(idr['rmse_mean'], idr['rmse_ci95']) if idr else '-'} | "
+                           f"{pm(ood['rmse_mean'], ood['rmse_ci95'])} | {pm(ood['rmse_pm1_mean'], ood['rmse_pm1_ci95'])} | "
+                           f"{_paper(ood)} | {against} |")
+                shown = ""
     return out
+
+
+def _paper(row: dict) -> str:
+    value = row.get("paper_rmse_pm1", "")
+    return "-" if value in ("", "nan") or math.isnan(float(value)) else f"{float(value):.4f}"
 
 
 SWEEPS = [("snr_db", "SNR (dB)"), ("scatterers", "labelled defects"), ("outside_margin", "outside band (px)"),
@@ -196,7 +226,7 @@ def render(results: Path) -> dict[str, list[str]]:
     """{header row of a README table: the table's lines as the results files say}."""
     tables = {}
     for lines in (headline_block(results), headline_paired_block(results), seeds_block(results), paired_block(results),
-                  training_block(results),
+                  training_block(results), ablations_block(results),
                   real_maps_block(results)):
         tables[lines[0]] = lines
     # the sweep tables sit in one block: keyed by the first one's header
@@ -214,12 +244,6 @@ def update(text: str, results: Path) -> tuple[str, list[str]]:
         new = body
         if body[0] in tables:
             new = tables[body[0]]
-        elif body[0].startswith("| ablation | variant |"):
-            new = list(body)
-            label = "| realistic training data (kit), clean test |"
-            i = next(j for j, line in enumerate(new) if line.startswith(label))
-            rows = ablation_realistic_rows(results)
-            new[i:i + len(rows)] = rows
         if new != body:
             changed.append(body[0])
         return match.group(1) + "\n".join(new) + match.group(3)
