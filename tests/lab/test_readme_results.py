@@ -74,3 +74,32 @@ def test_the_readme_quotes_the_test_suites_time_from_its_file():
     assert record["command"] == "bash .ci/run" and "+dirty" not in record["git_commit"]
     quotes = re.findall(r"`make test` on a fresh clone took\s+(\d+\.\d) min", (ROOT / "README.md").read_text())
     assert quotes == [f"{record['minutes']:.1f}"], quotes
+
+
+def test_the_ablation_rows_carry_each_variants_paired_difference_to_the_first(tmp_path):
+    """A variant's paired column is this minus the first variant, out of domain, with the verdict
+    read the right way round (the paired file holds first minus this)."""
+    import csv
+
+    folder = tmp_path / "ablations"
+    folder.mkdir()
+    cols = ["variant", "setting", "method", "rmse_mean", "rmse_ci95", "rmse_pm1_mean", "rmse_pm1_ci95",
+            "paper_rmse_pm1", "note"]
+    with open(folder / "warm_start.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, cols)
+        w.writeheader()
+        for variant, r in (("step-1 encoder", 0.05), ("random init", 0.06)):
+            for setting in ("ID", "OOD"):
+                w.writerow({"variant": variant, "setting": setting, "method": "two_step", "rmse_mean": r,
+                            "rmse_ci95": 0.01, "rmse_pm1_mean": 2 * r, "rmse_pm1_ci95": 0.02, "paper_rmse_pm1": "nan",
+                            "note": ""})
+    with open(folder / "warm_start_paired.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, ["setting", "a", "b", "difference", "ci_low", "ci_high", "verdict"])
+        w.writeheader()
+        w.writerow({"setting": "OOD", "a": "step-1 encoder: two_step", "b": "random init: two_step",
+                    "difference": -0.01, "ci_low": -0.015, "ci_high": -0.005, "verdict": "a"})
+    lines = readme_results.ablations_block(tmp_path)
+    (random_row,) = [ln for ln in lines if "| random init |" in ln]
+    assert random_row.endswith("| +0.0100 [+0.0050, +0.0150], behind |")
+    (first_row,) = [ln for ln in lines if "| step-1 encoder |" in ln]
+    assert first_row.startswith("| start of step 2 |") and first_row.endswith("| - |")
