@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from qpi_utils import prior as qpi_prior
 from qpi_utils import realdata
 from qpi_utils.checkpoints import load_data, load_kernel_vae, load_realistic_data, step_fingerprint
 from qpi_utils.config import Profile, get_profile, resolve_init
@@ -314,19 +315,16 @@ def variant_prior(name: str, label: str, profile_name: str, root: str | Path, ov
     variant changes no loss or the profile starts from no kit prior. ``make``: pretrain the prior
     (``<root>/prior-<label>``, written to :func:`qpi_utils.models.priors_dir`) when it is not there;
     otherwise a missing prior fails when the variant's networks load it."""
-    change = ABLATIONS[name].pretrain.get(label)
-    base = get_profile(profile_name, overrides or {})
-    if not change or not (base.model.pretrained or "").startswith(KIT_PRIOR):
-        return {}
-    prior = f"{base.model.pretrained[len(KIT_PRIOR):]}-{_slug(label)}"
-    extra = {**{f"pretrain.{k}": v for k, v in change.items()}, "prior.name": prior}
-    if make and kit_prior_file(prior) is None:
+    extra = qpi_prior.variant_prior(get_profile(profile_name, overrides or {}), _slug(label),
+                                    ABLATIONS[name].pretrain.get(label, {}))
+    prior = extra.get("prior.name")
+    if make and prior and kit_prior_file(prior) is None:
         from .prior import write_prior
 
         prof = get_profile(profile_name, {**(overrides or {}), **extra})
         write_prior(prof, RunLayout(Path(root) / f"prior-{_slug(label)}", prof.name), progress=progress,
                     command=f"qpi ablation {name} (variant {label!r})")
-    return {**extra, "model.pretrained": KIT_PRIOR + prior}
+    return extra
 
 
 def run_ablation(name: str, profile_name: str, seeds, root: str | Path, base_root: str | Path | None = None,

@@ -36,7 +36,7 @@ __version__ = "0.1.0"
 REPOSITORY = "github.com/qpi-kit/qpi-kit"
 
 SUBMODULES = ("analysis", "baselines", "checkpoints", "config", "data", "evaluate", "files", "imaging", "losses",
-              "methods", "metrics", "models", "notebook", "physics", "plots", "paper", "realdata", "runs", "simulate",
+              "methods", "metrics", "models", "notebook", "physics", "plots", "paper", "prior", "realdata", "runs", "simulate",
               "splits", "sweeps", "train", "widgets")
 
 __all__ = ["setup", "__version__", "REPOSITORY", *SUBMODULES]

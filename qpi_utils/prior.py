@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from .config import SimulationConfig
+from .config import Profile, SimulationConfig
 from .errors import QpiError
+from .models import KIT_PRIOR
 
-__all__ = ["PriorLeakError", "normalised_parameters", "parameter_distance", "check_held_out"]
+__all__ = ["PriorLeakError", "normalised_parameters", "parameter_distance", "check_held_out", "variant_prior"]
 
 
 class PriorLeakError(QpiError, ValueError):
@@ -70,3 +71,22 @@ def check_held_out(corpus: dict, ds_params: dict, held_out: np.ndarray, simulati
             "seeds' datasets. Make a prior for this one (`qpi pretrain --set prior.protected_seeds=[...]`) or set "
             "model.pretrained to null")
     return float(nearest[closest])
+
+
+def variant_prior(profile: Profile, variant: str, loss_change: dict) -> dict:
+    """The overrides that start a variant of step 1's loss from a kit prior pretrained with the same
+    change (``loss_change``: pretrain settings such as ``{"alpha": 0.0}``), named
+    ``<profile's prior>-<variant>``; {} when the profile starts from no kit prior. A variant that
+    removes a loss from step 1 but starts from a prior trained with it would keep what it removes.
+    The ablations (``qpi ablation``) make that prior with ``qpi pretrain``'s code; notebook 09 loads it.
+
+    >>> from qpi_utils.config import get_profile
+    >>> variant_prior(get_profile("quick"), "without-alpha-0", {"alpha": 0.0})["model.pretrained"]
+    'qpi-kit/kernel-prior-small-without-alpha-0'
+    """
+    start = profile.model.pretrained or ""
+    if not loss_change or not start.startswith(KIT_PRIOR):
+        return {}
+    name = f"{start[len(KIT_PRIOR):]}-{variant}"
+    return {**{f"pretrain.{k}": v for k, v in loss_change.items()}, "prior.name": name,
+            "model.pretrained": KIT_PRIOR + name}

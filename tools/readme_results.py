@@ -130,7 +130,9 @@ def ablations_block(results: Path) -> list[str]:
            "| OOD, this minus the first variant (paired) |", "|---|---|---|---|---|---|---|---|"]
     for name, title in ABLATION_TITLES.items():
         path = results / "ablations" / f"{name}.csv"
-        if not path.is_file():
+        if not path.is_file():  # said in the table, not left out silently
+            out.append(f"| {title} | not made with this profile yet: `qpi ablation {name} --profile {results.name} "
+                       "--seeds 0 1 2` | | | | | | |")
             continue
         data = rows(path)
         paired_path = results / "ablations" / f"{name}_paired.csv"

@@ -103,3 +103,6 @@ def test_the_ablation_rows_carry_each_variants_paired_difference_to_the_first(tm
     assert random_row.endswith("| +0.0100 [+0.0050, +0.0150], behind |")
     (first_row,) = [ln for ln in lines if "| step-1 encoder |" in ln]
     assert first_row.startswith("| start of step 2 |") and first_row.endswith("| - |")
+    # an ablation without its table is named, with the command that makes it
+    (missing,) = [ln for ln in lines if ln.startswith("| symmetric loss")]
+    assert "not made with this profile yet: `qpi ablation symmetric_loss" in missing
