@@ -1,31 +1,15 @@
-"""Tests of the kit prior's corpus rule (qpi_utils.prior): held-out kernels stay unseen."""
+"""Tests of the kit prior's corpus and pretraining (qpi_lab.prior): held-out kernels stay unseen."""
 import dataclasses
 
 import numpy as np
-import pytest
 
 from qpi_utils.config import get_profile
 from qpi_utils.data import simulate_dataset
 from qpi_lab.prior import corpus_parameters, held_out_parameters, render_kernels
-from qpi_utils.prior import PriorLeakError, check_held_out, parameter_distance
+from qpi_utils.prior import parameter_distance
 from qpi_utils.splits import splits_for
 
 SIM = get_profile("quick").simulation
-
-
-def _one(**kw):
-    base = {"symmetry": 4, "orientation": 0.0, "frequency": 0.1, "phase": 0.0, "decay": 8.0}
-    return {k: np.array([v]) for k, v in {**base, **kw}.items()}
-
-
-def test_distance_is_circular_scaled_and_infinite_across_classes():
-    period = 2 * np.pi / 4
-    d = lambda **kw: float(parameter_distance(_one(), _one(**kw), SIM)[0, 0])
-    assert d() == 0.0
-    assert d(orientation=0.9 * period) == pytest.approx(0.1)  # orientation wraps at its period
-    assert d(phase=1.9 * np.pi) == pytest.approx(0.05)  # phase wraps at 2 pi
-    assert d(frequency=0.1 + 0.012) == pytest.approx(0.1)  # 0.012 of the 0.12-wide range
-    assert d(symmetry=6) == np.inf
 
 
 def test_held_out_kernels_are_those_the_datasets_hold_out():
@@ -50,15 +34,6 @@ def test_the_corpus_keeps_away_from_every_protected_kernel_and_is_reproducible()
     assert all(np.array_equal(corpus[k], again[k]) for k in corpus)
     val = corpus_parameters(prior, SIM, validation=True)
     assert len(val["symmetry"]) == 50 and not np.array_equal(val["frequency"], corpus["frequency"][:50])
-
-
-def test_a_run_whose_held_out_kernel_the_corpus_came_near_is_refused():
-    held = _one(frequency=0.12)
-    near = _one(frequency=0.121)
-    far = _one(frequency=0.17)
-    assert check_held_out(far, held, np.array([0]), SIM, 0.2, "qpi-kit/test") >= 0.2
-    with pytest.raises(PriorLeakError, match="held-out kernel 0 of this dataset"):
-        check_held_out(near, held, np.array([0]), SIM, 0.2, "qpi-kit/test")
 
 
 def test_corpus_kernels_are_rendered_as_datasets_render_them():
