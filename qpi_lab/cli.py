@@ -30,8 +30,8 @@ from qpi_utils.models import load_pretrained_rgb
 from qpi_utils.paper import TABLE1_RMSE
 from qpi_utils.plots import plot_history, save_figure
 from qpi_utils.runs import STEPS, RunLayout, project_root
-from .seeds import (ABLATIONS, COMPARISONS, markdown_paired, markdown_real_maps, markdown_summary, paired_table,
-                    per_sample_rows, real_map_scores, run_ablation, run_table, write_paired,
+from .seeds import (ABLATIONS, COMPARISONS, effective_variant, markdown_paired, markdown_real_maps, markdown_summary,
+                    paired_table, per_sample_rows, real_map_scores, retune_record, run_ablation, run_table, write_paired,
                     seed_overrides, summarise, write_seed_results)
 from qpi_utils.train import TRAINERS
 from .prior import write_prior
@@ -306,8 +306,15 @@ def cmd_ablation(args) -> int:
         rows, paired = run_ablation(name, prof.name, args.seeds, Path(root) / name, base_root=args.base_run_dir,
                                     overrides=_override_dict(args), progress=not args.no_progress)
         write_paired(paired, out, name)
+        ran = [label for label in ab.variants  # trained, not "not run" (a row per test: "<label>, test ...")
+               if any(r["seeds"] and (r["variant"] == label or r["variant"].startswith(label + ",")) for r in rows)]
+        variants = {label: effective_variant(name, label, prof.name, Path(root) / name, _override_dict(args), args.seeds)
+                    for label in ran}
+        for label in sorted(set(ran) & set(ab.retune)):  # the learning rates chosen again, kept with the results
+            chosen = retune_record(Path(root) / name, label)
+            write_text(out / f"{name}_{chosen.parent.parent.name}_learning_rates.json", chosen.read_text())
         write_seed_results(rows, out, name, prof, args.seeds, ab.title, "paper" if ab.paper else "",
-                           {"ablation": name, "variants": ab.variants, "methods": list(ab.methods),
+                           {"ablation": name, "variants": variants, "methods": list(ab.methods),
                             "explanation": ab.explanation, "command": "qpi " + " ".join(sys.argv[1:]),
                             "total_seconds": round(time.perf_counter() - t_ab, 1)})
         print(f"## {ab.title}\n\n{markdown_summary(rows, 'paper' if ab.paper else '')}\n{markdown_paired(paired)}",

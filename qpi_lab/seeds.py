@@ -26,9 +26,10 @@ import torch
 from qpi_utils import prior as qpi_prior
 from qpi_utils import realdata
 from qpi_utils.checkpoints import load_data, load_kernel_vae, load_realistic_data, step_fingerprint
-from qpi_utils.config import Profile, get_profile, resolve_init
+from qpi_utils.config import TRAIN_SECTIONS, Profile, get_profile, resolve_init
 from qpi_utils.data import load_dataset, save_dataset, simulate_dataset
 from .evaluate import evaluate
+from .learning_rates import GRID, choose_learning_rates
 from qpi_utils.files import read_csv, write_csv, write_text
 from qpi_utils.methods import METHODS, NETWORKS, load_models
 from qpi_utils.metrics import PAIRED_RULE, paired_difference
@@ -230,6 +231,11 @@ class Ablation:
     # pretraining (the prior is trained with step 1's loss), else a variant that keeps the prior keeps
     # the very thing it removes; the variant then starts from its own prior (variant_prior)
     pretrain: dict = field(default_factory=dict)
+    # variants that start their networks elsewhere than the profile does (random weights, another
+    # architecture): the profile's learning rates were chosen for its own start, so these variants'
+    # are chosen again by the same rule (qpi_lab.learning_rates), on the first seed's data, before
+    # any seed trains (retuned_rates); the choice is kept with the results
+    retune: tuple = ()
 
 
 ABLATIONS = {
@@ -271,7 +277,11 @@ ABLATIONS = {
     "pretraining": Ablation(
         "Pretrained weights vs training from scratch (paper's later version, Table III)",
         {"pretrained (the kit prior)": {"model.pretrained": "qpi-kit/kernel-prior-small"},
-         "from scratch": {"model.pretrained": None},
+         # from random weights step 1 needs the steps the prior's pretraining gave the others: the
+         # previous quick profile's from-scratch schedule (150 epochs, the rate cut to 0.3 every 60;
+         # its best validation epoch was 108, so validation had stopped improving before the cap)
+         "from scratch": {"model.pretrained": None, "kernel_vae.epochs": 150, "kernel_vae.schedule": "step",
+                          "kernel_vae.lr_step_size": 60, "kernel_vae.lr_gamma": 0.3},
          "pretrained (sdxl-vae-fp16-fix)": {"model.architecture": "sdxl", "model.block_out_channels": [128, 256, 512, 512],
                                             "model.layers_per_block": 2, "model.norm_num_groups": 32,
                                             "model.pretrained": "madebyollin/sdxl-vae-fp16-fix"}},
@@ -279,9 +289,13 @@ ABLATIONS = {
         paper={"pretrained (sdxl-vae-fp16-fix)": (TABLE3_RMSE["pretrained"], f"{LATER}, Table III"),
                "from scratch": (TABLE3_RMSE["scratch"], f"{LATER}, Table III")},
         needs_pretrained=("pretrained (the kit prior)", "pretrained (sdxl-vae-fp16-fix)"),
+        retune=("from scratch", "pretrained (sdxl-vae-fp16-fix)"),
         explanation="Both methods (two-step and the paper's one-step baseline) start from each: the kit prior "
                     "(the small VAE pretrained on simulated kernels kept away from every held-out kernel, "
-                    "qpi_utils.prior), random weights, or the paper's SDXL-VAE where its weights load."),
+                    "qpi_utils.prior), random weights, or the paper's SDXL-VAE where its weights load. A start "
+                    "other than the profile's gets its learning rates chosen again by the profile's rule, on "
+                    "validation (<name>_<variant>_learning_rates.json); from scratch, step 1 trains the previous "
+                    "quick profile's from-scratch schedule."),
     "realistic_training": Ablation(
         "Step 2 trained on realistic observations: noise, scan-line offsets, hidden defects, position errors",
         {"clean": {}, "realistic": {"alignment.realistic_data": True, "alignment.augment_snr_db": [5.0, 30.0]}},
@@ -327,6 +341,60 @@ def variant_prior(name: str, label: str, profile_name: str, root: str | Path, ov
     return extra
 
 
+def retuned_rates(name: str, label: str, profile_name: str, root: str | Path, seed: int = 0,
+                  base_root: str | Path | None = None, overrides: dict | None = None, make: bool = False,
+                  progress: bool = True) -> dict:
+    """The learning rates variant ``label`` of ablation ``name`` trains with when it is one of the
+    ablation's :attr:`Ablation.retune` variants ({} otherwise): the profile's rule
+    (:func:`qpi_lab.learning_rates.choose_learning_rates`) run for the variant on seed ``seed``'s
+    data, for the networks the ablation's methods train, as ``{"<section>.lr": rate}``. The choice
+    is kept in ``<root>/<variant>/learning-rates/learning_rates.json``; ``make``: run the rule when
+    it is not there (else :class:`FileNotFoundError`)."""
+    ab = ABLATIONS[name]
+    if label not in ab.retune:
+        return {}
+    settings = {**(overrides or {}), **ab.variants[label], **variant_prior(name, label, profile_name, root, overrides),
+                **seed_overrides(seed)}
+    prof = get_profile(profile_name, settings)
+    record = retune_record(root, label)
+    layout = RunLayout(record.parent, prof.name, "cli")
+    steps = tuple(s for s in _steps_for(prof, ab.methods) if s in GRID)
+    if record.is_file():
+        out = json.loads(record.read_text())
+        if out.get("settings") != json.loads(json.dumps(settings)) or sorted(out["steps"]) != sorted(steps):
+            raise ValueError(f"{record} chose learning rates for other settings ({out.get('settings')}); "
+                             "delete it to choose them again")
+    elif not make:
+        raise FileNotFoundError(f"{record}: the learning rates of {name}/{label} were not chosen yet "
+                                f"(`qpi ablation {name}` chooses them)")
+    else:
+        if base_root is not None:
+            _link(RunLayout(Path(base_root) / f"seed-{seed}", prof.name, "cli").data, layout.data)
+        if not (layout.data / "meta.json").is_file():
+            save_dataset(simulate_dataset(prof.simulation, profile=prof.name, progress=progress), layout.data)
+        out = {"settings": settings, **choose_learning_rates(prof, layout, steps=steps, progress=progress,
+                                                             overrides=settings)}
+        write_text(record, json.dumps(out, indent=2) + "\n")
+    return {f"{TRAIN_SECTIONS[s]}.lr": out["steps"][s]["chosen"] for s in steps}
+
+
+def retune_record(root: str | Path, label: str) -> Path:
+    """Where :func:`retuned_rates` keeps variant ``label``'s choice, under the ablation's ``root``."""
+    return Path(root) / _slug(label) / "learning-rates" / "learning_rates.json"
+
+
+def effective_variant(name: str, label: str, profile_name: str, root: str | Path, overrides: dict | None = None,
+                      seeds=(0,), base_root: str | Path | None = None, make: bool = False,
+                      progress: bool = True) -> dict:
+    """The overrides variant ``label`` of ablation ``name`` trains with: its own, the prior it
+    starts from (:func:`variant_prior`) and its learning rates where they are chosen again
+    (:func:`retuned_rates`). ``make``: pretrain that prior and choose those rates when missing."""
+    variant = {**ABLATIONS[name].variants[label],
+               **variant_prior(name, label, profile_name, root, overrides, make=make, progress=progress)}
+    return {**variant, **retuned_rates(name, label, profile_name, root, seeds[0], base_root, overrides, make=make,
+                                       progress=progress)}
+
+
 def run_ablation(name: str, profile_name: str, seeds, root: str | Path, base_root: str | Path | None = None,
                  overrides: dict | None = None, progress: bool = True) -> tuple[list[dict], list[dict]]:
     """Every variant of ablation ``name`` over ``seeds``; returns (summary rows, with the paper's
@@ -339,15 +407,16 @@ def run_ablation(name: str, profile_name: str, seeds, root: str | Path, base_roo
     root = Path(root)
     rows, samples, compared = [], [], []
     first = next(iter(ab.variants))
-    for label, variant in ab.variants.items():
-        variant = {**variant, **variant_prior(name, label, profile_name, root, overrides, make=True, progress=progress)}
+    for label in ab.variants:
         paper = ab.paper.get(label, (float("nan"), ""))
         if label in ab.needs_pretrained:
-            why = _weights_available(get_profile(profile_name, {**(overrides or {}), **variant}))
+            why = _weights_available(get_profile(profile_name, {**(overrides or {}), **ab.variants[label]}))
             if why is not None:
                 rows.append({"variant": label, "setting": "OOD", "method": "two_step", "seeds": 0,
                              "paper_rmse_pm1": paper[0], "note": f"not run: weights unavailable ({why})"})
                 continue
+        variant = effective_variant(name, label, profile_name, root, overrides, seeds, base_root, make=True,
+                                    progress=progress)
         tests = ([(None, False, "")] + [(snr, False, f", test {snr:g} dB") for snr in ab.test_noise_snr_db]
                  + ([(ab.test_realistic_snr_db, True, f", test realistic {ab.test_realistic_snr_db:g} dB")]
                     if ab.test_realistic_snr_db is not None else []))
@@ -389,7 +458,7 @@ def ablation_layout(name: str, label: str, profile_name: str, root: str | Path, 
     if name not in ABLATIONS or label not in ABLATIONS[name].variants:
         known = {n: list(a.variants) for n, a in ABLATIONS.items()}
         raise ValueError(f"unknown ablation variant {name!r}/{label!r}; known: {known}")
-    variant = {**ABLATIONS[name].variants[label], **variant_prior(name, label, profile_name, root, overrides)}
+    variant = effective_variant(name, label, profile_name, root, overrides)
     prof = get_profile(profile_name, {**(overrides or {}), **variant, **seed_overrides(seed)})
     return prof, RunLayout(Path(root) / _slug(label) / f"seed-{seed}", prof.name)
 
@@ -422,7 +491,8 @@ def real_map_scores(name: str, profile_name: str, seeds, root: str | Path, overr
     windows = windows if windows is not None else (realdata.fese_windows(), realdata.cu111_windows())
     methods = tuple(m for m in REAL_MAP_METHODS if set(NETWORKS[m]) <= {s for x in ab.methods for s in NETWORKS.get(x, ())})
     rows = []
-    for label, variant in ab.variants.items():
+    for label in ab.variants:
+        variant = effective_variant(name, label, profile_name, root, overrides, seeds)
         per_seed = {}
         for seed in seeds:
             prof = get_profile(profile_name, {**(overrides or {}), **variant, **seed_overrides(seed)})

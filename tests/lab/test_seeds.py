@@ -44,6 +44,7 @@ def test_pretrained_variant_without_weights_is_marked_not_run(monkeypatch, tmp_p
     monkeypatch.setattr(seeds, "run_table", lambda prof, run_dir, methods, base_dir=None, progress=True:
                         calls.append(prof.model.architecture) or _rows(0.1 + 0.01 * prof.simulation.seed))
     monkeypatch.setattr(seeds, "per_sample_rows", lambda results, seed, variant="": [])
+    monkeypatch.setattr(seeds, "retuned_rates", lambda *a, **k: {})  # tested on its own below
     rows, _ = seeds.run_ablation("pretraining", "smoke", [0, 1], tmp_path)
     pre = [r for r in rows if r["variant"].startswith("pretrained")]
     # at smoke neither the kit prior (made for the quick architecture) nor the SDXL-VAE (offline) loads
@@ -53,6 +54,30 @@ def test_pretrained_variant_without_weights_is_marked_not_run(monkeypatch, tmp_p
     scratch = [r for r in rows if r["variant"] == "from scratch"]
     assert scratch[0]["paper_rmse_pm1"] == pytest.approx(0.1643)
     assert "not run" in seeds.markdown_summary(rows, "paper")
+
+
+def test_a_variant_that_starts_elsewhere_gets_its_learning_rates_chosen_again(tmp_path, monkeypatch):
+    """From scratch, the profile's learning rates (chosen for its own start) are chosen again by
+    the profile's rule on the first seed's data, for every network the ablation trains; the choice
+    is kept and reused, and refused for other settings."""
+    from qpi_lab.learning_rates import GRID
+
+    root = tmp_path / "pretraining"
+    rates = seeds.retuned_rates("pretraining", "from scratch", "smoke", root, make=True, progress=False)
+    assert set(rates) == {"kernel_vae.lr", "alignment.lr", "one_step_paper.lr"}
+    assert all(rates[f"{s}.lr"] in GRID[s] for s in ("kernel_vae", "alignment", "one_step_paper"))
+    record = json.loads(seeds.retune_record(root, "from scratch").read_text())
+    assert record["settings"]["kernel_vae.schedule"] == "step" and record["settings"]["model.pretrained"] is None
+    # reused, not trained again; and what the variant trains with
+    monkeypatch.setattr(seeds, "choose_learning_rates", None)
+    assert seeds.retuned_rates("pretraining", "from scratch", "smoke", root) == rates
+    assert seeds.effective_variant("pretraining", "from scratch", "smoke", root)["kernel_vae.lr"] == rates["kernel_vae.lr"]
+    # a variant the profile itself starts like is not retuned; a choice made for other settings is refused
+    assert seeds.retuned_rates("warm_start", "random init", "smoke", tmp_path / "w") == {}
+    with pytest.raises(ValueError, match="other settings"):
+        seeds.retuned_rates("pretraining", "from scratch", "smoke", root, overrides={"alignment.batch_size": 4})
+    with pytest.raises(FileNotFoundError, match="not chosen yet"):
+        seeds.retuned_rates("pretraining", "from scratch", "smoke", tmp_path / "elsewhere")
 
 
 def test_seeds_command_end_to_end_on_smoke(tmp_path):
