@@ -224,12 +224,34 @@ def real_maps_block(results: Path) -> list[str]:
 
 
 
+SPREAD_METHODS = ("two_step", "one_step_paper")
+
+
+def spread_block(results: Path) -> list[str]:
+    """The same seed trained twice (``same_seed_spread.json``, ``python -m qpi_lab.spread``): per
+    setting and method the two runs' test RMSE, their difference and the standard deviation over
+    seeds; then whether each network's weights came out bit for bit the same."""
+    record = json.loads((results / "same_seed_spread.json").read_text())
+    out = ["| setting | method | first run | second run | difference | std over seeds |", "|---|---|---|---|---|---|"]
+    for r in record["scores"]:
+        if r["method"] in SPREAD_METHODS:
+            std = "-" if r["seed_std"] is None else f"{float(r['seed_std']):.4f}"
+            out.append(f"| {r['setting']} | {r['method']} | {float(r['first']):.4f} | {float(r['second']):.4f} | "
+                       f"{float(r['difference']):+.4f} | {std} |")
+    same = [step for step, w in record["networks"].items() if w["identical"]]
+    out.append(f"| weights | {len(record['networks'])} networks | | | {len(same)} bit for bit the same | |")
+    return out
+
+
 def render(results: Path) -> dict[str, list[str]]:
     """{header row of a README table: the table's lines as the results files say}."""
     tables = {}
     for lines in (headline_block(results), headline_paired_block(results), seeds_block(results), paired_block(results),
                   training_block(results), ablations_block(results),
                   real_maps_block(results)):
+        tables[lines[0]] = lines
+    if (results / "same_seed_spread.json").is_file():
+        lines = spread_block(results)
         tables[lines[0]] = lines
     # the sweep tables sit in one block: keyed by the first one's header
     sweeps = sweeps_block(results)

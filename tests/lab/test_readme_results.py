@@ -106,3 +106,18 @@ def test_the_ablation_rows_carry_each_variants_paired_difference_to_the_first(tm
     # an ablation without its table is named, with the command that makes it
     (missing,) = [ln for ln in lines if ln.startswith("| symmetric loss")]
     assert "not made with this profile yet: `qpi ablation symmetric_loss" in missing
+
+
+def test_the_same_seed_spread_table_reads_its_record(tmp_path):
+    import json
+
+    record = {"scores": [{"setting": "OOD", "method": "two_step", "first": 0.0666, "second": 0.0671,
+                          "difference": 0.0005, "seed_std": 0.003},
+                         {"setting": "OOD", "method": "least_squares", "first": 0.038, "second": 0.038,
+                          "difference": 0.0, "seed_std": 0.001}],
+              "networks": {"kernel_vae": {"identical": True}, "alignment": {"identical": False}}}
+    (tmp_path / "same_seed_spread.json").write_text(json.dumps(record))
+    lines = readme_results.spread_block(tmp_path)
+    assert lines[2] == "| OOD | two_step | 0.0666 | 0.0671 | +0.0005 | 0.0030 |"
+    assert not any("least_squares" in ln for ln in lines)  # the paper's two networks only
+    assert lines[-1].startswith("| weights | 2 networks |") and "1 bit for bit the same" in lines[-1]
