@@ -204,6 +204,7 @@ def fetch_verified(name: str, url: str, digest: str, folder: str | os.PathLike) 
         if found == digest:
             return local
         problem = f"checksum mismatch: {local} has SHA-256 {found[:16]}..., expected {digest[:16]}...; "
+    made = [d for d in (local.parent, *local.parent.parents) if not d.exists()]  # folders this call creates
     try:
         local.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -216,8 +217,18 @@ def fetch_verified(name: str, url: str, digest: str, folder: str | os.PathLike) 
         return Path(pooch.retrieve(url, known_hash=f"sha256:{digest}", fname=local.name, path=local.parent,
                                    progressbar=False))
     except ValueError as exc:  # pooch: the downloaded file has another hash
+        _remove_empty(made)
         raise FetchError(f"{name}: checksum mismatch after downloading {url} ({exc}): {by_hand}") from None
     except Exception as exc:  # no network, DNS, HTTP errors: requests raises many kinds
+        _remove_empty(made)
         detail = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
         raise FetchError(f"{name}: {problem}could not download it ({type(exc).__name__}: {detail}); "
                          f"offline? {by_hand}") from None
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove the folders a failed download created (deepest first), where they are still empty:
+    a failure leaves nothing behind, and nothing the kit did not make is touched."""
+    for folder in folders:
+        with contextlib.suppress(OSError):
+            folder.rmdir()

@@ -121,3 +121,25 @@ def test_a_full_disk_is_one_error_naming_the_file(tmp_path, monkeypatch):
     with pytest.raises(DiskError, match=r"cannot write .*table\.md: No space left on device \(the disk is full\)"):
         write_text(tmp_path / "table.md", "x")
     assert list(tmp_path.iterdir()) == []  # the temporary is gone too
+
+
+def test_a_failed_download_leaves_no_folder_behind(tmp_path, monkeypatch):
+    """fetch_verified creates the folders it downloads into; when the download fails it removes
+    those (and only those) again, and names the file and where to put it by hand."""
+    import pooch
+    import requests
+
+    from qpi_utils.files import FetchError, fetch_verified
+
+    def offline(*args, **kwargs):
+        raise requests.exceptions.ConnectionError("Failed to resolve 'example.org'")
+
+    monkeypatch.setattr(pooch, "retrieve", offline)
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("the user's")
+    for target in (tmp_path / "new" / "deeper", tmp_path / "mine"):
+        with pytest.raises(FetchError, match="could not download it") as info:
+            fetch_verified("x.csv", "https://example.org/x.csv", "0" * 64, target)
+        assert str(target / "x.csv") in str(info.value)
+    assert not (tmp_path / "new").exists()  # made by the call, removed with its subfolder
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "the user's"  # was there before: kept
