@@ -4,7 +4,7 @@ import pytest
 from qpi_lab.budget import SUSTAINED_TFLOPS, chain_flops, estimate_seconds, flops_per_sample, training_samples
 from qpi_utils.config import get_profile
 from qpi_utils.data import save_dataset
-from qpi_utils.train import train_alignment, train_kernel_vae, train_one_step
+from qpi_utils.train import train_alignment, train_kernel_vae, train_one_step_paper
 
 
 def test_flops_scale_with_what_the_profile_runs():
@@ -26,17 +26,18 @@ def test_the_colab_profile_fits_an_hour_on_a_t4_and_paper_does_not():
 
 def test_one_training_step_of_the_paper_architecture_runs_on_a_cpu(tmp_path, tiny_dataset):
     """The real paper code path (SDXL-VAE, 84 M parameters, random weights since the pretrained
-    ones cannot be downloaded here) for one step of each training, at batch 1, on tiny data."""
+    ones cannot be downloaded here) for one step of each of the paper's trainings (step 1, step 2,
+    its one-step baseline, which starts from the same weights as step 1), at batch 1, on tiny data."""
     prof = get_profile("paper", {"model.allow_random_init": True, "simulation.n_kernels": 10,
                                  "simulation.n_observations": 8, "simulation.max_scatterers": 30,
-                                 **{f"{s}.{k}": v for s in ("kernel_vae", "alignment", "one_step")
+                                 **{f"{s}.{k}": v for s in ("kernel_vae", "alignment", "one_step_paper")
                                     for k, v in (("epochs", 1), ("batch_size", 1), ("max_train_samples", 1))}})
     save_dataset(tiny_dataset, tmp_path / "data")
     with pytest.warns(RuntimeWarning, match="RANDOM initialisation"):
         s1 = train_kernel_vae(prof, tmp_path, progress=False)
     s2 = train_alignment(prof, tmp_path, progress=False)
     with pytest.warns(RuntimeWarning, match="RANDOM initialisation"):
-        s3 = train_one_step(prof, tmp_path, progress=False)
+        s3 = train_one_step_paper(prof, tmp_path, progress=False)
     assert s1["model_info"]["parameters"] > 83e6 and s1["model_info"]["pretrained"] is False
     assert s2["latent_shape"] == [4, 8, 8] and s3["epochs"] == 1
 
