@@ -10,7 +10,7 @@ import numpy as np
 from .files import atomic_path
 from .simulate import SYMMETRY_NAMES, SYMMETRY_ORDERS
 
-__all__ = ["pyplot", "save_figure", "zero_level", "diverging_limits", "show_image", "fourier_magnitude", "plot_dataset_examples", "plot_history", "plot_predictions",
+__all__ = ["pyplot", "save_figure", "plot_learning_curves", "zero_level", "diverging_limits", "show_image", "fourier_magnitude", "plot_dataset_examples", "plot_history", "plot_predictions",
            "plot_tsne", "plot_kernel_reconstructions", "plot_error_vs_defects", "plot_sweep", "plot_real_map",
            "plot_fft", "plot_extracted_kernels"]
 
@@ -324,3 +324,23 @@ def plot_extracted_kernels(kernels: dict, scores: dict | None = None, pixel_nm: 
     if pixel_nm:
         fig.suptitle(f"64 x 64 windows, {64 * pixel_nm:.1f} nm wide", y=1.0)
     return _without_ticks(fig, axes)
+
+
+def plot_learning_curves(rows: list[dict], methods=("two_step", "one_step_paper")):
+    """Test RMSE [0, 1] against the training set's size (rows of ``learning_curves.csv``, made by
+    ``qpi learning-curves``): ID and OOD down the rows, fewer kernels and fewer observations per
+    kernel across; each point the mean over seeds with its 95 % interval, log-scaled sizes."""
+    plt = pyplot()
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7), sharey="row")
+    for i, setting in enumerate(("ID", "OOD")):
+        for j, (axis, size) in enumerate((("kernels", "train_kernels"), ("observations", "train_observations"))):
+            ax = axes[i, j]
+            for method in methods:
+                pts = [r for r in rows if r["setting"] == setting and r["axis"] == axis and r["method"] == method]
+                ax.errorbar([int(r[size]) for r in pts], [float(r["rmse_mean"]) for r in pts],
+                            yerr=[float(r["rmse_ci95"]) for r in pts], marker="o", capsize=3, label=method)
+            ax.set_xscale("log")
+            ax.set(xlabel=f"training {axis}", ylabel=f"{setting} RMSE [0, 1]", title=f"{setting}, fewer {axis}")
+    axes[0, 0].legend()
+    fig.tight_layout()
+    return fig

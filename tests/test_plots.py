@@ -33,3 +33,16 @@ def test_a_sweep_plot_has_one_line_per_method_with_its_axis_named():
             for m in ("two_step", "least_squares") for v, r in ((30.0, 0.05), (10.0, 0.08), (0.0, 0.12))]
     ax = plots.plot_sweep(rows, "snr_db").axes[0]
     assert "SNR" in ax.get_xlabel() and len(ax.get_lines()) >= 2
+
+
+def test_learning_curves_draw_each_method_over_each_axis_and_setting():
+    rows = [{"axis": axis, "setting": setting, "method": method, "train_kernels": k, "train_observations": 10 * k,
+             "rmse_mean": 0.05 + 0.01 * i, "rmse_ci95": 0.005}
+            for axis in ("kernels", "observations") for setting in ("ID", "OOD")
+            for method in ("two_step", "one_step_paper") for i, k in enumerate((17, 35, 70))]
+    fig = plots.plot_learning_curves(rows)
+    axes = fig.get_axes()
+    assert len(axes) == 4 and [ax.get_title() for ax in axes] == ["ID, fewer kernels", "ID, fewer observations",
+                                                                  "OOD, fewer kernels", "OOD, fewer observations"]
+    assert all(len(ax.containers) == 2 and ax.get_xscale() == "log" for ax in axes)  # one error bar per method
+    assert [t.get_text() for t in axes[0].get_legend().get_texts()] == ["two_step", "one_step_paper"]

@@ -48,7 +48,7 @@ def test_smoke_chain_runs_every_notebook_and_collects_outputs(executed):
     assert len(table) == 1 + 2 * len(METHODS)  # header, (ID, OOD) x every method
     assert set(json.loads((tmp / "results" / "chain_times.json").read_text())) == set(NOTEBOOKS)
     prov = json.loads((tmp / "results" / "provenance.json").read_text())  # the lab's, beside notebook 05's table
-    assert prov["methods"] == list(METHODS) and set(prov["training"]) == {"kernel_vae", "alignment", "one_step"}
+    assert prov["methods"] == list(METHODS) and set(prov["training"]) == {"kernel_vae", "alignment", "one_step", "one_step_paper"}
 
 
 def _printed(cell) -> str:

@@ -18,7 +18,7 @@ def test_the_manifest_lists_every_committed_results_file_with_its_checksum():
 def test_outside_a_checkout_a_committed_table_comes_from_the_cache_when_its_checksum_matches(tmp_path, monkeypatch):
     """No checkout: the file is taken from the data cache without network when its SHA-256 is the
     one this version recorded; with other content it is refused (and, offline, named with its URL)."""
-    relative = "results/quick/ablations/angles.md"
+    relative = "results/quick/ablations/warm_start.md"
     real = runs.project_root() / relative
     monkeypatch.chdir(tmp_path)  # project_root() is now an empty folder
     monkeypatch.setenv("QPI_DATA_DIR", str(tmp_path / "cache"))
@@ -37,10 +37,10 @@ def test_outside_a_checkout_a_committed_table_comes_from_the_cache_when_its_chec
 
 def test_a_notebook_prefers_its_own_run_s_table_then_the_committed_one_then_says_why(tmp_path, monkeypatch):
     layout = runs.RunLayout(tmp_path / "run", "quick", "notebook")
-    assert runs.find_result(layout, "ablations/angles.md") == runs.project_root() / "results/quick/ablations/angles.md"
+    assert runs.find_result(layout, "ablations/warm_start.md") == runs.project_root() / "results/quick/ablations/warm_start.md"
     own = layout.results / "ablations" / "angles.md"
     own.parent.mkdir(parents=True)
     own.write_text("mine")
-    assert runs.find_result(layout, "ablations/angles.md") == own
+    assert runs.find_result(layout, "ablations/warm_start.md") == own
     smoke = runs.RunLayout(tmp_path / "s", "smoke", "notebook")
-    assert "is not made for profile smoke yet" in runs.find_result(smoke, "ablations/angles.md")
+    assert "is not made for profile smoke yet" in runs.find_result(smoke, "ablations/warm_start.md")
