@@ -38,7 +38,7 @@ def test_outside_a_checkout_a_committed_table_comes_from_the_cache_when_its_chec
 def test_a_notebook_prefers_its_own_run_s_table_then_the_committed_one_then_says_why(tmp_path, monkeypatch):
     layout = runs.RunLayout(tmp_path / "run", "quick", "notebook")
     assert runs.find_result(layout, "ablations/warm_start.md") == runs.project_root() / "results/quick/ablations/warm_start.md"
-    own = layout.results / "ablations" / "angles.md"
+    own = layout.results / "ablations" / "warm_start.md"
     own.parent.mkdir(parents=True)
     own.write_text("mine")
     assert runs.find_result(layout, "ablations/warm_start.md") == own
