@@ -60,8 +60,15 @@ def test_a_variant_that_starts_elsewhere_gets_its_learning_rates_chosen_again(tm
     """From scratch, the profile's learning rates (chosen for its own start) are chosen again by
     the profile's rule on the first seed's data, for every network the ablation trains; the choice
     is kept and reused, and refused for other settings."""
+    import dataclasses
+
     from qpi_lab.learning_rates import GRID
 
+    # the variant's own step-1 schedule (150 epochs) shortened: the rule, not the schedule, is tested
+    ab = seeds.ABLATIONS["pretraining"]
+    short = {**ab.variants["from scratch"], "kernel_vae.epochs": 2}
+    monkeypatch.setitem(seeds.ABLATIONS, "pretraining",
+                        dataclasses.replace(ab, variants={**ab.variants, "from scratch": short}))
     root = tmp_path / "pretraining"
     rates = seeds.retuned_rates("pretraining", "from scratch", "smoke", root, make=True, progress=False)
     assert set(rates) == {"kernel_vae.lr", "alignment.lr", "one_step_paper.lr"}
