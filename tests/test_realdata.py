@@ -399,3 +399,35 @@ def test_any_value_in_a_createc_header_field_is_read_or_named(tmp_path, line, va
         assert str(path) in str(exc)
         return
     assert np.isfinite(img.data).all() and min(img.pixel_nm) > 0 and img.data.shape[0] >= 1
+
+
+NUMERIC_SXM_FIELDS = (b":SCAN_PIXELS:", b":SCAN_RANGE:", b":SCAN_ANGLE:", b":BIAS:")
+
+
+def _sxm_with_field(raw: bytes, field: bytes, value: bytes) -> bytes:
+    """The .sxm file with the line after ``field`` (its value) replaced by ``value``."""
+    start = raw.index(field) + len(field)
+    start = raw.index(b"\n", start) + 1
+    end = raw.index(b"\n", start)
+    return raw[:start] + value + raw[end:]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(field=st.sampled_from(NUMERIC_SXM_FIELDS),
+       value=st.one_of(st.floats(allow_nan=True, allow_infinity=True).map(lambda v: f"{v!r} {v!r}"),
+                       st.integers(-10**12, 10**12).map(lambda v: f"{v} {v}"),
+                       st.text(alphabet="0123456789.-+eEnaif x", max_size=12)))
+def test_any_value_in_a_nanonis_header_field_is_read_or_named(tmp_path, field, value):
+    """Hypothesis, the Nanonis .sxm reader: whatever a numeric header field holds, a usable image
+    (finite data, pixel sizes > 0) or a RealDataError naming the file; never another exception."""
+    folder = Path(os.environ.get("QPI_DATA_DIR", ""))
+    if not (folder / "FeSe_topography.sxm").is_file():
+        pytest.fail(f"the real STM files must be in QPI_DATA_DIR ({folder}); see ../shared/data")
+    path = tmp_path / "mutated.sxm"
+    path.write_bytes(_sxm_with_field((folder / "FeSe_topography.sxm").read_bytes(), field, value.encode()))
+    try:
+        img = R.read_sxm(path, channel="Z")
+    except RealDataError as exc:
+        assert str(path) in str(exc)
+        return
+    assert np.isfinite(img.data).all() and min(img.pixel_nm) > 0 and img.data.shape[0] >= 1

@@ -22,6 +22,8 @@ from pathlib import Path
 
 
 def cpu_model() -> str:
+    # qpi_lab.provenance.cpu_name does the same; this script runs with the system python before
+    # `make test` has installed the kit, so it cannot import it
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
