@@ -6,7 +6,7 @@
 #   make figures     every paper figure and table the kit maps: seeds, ablations, then the notebook chain
 #   make book        the README, docs/ and the notebooks as a website in _build/book/_build/html (offline,
 #                    from the committed outputs; fails on a broken link or a missing figure)
-# Variables: PROFILE (quick), RUN_DIR (runs/$(PROFILE)), PYTHON (python3),
+# Variables: PROFILE (quick), RUN_DIR (runs/$(PROFILE)), PYTHON (python3), TEST_WORKERS (cores, at most 4),
 #            TORCH_SPEC (torch==2.13.0: a CPU build here; on a CUDA machine use e.g. TORCH_SPEC=torch)
 PYTHON ?= python3
 VENV ?= .venv
@@ -39,8 +39,12 @@ $(STAMP): pyproject.toml
 reproduce: $(STAMP)
 	$(BIN)/qpi reproduce --profile $(PROFILE) --run-dir $(RUN_DIR)
 
+# the suite in parallel workers, one per core (at most 4: the notebook chain, one file, is the longest
+# part), a file per worker so a module's fixtures are made once
+TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); echo $$(( n < 4 ? n : 4 )))
+
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 seeds: $(STAMP)
 	$(BIN)/qpi seeds --profile $(PROFILE) --seeds $(SEEDS) --run-dir runs/$(PROFILE)-seeds

@@ -8,6 +8,16 @@ from qpi_utils.config import get_profile
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 
+def pytest_configure(config):
+    # make test runs the suite in parallel workers (pytest-xdist), one per core: a worker's torch
+    # using every core would only oversubscribe them. Notebook kernels and subprocesses inherit it.
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
+        import torch
+
+        torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
+
 @pytest.fixture(scope="session")
 def smoke_profile():
     return get_profile("smoke")
