@@ -87,6 +87,38 @@ def test_a_variant_that_starts_elsewhere_gets_its_learning_rates_chosen_again(tm
         seeds.retuned_rates("pretraining", "from scratch", "smoke", tmp_path / "elsewhere")
 
 
+def test_the_ablation_command_keeps_a_retuned_variants_learning_rates_with_its_results(tmp_path, monkeypatch,
+                                                                                      trained_run):
+    """`qpi ablation pretraining`: the variant whose learning rates were chosen again trains with
+    them, and the choice is written beside the results, the same as its record; a pretrained start
+    whose weights do not load here is a row that says so, not a number."""
+    import dataclasses
+
+    ab = seeds.ABLATIONS["pretraining"]
+    short = {**ab.variants["from scratch"], "kernel_vae.epochs": 2}  # the command is under test, not the schedule
+    monkeypatch.setitem(seeds.ABLATIONS, "pretraining",
+                        dataclasses.replace(ab, variants={**ab.variants, "from scratch": short}))
+    (tmp_path / "base").mkdir()
+    (tmp_path / "base" / "seed-0").symlink_to(trained_run[0])  # the smoke profile's seed 0, trained
+    out = tmp_path / "results"
+    code = main(["ablation", "pretraining", "--profile", "smoke", "--seeds", "0", "--run-dir", str(tmp_path / "ab"),
+                 "--base-run-dir", str(tmp_path / "base"), "--results-dir", str(out), "--no-progress"])
+    assert code == 0
+    kept = out / "pretraining_from-scratch_learning_rates.json"
+    record = seeds.retune_record(tmp_path / "ab" / "pretraining", "from scratch")
+    assert kept.read_text() == record.read_text()
+    chosen = json.loads(kept.read_text())["steps"]
+    provenance = json.loads((out / "pretraining_provenance.json").read_text())
+    trained_with = provenance["variants"]["from scratch"]
+    assert {s: trained_with[f"{s}.lr"] for s in ("kernel_vae", "alignment", "one_step_paper")} == \
+        {s: chosen[s]["chosen"] for s in ("kernel_vae", "alignment", "one_step_paper")}
+    rows = read_csv(out / "pretraining.csv")
+    assert any(r["variant"] == "from scratch" and r["seeds"] == "1" and np.isfinite(float(r["rmse_mean"]))
+               for r in rows)
+    sdxl = [r for r in rows if r["variant"] == "pretrained (sdxl-vae-fp16-fix)"]
+    assert sdxl and all(r["note"].startswith("not run: weights unavailable") for r in sdxl)
+
+
 def test_seeds_command_end_to_end_on_smoke(tmp_path):
     code = main(["seeds", "--profile", "smoke", "--seeds", "0", "1", "--run-dir", str(tmp_path / "runs"),
                  "--results-dir", str(tmp_path / "out"), "--no-progress"])
