@@ -41,7 +41,7 @@ reproduce: $(STAMP)
 
 # the suite in parallel workers, one per core (at most 4: the notebook chain, one file, is the longest
 # part), a file per worker so a module's fixtures are made once
-TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); echo $$(( n < 4 ? n : 4 )))
+TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1); echo $$(( n < 4 ? n : 4 )))
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
