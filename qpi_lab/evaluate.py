@@ -13,8 +13,8 @@ from pathlib import Path
 from qpi_utils.checkpoints import load_blob
 from qpi_utils.config import Profile
 from qpi_utils.data import QPIDataset, load_dataset
-from qpi_utils.evaluate import score, write_scores
-from qpi_utils.files import read_csv, write_text
+from qpi_utils.evaluate import RESULTS_FILES, score, write_scores
+from qpi_utils.files import check_results, read_csv, write_text
 from qpi_utils.methods import METHODS, TrainedModels, load_models
 from qpi_utils.runs import STEPS, RunLayout, as_layout
 
@@ -82,6 +82,7 @@ def evaluate(profile: Profile, run: RunLayout | str | Path, results_dir: str | P
         if rows is not None:
             return rows
     results_dir = Path(results_dir) if results_dir else layout.results
+    check_results(results_dir, RESULTS_FILES, force=force)  # refuse before the minutes of scoring, not after
     m = models or load_models(profile, layout, methods, progress=progress)
     scores = score(m, progress=progress, noise_snr_db=noise_snr_db, test_data=test_data)
     write_scores(scores, m, results_dir, force=force)

@@ -28,8 +28,8 @@ from typing import Iterable, Iterator, Sequence
 from .errors import QpiError
 
 __all__ = ["atomic_path", "write_text", "write_csv", "read_csv", "format_value", "sha256", "data_dir", "FetchError",
-           "fetch_verified", "OWNER_FILE", "owner_record", "OwnershipError", "claim_results", "pid_alive",
-           "stale_temporaries", "DiskError"]
+           "fetch_verified", "OWNER_FILE", "owner_record", "OwnershipError", "check_results", "claim_results",
+           "pid_alive", "stale_temporaries", "DiskError"]
 
 OWNER_FILE = ".qpi-kit.json"  # in every folder the kit writes: what it wrote there, and which process
 
@@ -56,12 +56,12 @@ def _kit_provenance(path: Path) -> bool:
     return isinstance(record, dict) and {"profile", "git_commit"} <= set(record)
 
 
-def claim_results(folder: str | os.PathLike, names: Sequence[str], force: bool = False) -> Path:
-    """Before the kit writes the results files ``names`` into ``folder``: every one that exists
-    must be the kit's (listed in the folder's record, or the folder is a results folder the kit
-    wrote before records, recognised by its ``provenance.json``); otherwise
-    :class:`OwnershipError` names the files and nothing is written. ``force`` replaces them
-    anyway. The record then lists ``names``. Returns the folder."""
+def check_results(folder: str | os.PathLike, names: Sequence[str], force: bool = False) -> set[str]:
+    """The rule of :func:`claim_results`, writing nothing: every one of the results files ``names``
+    that exists in ``folder`` must be the kit's (listed in the folder's record, or the folder is a
+    results folder the kit wrote before records, recognised by its ``provenance.json``); otherwise
+    :class:`OwnershipError` names the files. ``force`` lets them be replaced. Returns the names the
+    record already lists. Call it before long work whose results go there, so a refusal comes first."""
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise OwnershipError(f"{folder} is a file, not a folder for results: choose another --results-dir")
@@ -75,6 +75,14 @@ def claim_results(folder: str | os.PathLike, names: Sequence[str], force: bool =
     if foreign and not force:
         raise OwnershipError(f"{folder}: {', '.join(foreign)} exist and were not written by the kit; it replaces only "
                              "its own results: choose another --results-dir, or move those files away")
+    return listed
+
+
+def claim_results(folder: str | os.PathLike, names: Sequence[str], force: bool = False) -> Path:
+    """Before the kit writes the results files ``names`` into ``folder``: :func:`check_results`
+    (nothing is written when it refuses); then the folder's record lists ``names``. Returns the folder."""
+    folder = Path(folder)
+    listed = check_results(folder, names, force=force)
     folder.mkdir(parents=True, exist_ok=True)
     write_text(folder / OWNER_FILE, json.dumps({"made_by": "qpi-kit", "kind": "results",
                                                 "files": sorted(listed | set(names))}, indent=1) + "\n")

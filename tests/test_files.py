@@ -31,7 +31,7 @@ import json  # noqa: E402
 
 from hypothesis import given, settings, strategies as st  # noqa: E402
 
-from qpi_utils.files import OWNER_FILE, OwnershipError, claim_results, owner_record  # noqa: E402
+from qpi_utils.files import OWNER_FILE, OwnershipError, check_results, claim_results, owner_record  # noqa: E402
 
 NAMES = ("table.csv", "table.md", "provenance.json")
 
@@ -74,11 +74,16 @@ def test_claiming_refuses_exactly_the_unlisted_files_it_would_replace(tmp_path_f
     for name in existing:
         (folder / name).write_text("x")
     foreign = sorted(n for n in existing if n in NAMES and n not in listed)
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
     if foreign:
-        with pytest.raises(OwnershipError) as info:
-            claim_results(folder, NAMES)
-        assert all(n in str(info.value) for n in foreign)
+        for rule in (check_results, claim_results):  # the check alone refuses the same files
+            with pytest.raises(OwnershipError) as info:
+                rule(folder, NAMES)
+            assert all(n in str(info.value) for n in foreign)
+        assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # a refusal writes nothing
     else:
+        assert check_results(folder, NAMES) == listed
+        assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # the check alone writes nothing
         claim_results(folder, NAMES)
         assert set(owner_record(folder)["files"]) == set(NAMES) | listed
     assert all((folder / n).read_text() == "x" for n in existing)  # claiming never writes a results file

@@ -200,12 +200,17 @@ def test_settings_the_runs_data_were_not_made_with_stop_every_command(tmp_path, 
     assert sorted(p.relative_to(run) for p in run.rglob("*")) == before
 
 
-def test_evaluate_never_replaces_a_users_table(trained_run, tmp_path, capsys):
+def test_evaluate_never_replaces_a_users_table(trained_run, tmp_path, capsys, monkeypatch):
+    import qpi_lab.evaluate
+
     run, _ = trained_run
     out = tmp_path / "mine"
     out.mkdir()
     (out / "table.md").write_text("my table")
+    loaded = []  # the refusal comes before the networks are loaded and scored (minutes on quick)
+    monkeypatch.setattr(qpi_lab.evaluate, "load_models", lambda *a, **k: loaded.append(1))
     code = main(["evaluate", "--profile", "smoke", "--run-dir", str(run), "--results-dir", str(out), "--no-progress"])
     err = capsys.readouterr().err
     assert code == 2 and "table.md exist and were not written by the kit" in err and "Traceback" not in err
+    assert not loaded
     assert (out / "table.md").read_text() == "my table" and sorted(p.name for p in out.iterdir()) == ["table.md"]
