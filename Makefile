@@ -40,11 +40,12 @@ reproduce: $(STAMP)
 	$(BIN)/qpi reproduce --profile $(PROFILE) --run-dir $(RUN_DIR)
 
 # the suite in parallel workers, one per core (at most 4: the notebook chain, one file, is the longest
-# part), a file per worker so a module's fixtures are made once
+# part), a file per worker so a module's fixtures are made once, the longest files first
+# (tests/conftest.py's LONGEST_FIRST; xdist's own reordering by number of tests is turned off)
 TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1); echo $$(( n < 4 ? n : 4 )))
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 seeds: $(STAMP)
 	$(BIN)/qpi seeds --profile $(PROFILE) --seeds $(SEEDS) --run-dir runs/$(PROFILE)-seeds
