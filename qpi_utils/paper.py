@@ -40,5 +40,12 @@ HYPERPARAMETERS = [  # (what, value, source)
     ("symmetric-loss window", "central 40x40", "authors' code"),
     ("symmetric-loss angles", "180 (2-fold), 120 (3-fold), 90 (4-fold), 60/120/180 (6-fold), 90/180 (isotropic)",
      "authors' code"),
+    ("KL term", "averaged over the latent's 4x8x8 values", "authors' code"),
+    # training/stage1.py and stage2.py of QPI-Dataset-100kernels, as their __main__ runs them
+    ("schedule, step 1", "300 epochs; StepLR, x0.97 every 20 epochs (run() doubles its step_size of 10)",
+     "authors' code"),
+    ("schedule, step 2", "50 epochs; StepLR, x0.97 every 5 epochs", "authors' code"),
+    ("gradient clipping", "norm 1.0, both steps", "authors' code"),
+    ("training observations per kernel, step 2", "at most 250", "authors' code"),
 ]
 
