@@ -9,9 +9,10 @@
   angle sets: ``"group"`` (the kit's default: every non-trivial rotation of the class, k 2pi/n,
   and four generic angles for isotropic kernels) and ``"authors"`` (the angles of the authors'
   code, each applied with both signs as their code does: +-120 for 3-fold and +-60/120/180 for
-  6-fold, the full group; +-90 for 4-fold, without 180; +-90/180 for isotropic; 180 for 2-fold, which
-  their list does not name). Either way each sample's angles are averaged first, then the batch,
-  so a 6-fold kernel weighs as much as a 2-fold one.
+  6-fold, the full group; +-90 for 4-fold, without 180; +-90/180 for isotropic; 180 for 2-fold).
+  Either way each sample's angles are averaged first, then the batch, so a 6-fold kernel weighs as
+  much as a 2-fold one (the authors' code instead sums, over the classes in a batch, each class's
+  mean; docs/paper.md).
 * :func:`alignment_loss` -- step 2: MSE of latent means + MSE of latent log-variances.
 """
 
@@ -29,8 +30,8 @@ __all__ = ["reconstruction_loss", "kl_loss", "symmetric_loss", "alignment_loss",
            "angle_table", "ANGLE_SETS", "WINDOW"]
 
 WINDOW = 40  # side of the central window compared by the symmetric loss (the authors' 40x40)
-# the authors' code: 120 (3-fold), 90 (4-fold), 60/120/180 (6-fold), 90/180 (isotropic), each rotated by
-# + and - the angle; 2-fold's only non-trivial rotation, 180, is assumed for it
+# the authors' code (cal_symmetry_loss in training/stage1.py): 180 (2-fold), 120 (3-fold), 90 (4-fold),
+# 60/120/180 (6-fold), 90/180 (isotropic, their "1-fold"), each rotated by + and - the angle
 _AUTHORS_DEGREES = {0: (90.0, 180.0), 2: (180.0,), 3: (120.0,), 4: (90.0,), 6: (60.0, 120.0, 180.0)}
 
 

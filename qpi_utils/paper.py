@@ -38,8 +38,8 @@ HYPERPARAMETERS = [  # (what, value, source)
     ("KL weight beta", "1e-6", "authors' code"),
     ("learning rate, step 2", "5e-5", "authors' code"),
     ("symmetric-loss window", "central 40x40", "authors' code"),
-    ("symmetric-loss angles", "180 (2-fold), 120 (3-fold), 90 (4-fold), 60/120/180 (6-fold), 90/180 (isotropic)",
-     "authors' code"),
+    ("symmetric-loss angles", "180 (2-fold), 120 (3-fold), 90 (4-fold), 60/120/180 (6-fold), 90/180 (isotropic), "
+     "each with both signs", "authors' code"),
     ("KL term", "averaged over the latent's 4x8x8 values", "authors' code"),
     # training/stage1.py and stage2.py of QPI-Dataset-100kernels, as their __main__ runs them
     ("schedule, step 1", "300 epochs; StepLR, x0.97 every 20 epochs (run() doubles its step_size of 10)",
