@@ -6,11 +6,11 @@ import base64
 import os
 import secrets
 import shutil
+import time
 
 import pytest
 
 pytest.importorskip("playwright", reason="Playwright's Python package is missing: pip install -e '.[dev]'")
-from playwright.sync_api import TimeoutError as PlaywrightTimeout  # noqa: E402
 
 from .conftest import ROOT, free_port, start_server, stop_server
 
@@ -47,20 +47,35 @@ def _figure(page) -> bytes:
     return base64.b64decode(src.split(",", 1)[1])
 
 
+def _start_the_notebooks_kernel(page, url: str, token: str, timeout: float = 120.0) -> None:
+    """Until the server has an idle kernel for the notebook: a fresh JupyterLab may ask which
+    kernel to start (the notebook's own, Python 3 in the kit's environment, is preselected), or
+    start it without asking. The toolbar's execution indicator reads "idle" before any kernel
+    exists, so the server's sessions tell first; then the page's own connection: the debugger's
+    button, which the toolbar shows once the notebook has a kernel, and the indicator idle again."""
+    choose = page.locator(".jp-Dialog").get_by_role("button", name="Select", exact=True)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if choose.is_visible():
+            choose.click()
+        sessions = page.request.get(f"{url}/api/sessions?token={token}").json()
+        if any(s["path"].endswith("01_simulate.ipynb") and (s.get("kernel") or {}).get("execution_state") == "idle"
+               for s in sessions) and not choose.is_visible():
+            break
+        time.sleep(0.25)
+    else:
+        pytest.fail(f"no idle kernel for the notebook within {timeout:.0f} s; sessions: {sessions}")
+    page.locator(".jp-NotebookPanel-toolbar .jp-DebuggerBugButton").wait_for(state="attached")
+    page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").wait_for()
+
+
 def test_moving_a_slider_redraws_the_explorer(browser, lab):
     url, token = lab
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.set_default_timeout(int(os.environ.get("QPI_BROWSER_TIMEOUT_MS", 120_000)))
     page.goto(f"{url}/lab/tree/01_simulate.ipynb?token={token}")
     page.locator(".jp-Notebook").wait_for()
-    # a fresh JupyterLab asks which kernel to start: the notebook's own (Python 3, the kit's environment)
-    choose = page.locator(".jp-Dialog").get_by_role("button", name="Select", exact=True)
-    try:
-        choose.wait_for(timeout=15_000)
-        choose.click()
-    except PlaywrightTimeout:
-        pass  # it started the notebook's kernel without asking
-    page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").wait_for()  # the kernel is up
+    _start_the_notebooks_kernel(page, url, token)
     page.get_by_role("menuitem", name="Run", exact=True).click()
     page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
 

@@ -56,43 +56,16 @@ def test_pretrained_variant_without_weights_is_marked_not_run(monkeypatch, tmp_p
     assert "not run" in seeds.markdown_summary(rows, "paper")
 
 
-def test_a_variant_that_starts_elsewhere_gets_its_learning_rates_chosen_again(tmp_path, monkeypatch):
-    """From scratch, the profile's learning rates (chosen for its own start) are chosen again by
-    the profile's rule on the first seed's data, for every network the ablation trains; the choice
-    is kept and reused, and refused for other settings."""
+def test_a_variant_that_starts_elsewhere_gets_its_learning_rates_chosen_again_and_kept_with_its_results(
+        tmp_path, monkeypatch, trained_run):
+    """`qpi ablation pretraining`: from scratch, the profile's learning rates (chosen for its own
+    start) are chosen again by the profile's rule on the first seed's data, for every network the
+    ablation trains; the variant trains with them and the choice is written beside the results,
+    the same as its record; it is reused, not made again, and refused for other settings. A
+    pretrained start whose weights do not load here is a row that says so, not a number."""
     import dataclasses
 
     from qpi_lab.learning_rates import GRID
-
-    # the variant's own step-1 schedule (150 epochs) shortened: the rule, not the schedule, is tested
-    ab = seeds.ABLATIONS["pretraining"]
-    short = {**ab.variants["from scratch"], "kernel_vae.epochs": 2}
-    monkeypatch.setitem(seeds.ABLATIONS, "pretraining",
-                        dataclasses.replace(ab, variants={**ab.variants, "from scratch": short}))
-    root = tmp_path / "pretraining"
-    rates = seeds.retuned_rates("pretraining", "from scratch", "smoke", root, make=True, progress=False)
-    assert set(rates) == {"kernel_vae.lr", "alignment.lr", "one_step_paper.lr"}
-    assert all(rates[f"{s}.lr"] in GRID[s] for s in ("kernel_vae", "alignment", "one_step_paper"))
-    record = json.loads(seeds.retune_record(root, "from scratch").read_text())
-    assert record["settings"]["kernel_vae.schedule"] == "step" and record["settings"]["model.pretrained"] is None
-    # reused, not trained again; and what the variant trains with
-    monkeypatch.setattr(seeds, "choose_learning_rates", None)
-    assert seeds.retuned_rates("pretraining", "from scratch", "smoke", root) == rates
-    assert seeds.effective_variant("pretraining", "from scratch", "smoke", root)["kernel_vae.lr"] == rates["kernel_vae.lr"]
-    # a variant the profile itself starts like is not retuned; a choice made for other settings is refused
-    assert seeds.retuned_rates("warm_start", "random init", "smoke", tmp_path / "w") == {}
-    with pytest.raises(ValueError, match="other settings"):
-        seeds.retuned_rates("pretraining", "from scratch", "smoke", root, overrides={"alignment.batch_size": 4})
-    with pytest.raises(FileNotFoundError, match="not chosen yet"):
-        seeds.retuned_rates("pretraining", "from scratch", "smoke", tmp_path / "elsewhere")
-
-
-def test_the_ablation_command_keeps_a_retuned_variants_learning_rates_with_its_results(tmp_path, monkeypatch,
-                                                                                      trained_run):
-    """`qpi ablation pretraining`: the variant whose learning rates were chosen again trains with
-    them, and the choice is written beside the results, the same as its record; a pretrained start
-    whose weights do not load here is a row that says so, not a number."""
-    import dataclasses
 
     ab = seeds.ABLATIONS["pretraining"]
     short = {**ab.variants["from scratch"], "kernel_vae.epochs": 2}  # the command is under test, not the schedule
@@ -104,19 +77,34 @@ def test_the_ablation_command_keeps_a_retuned_variants_learning_rates_with_its_r
     code = main(["ablation", "pretraining", "--profile", "smoke", "--seeds", "0", "--run-dir", str(tmp_path / "ab"),
                  "--base-run-dir", str(tmp_path / "base"), "--results-dir", str(out), "--no-progress"])
     assert code == 0
+    root = tmp_path / "ab" / "pretraining"
+    record = seeds.retune_record(root, "from scratch")
+    settings = json.loads(record.read_text())["settings"]
+    assert settings["kernel_vae.schedule"] == "step" and settings["model.pretrained"] is None
     kept = out / "pretraining_from-scratch_learning_rates.json"
-    record = seeds.retune_record(tmp_path / "ab" / "pretraining", "from scratch")
     assert kept.read_text() == record.read_text()
     chosen = json.loads(kept.read_text())["steps"]
+    assert set(chosen) == {"kernel_vae", "alignment", "one_step_paper"}
+    assert all(chosen[s]["chosen"] in GRID[s] for s in chosen)
     provenance = json.loads((out / "pretraining_provenance.json").read_text())
     trained_with = provenance["variants"]["from scratch"]
-    assert {s: trained_with[f"{s}.lr"] for s in ("kernel_vae", "alignment", "one_step_paper")} == \
-        {s: chosen[s]["chosen"] for s in ("kernel_vae", "alignment", "one_step_paper")}
+    assert {s: trained_with[f"{s}.lr"] for s in chosen} == {s: chosen[s]["chosen"] for s in chosen}
     rows = read_csv(out / "pretraining.csv")
     assert any(r["variant"] == "from scratch" and r["seeds"] == "1" and np.isfinite(float(r["rmse_mean"]))
                for r in rows)
     sdxl = [r for r in rows if r["variant"] == "pretrained (sdxl-vae-fp16-fix)"]
     assert sdxl and all(r["note"].startswith("not run: weights unavailable") for r in sdxl)
+    # reused, not chosen again; and what the variant trains with
+    monkeypatch.setattr(seeds, "choose_learning_rates", None)
+    rates = seeds.retuned_rates("pretraining", "from scratch", "smoke", root, make=True)
+    assert rates == {f"{s}.lr": chosen[s]["chosen"] for s in chosen}
+    assert seeds.effective_variant("pretraining", "from scratch", "smoke", root)["kernel_vae.lr"] == rates["kernel_vae.lr"]
+    # a variant the profile itself starts like is not retuned; a choice made for other settings is refused
+    assert seeds.retuned_rates("warm_start", "random init", "smoke", tmp_path / "w") == {}
+    with pytest.raises(ValueError, match="other settings"):
+        seeds.retuned_rates("pretraining", "from scratch", "smoke", root, overrides={"alignment.batch_size": 4})
+    with pytest.raises(FileNotFoundError, match="not chosen yet"):
+        seeds.retuned_rates("pretraining", "from scratch", "smoke", tmp_path / "elsewhere")
 
 
 def test_seeds_command_end_to_end_on_smoke(tmp_path):
