@@ -1,8 +1,9 @@
 """How long a profile's chain takes: counted FLOPs, and a measured training step.
 
 :func:`chain_flops` counts, with ``torch.utils.flop_counter.FlopCounterMode``, the FLOPs of one
-training step per sample of each network (forward and backward, at the profile's architecture,
-random weights, on the CPU) and of inference, and multiplies by what the profile runs: samples
+training step per sample of each network (forward and backward, at the profile's architecture, on
+torch's meta device: shapes only, no arithmetic, so the 84 M-parameter networks count in a second
+and attention is counted as the matrix products it is) and of inference, and multiplies by what the profile runs: samples
 times epochs for the three trainings, test images times methods for the evaluation, and the
 hybrid's decoder passes on its subset and the sweeps. :func:`estimate_seconds` divides by a
 *sustained* rate: :data:`SUSTAINED_TFLOPS` gives the assumptions used in docs/setup.md (a fraction of
@@ -73,13 +74,15 @@ def _count(fn) -> float:
 def flops_per_sample(profile: Profile) -> dict[str, float]:
     """FLOPs per sample: training step of each network, two-step and one-step inference, and
     one hybrid step (decoder forward and backward)."""
-    vae, encoder, one_step = _networks(profile)
-    out = {step: _count(fn) for step, fn in _training_steps(profile, vae, encoder, one_step, 1).items()}
-    x = torch.rand(1, 2, 64, 64)
+    with torch.device("meta"):  # the networks' parameters without memory or initialisation
+        vae, encoder, one_step = _networks(profile)
+    # inputs on meta too; the losses' small tables (symmetry angles) stay on the CPU
+    out = {step: _count(fn) for step, fn in _training_steps(profile, vae, encoder, one_step, 1, "meta").items()}
+    x = torch.rand(1, 2, 64, 64, device="meta")
     with torch.no_grad():
         out["two_step_inference"] = _count(lambda: vae.decode(encoder(x)[0]))
         out["one_step_inference"] = _count(lambda: one_step.decode(one_step.encode(x).latent_dist.mean))
-    z = torch.zeros(1, 4, 8, 8, requires_grad=True)
+    z = torch.zeros(1, 4, 8, 8, requires_grad=True, device="meta")
     out["hybrid_step"] = _count(lambda: vae.decode(z).sample.sum().backward())
     return out
 

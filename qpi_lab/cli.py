@@ -42,7 +42,7 @@ __all__ = ["main", "build_parser"]
 def _common(p: argparse.ArgumentParser, run_dir: bool = True) -> None:
     p.add_argument("--profile", default=None, choices=PROFILE_NAMES,
                    help="size profile: smoke (CI, seconds), quick (a 2-core CPU; the chain's measured time is in results/quick/chain_times.json), colab (a "
-                        "free T4, about 1 h), paper (a big GPU, the paper's sizes); default $QPI_PROFILE, else "
+                        "free T4, about 40 min of compute), paper (a big GPU, the paper's sizes); default $QPI_PROFILE, else "
                         "colab on a GPU, quick on a CPU")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override one profile value, e.g. --set simulation.n_kernels=20 (repeatable)")

@@ -4,7 +4,7 @@ Four profiles share one schema:
 
 * ``smoke`` -- CI and the test suite: the whole chain in seconds, numbers meaningless.
 * ``quick`` -- a 2-core CPU laptop (the chain's measured time: ``results/quick/chain_times.json``).
-* ``colab`` -- a free Colab T4: the paper's pretrained architecture, in about an hour.
+* ``colab`` -- a free Colab T4: the paper's pretrained architecture, about 40 min of compute.
 * ``paper`` -- a large GPU: the paper's data sizes, architecture and hyperparameters.
 
 Notebooks, the ``qpi`` CLI and the tests all call :func:`get_profile`; nothing else defines a
@@ -276,7 +276,7 @@ _PROFILES: dict[str, dict[str, Any]] = {
                     "hybrid_position_lr": 0.0},
     },
     "colab": {
-        # A free Colab T4 in about an hour: the paper's pretrained SDXL-VAE and hyperparameters on
+        # A free Colab T4, about 40 min of compute: the paper's pretrained SDXL-VAE and hyperparameters on
         # the quick profile's data size, step 2 and the one-step baseline at about equal training
         # FLOPs. Estimated with qpi_lab.budget (counted FLOPs at an assumed sustained rate; the
         # README gives the numbers); `qpi doctor --profile colab` measures a step on your GPU.
@@ -315,8 +315,8 @@ def resolve_init(profile: Profile, step: str) -> str:
 
 
 def default_profile_name() -> str:
-    """``$QPI_PROFILE`` if set; else ``colab`` on a CUDA GPU (about an hour on a T4) and ``quick``
-    on a CPU. ``paper`` (about 8 h on a T4) runs only when asked for by name."""
+    """``$QPI_PROFILE`` if set; else ``colab`` on a CUDA GPU (about 40 min of compute on a T4) and
+    ``quick`` on a CPU. ``paper`` (about 10 h on a T4) runs only when asked for by name."""
     name = os.environ.get("QPI_PROFILE")
     if name:
         return name
