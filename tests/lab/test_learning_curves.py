@@ -9,10 +9,10 @@ from qpi_lab.learning_curves import AXES, FRACTIONS, METHODS
 from qpi_utils.files import read_csv
 
 
-def test_learning_curves_train_smaller_runs_and_pair_the_two_methods(tmp_path, capsys):
+def test_learning_curves_train_smaller_runs_and_pair_the_two_methods(tmp_path, capsys, trained_run):
     seeds = tmp_path / "seeds"
-    assert main(["seeds", "--profile", "smoke", "--seeds", "0", "--run-dir", str(seeds),
-                 "--results-dir", str(tmp_path / "seeds-res"), "--no-progress"]) == 0
+    seeds.mkdir()
+    (seeds / "seed-0").symlink_to(trained_run[0])  # the smoke profile's seed 0, trained: the full size
     out = tmp_path / "res"
     assert main(["learning-curves", "--profile", "smoke", "--seeds", "0", "--run-dir", str(tmp_path / "lc"),
                  "--base-run-dir", str(seeds), "--results-dir", str(out), "--no-progress"]) == 0
