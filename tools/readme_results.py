@@ -7,11 +7,13 @@ Each table between the results markers of a page (:data:`PAGES`) that this scrip
 header row) is rendered from ``results/<profile>/``: the README's headline table and the ID/OOD
 table over seeds (``table_seeds.csv``), their paired comparisons (``table_seeds_paired.csv``), how the
 networks trained (``provenance.json``), every ablation's rows with their paired difference to the
-first variant (``ablations/<name>.csv``, ``<name>_paired.csv``), the robustness sweeps (``sweeps.csv``; bold = the lowest
-mean, ▲/▼ = ahead of / behind two-step by the paired rule) and the real-map scores
-(``ablations/realistic_training_real_maps.csv``). ``tests/lab/test_readme_results.py`` checks that the
-README says what this renders: the number check of ``tests/lab/test_committed_results.py`` finds a
-number somewhere in the results, this finds it in the right cell. The other tables (benchmarks,
+first variant (``ablations/<name>.csv``, ``<name>_paired.csv``), the robustness sweeps
+(``sweeps.csv``; bold = the lowest mean, ▲/▼ = ahead of / behind two-step by the paired rule), the
+real-map scores (``ablations/realistic_training_real_maps.csv``), the same-seed spread
+(``same_seed_spread.json``) and the learning curves (``learning_curves*.csv``).
+``tests/lab/test_readme_results.py`` checks that the README says what this renders: the number
+check of ``tests/lab/test_committed_results.py`` finds a number somewhere in the results, this
+finds it in the right cell. The other tables (benchmarks,
 printed notebook output) are written by hand.
 """
 
@@ -243,6 +245,26 @@ def spread_block(results: Path) -> list[str]:
     return out
 
 
+VERDICT = {"a": "two-step ahead", "b": "one-step ahead", "tie": "tie"}
+
+
+def curves_block(results: Path) -> list[str]:
+    """The learning curves (``learning_curves.csv``, ``learning_curves_paired.csv``, ``qpi
+    learning-curves``): per axis, training-set size and setting, both methods' RMSE over seeds and
+    their paired difference per kernel."""
+    scores = {(r["axis"], r["fraction"], r["setting"], r["method"]): r for r in rows(results / "learning_curves.csv")}
+    out = ["| axis | fraction | training kernels, observations | setting | two-step RMSE [0,1] "
+           "| one-step (paper's) RMSE [0,1] | paired, two-step minus one-step [95 %] | verdict |",
+           "|---|---|---|---|---|---|---|---|"]
+    for r in rows(results / "learning_curves_paired.csv"):
+        two, one = (scores[(r["axis"], r["fraction"], r["setting"], m)] for m in ("two_step", "one_step_paper"))
+        out.append(f"| {r['axis']} | {float(r['fraction']):g} | {two['train_kernels']}, {two['train_observations']} "
+                   f"| {r['setting']} | {pm(two['rmse_mean'], two['rmse_ci95'])} "
+                   f"| {pm(one['rmse_mean'], one['rmse_ci95'])} | {float(r['two_step_minus_one_step_paper']):+.4f} "
+                   f"[{float(r['ci_low']):+.4f}, {float(r['ci_high']):+.4f}] | {VERDICT[r['verdict']]} |")
+    return out
+
+
 def render(results: Path) -> dict[str, list[str]]:
     """{header row of a README table: the table's lines as the results files say}."""
     tables = {}
@@ -252,6 +274,9 @@ def render(results: Path) -> dict[str, list[str]]:
         tables[lines[0]] = lines
     if (results / "same_seed_spread.json").is_file():
         lines = spread_block(results)
+        tables[lines[0]] = lines
+    if (results / "learning_curves_paired.csv").is_file():
+        lines = curves_block(results)
         tables[lines[0]] = lines
     # the sweep tables sit in one block: keyed by the first one's header
     sweeps = sweeps_block(results)
