@@ -13,8 +13,8 @@ real-map scores (``ablations/realistic_training_real_maps.csv``), the same-seed 
 (``same_seed_spread.json``) and the learning curves (``learning_curves*.csv``).
 ``tests/lab/test_readme_results.py`` checks that the README says what this renders: the number
 check of ``tests/lab/test_committed_results.py`` finds a number somewhere in the results, this
-finds it in the right cell. The other tables (benchmarks,
-printed notebook output) are written by hand.
+finds it in the right cell. The other tables (benchmarks, printed notebook output) are written by
+hand.
 """
 
 from __future__ import annotations
