@@ -3,13 +3,13 @@
 :func:`chain_flops` counts, with ``torch.utils.flop_counter.FlopCounterMode``, the FLOPs of one
 training step per sample of each network (forward and backward, at the profile's architecture, on
 torch's meta device: shapes only, no arithmetic, so the 84 M-parameter networks count in a second
-and attention is counted as the matrix products it is) and of inference, and multiplies by what the
-profile runs: samples times epochs for the trainings, test images times methods for the evaluation,
-and the hybrid's decoder passes on its subset and the sweeps. :func:`estimate_seconds` divides by a
-*sustained* rate: :data:`SUSTAINED_TFLOPS` gives the assumptions used in docs/setup.md (a fraction
-of each GPU's fp16 peak typical of small-image convolution networks); they are estimates, not
-measurements. :func:`measure_training` times real training steps on this machine's device, which is
-what ``qpi doctor`` reports for your GPU.
+and attention is counted as the matrix products it is) and of inference, and multiplies by what the profile runs: samples
+times epochs for the three trainings, test images times methods for the evaluation, and the
+hybrid's decoder passes on its subset and the sweeps. :func:`estimate_seconds` divides by a
+*sustained* rate: :data:`SUSTAINED_TFLOPS` gives the assumptions used in docs/setup.md (a fraction of
+each GPU's fp16 peak typical of small-image convolution networks); they are estimates, not
+measurements. :func:`measure_training` times real training steps on this machine's device, which
+is what ``qpi doctor`` reports for your GPU.
 """
 
 from __future__ import annotations
