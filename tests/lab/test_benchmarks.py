@@ -4,8 +4,8 @@ The speed figures of docs/speed.md come from ``benchmarks/`` (their outputs are 
 ``results/benchmarks/``); a script that no longer runs against today's ``qpi_utils`` could not
 regenerate them. Each runs here as a user runs it (``python benchmarks/NAME.py``, from the
 checkout; its ``__main__`` in the test's interpreter, see :func:`_run`), at the smoke profile or
-the smallest sizes its arguments allow; a refusal is checked in a process of its own, for its exit
-code and message. Not run here:
+the smallest sizes its arguments allow; a refusal is checked for its message, and in a process of its
+own where its exit code and the absence of a traceback are what matters. Not run here:
 ``bench_threads.py``, which starts eight worker processes and waits for them to settle (minutes
 whatever the size).
 """
