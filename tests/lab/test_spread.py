@@ -44,3 +44,49 @@ def test_a_run_without_its_dataset_is_named(tmp_path, capsys):
                  "--out", str(tmp_path / "o.json")]) == 2
     assert "a/data/meta.json not found" in capsys.readouterr().err
     assert not (tmp_path / "o.json").exists()
+
+
+def _compare_machines():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "tools" / "compare_machines.py"
+    spec = importlib.util.spec_from_file_location("compare_machines", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+def _committed_run(folder, val_rmse, dataset="h0"):
+    """A folder shaped like results/quick: logs/, table.csv, provenance.json."""
+    (folder / "logs").mkdir(parents=True)
+    write_csv(folder / "logs" / "alignment.csv", [{"epoch": e, "train_loss": 1.0 / e, "val_rmse": v, "seconds": 10 + e}
+                                                  for e, v in enumerate(val_rmse, 1)])
+    write_csv(folder / "table.csv", [{"setting": "OOD", "method": "two_step", "rmse": val_rmse[-1]}])
+    (folder / "provenance.json").write_text(json.dumps({"git_commit": "abc", "dataset": {"content_hash": dataset},
+                                                        "machine": {"cpu": "X", "cpu_count": 2}}))
+
+
+def test_another_machines_run_is_compared_through_the_committed_logs_and_table(tmp_path):
+    main_ = _compare_machines()
+    _committed_run(tmp_path / "first", [0.2, 0.1])
+    second = tmp_path / "second"
+    _committed_run(second / "results", [0.2, 0.1])
+    (second / "results" / "logs").rename(second / "logs")
+    (second / "logs" / "alignment.csv").write_text((second / "logs" / "alignment.csv").read_text().replace(",12\n", ",99\n"))
+    out = tmp_path / "m.json"
+    assert main_(["--first", str(tmp_path / "first"), "--second", str(second), "--out", str(out)]) == 0
+    record = json.loads(out.read_text())
+    assert record["agree"] and record["training_logs"]["alignment"]["identical_epochs"] == 2  # wall seconds aside
+    # one epoch's validation RMSE drifts: the record says which network and by how much
+    (second / "logs" / "alignment.csv").write_text((second / "logs" / "alignment.csv").read_text().replace("0.2,", "0.2001,"))
+    assert main_(["--first", str(tmp_path / "first"), "--second", str(second), "--out", str(out)]) == 1
+    drift = json.loads(out.read_text())["training_logs"]["alignment"]
+    assert drift["identical_epochs"] == 1 and abs(drift["max_val_rmse_difference"] - 1e-4) < 1e-9
+
+
+def test_comparing_machines_names_what_is_missing(tmp_path, capsys):
+    _committed_run(tmp_path / "first", [0.1])
+    assert _compare_machines()(["--first", str(tmp_path / "first"), "--second", str(tmp_path / "nothing"),
+                                "--out", str(tmp_path / "m.json")]) == 2
+    assert "second logs" in capsys.readouterr().err and not (tmp_path / "m.json").exists()
