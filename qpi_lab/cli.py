@@ -69,9 +69,10 @@ def cmd_simulate(args) -> int:
     ds = simulate_dataset(prof.simulation, profile=prof.name, progress=not args.no_progress)
     elapsed = time.perf_counter() - t0
     save_dataset(ds, out, force=args.force)
-    s = prof.simulation
-    print(f"wrote {out}: {s.n_kernels} kernels x {s.n_observations} observations "
-          f"({s.n_kernels * s.n_observations / elapsed:.0f} observations/s, {elapsed:.1f} s); "
+    extra = prof.simulation.extra_train_kernels
+    print(f"wrote {out}: {ds.n_kernels} kernels"
+          + (f" ({extra} of them training-only)" if extra else "") + f" x {ds.n_observations} observations "
+          f"({ds.n_kernels * ds.n_observations / elapsed:.0f} observations/s, {elapsed:.1f} s); "
           f"content hash {ds.meta['content_hash'][:16]}")
     return 0
 
@@ -126,6 +127,23 @@ def cmd_learning_rates(args) -> int:
     write_text(target / "learning_rates.json", json.dumps(out, indent=2) + "\n")
     print(json.dumps({k: v["chosen"] for k, v in out["steps"].items()}, indent=2))
     print(f"wrote {target / 'learning_rates.json'} ({out['total_seconds']:.0f} s)")
+    return 0
+
+
+def cmd_data_design(args) -> int:
+    """How many training-only kernels the profile simulates, chosen on validation (qpi_lab.data_design);
+    writes <results-dir>/data_design.json with every candidate and the provenance."""
+    from .data_design import choose_data_design
+
+    prof = args.profile_obj
+    root = args.run_dir or Path("runs") / f"{prof.name}-data-design"
+    t0 = time.perf_counter()
+    out = choose_data_design(prof.name, root, overrides=_override_dict(args), progress=not args.no_progress)
+    out["provenance"] = provenance(prof, None, {"command": "qpi " + " ".join(sys.argv[1:]),
+                                                "total_seconds": round(time.perf_counter() - t0, 1)})
+    target = Path(args.results_dir) if args.results_dir else project_root() / "results" / prof.name
+    write_text(target / "data_design.json", json.dumps(out, indent=2) + "\n")
+    print(f"chosen: {out['chosen']}; wrote {target / 'data_design.json'} ({time.perf_counter() - t0:.0f} s)")
     return 0
 
 
@@ -405,6 +423,8 @@ COMMANDS = {
                                "priors/<name>.safetensors (a profile uses it as model.pretrained=qpi-kit/<name>)", False),
     "learning-rates": (cmd_learning_rates, "choose every network's learning rate on validation "
                                            "(qpi_lab.learning_rates); writes results/<profile>/learning_rates.json", True),
+    "data-design": (cmd_data_design, "choose on validation how many training-only kernels the profile simulates "
+                                     "(qpi_lab.data_design); writes results/<profile>/data_design.json", True),
     "check": (cmd_check, "verify a run directory in full: dataset hash, activation maps, model files", True),
     "evaluate": (cmd_evaluate, "ID/OOD table (MAE, MSE, RMSE on [0,1] and [-1,1]) with provenance", True),
     "seeds": (cmd_seeds, "the ID/OOD table over several seeds (data and training): mean and 95 % interval; "
@@ -481,6 +501,7 @@ EXTRA_ARGS: dict = {
     "evaluate": [_results, lambda p: p.add_argument("--force", action="store_true",
                                                      help="replace results files in --results-dir that the kit did not write")],
     "learning-rates": [_results],
+    "data-design": [_results],
     "doctor": [lambda p: p.add_argument("--no-measure", dest="measure", action="store_false",
                                         help="skip timing real training steps on this device (slow on a CPU for "
                                              "the colab and paper profiles)"),

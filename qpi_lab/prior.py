@@ -23,7 +23,7 @@ from qpi_utils.files import atomic_path
 from qpi_utils.imaging import minmax_normalise
 from qpi_utils.models import PRIOR_FREE_KEYS, build_kernel_vae, priors_dir, to_model_scale
 from qpi_utils.plots import plot_history, save_figure
-from qpi_utils.prior import parameter_distance
+from qpi_utils.prior import draw_far_kernels
 from qpi_utils.runs import RunLayout, as_layout
 from qpi_utils.simulate import KERNEL_ORIGIN, PARAM_NAMES, kernel_spectrum, render_observations, sample_kernel_params
 from qpi_utils.splits import make_splits
@@ -62,17 +62,8 @@ def corpus_parameters(prior: PriorConfig, simulation: SimulationConfig, validati
     sampler, none within ``min_distance`` of a protected held-out kernel. Deterministic."""
     n = prior.n_validation if validation else prior.n_kernels
     rng = np.random.default_rng([prior.seed, int(validation)])
-    held = held_out_parameters(simulation, prior.protected_seeds)
-    kept = {k: [] for k in PARAM_NAMES}
-    count = 0
-    while count < n:  # draw in blocks; the classes stay balanced because the sampler cycles them
-        block = sample_kernel_params(max(2 * (n - count), 10), rng, simulation.frequency_range, simulation.decay_range)
-        far = parameter_distance(block, held, simulation).min(axis=1) >= prior.min_distance
-        take = np.flatnonzero(far)[: n - count]
-        for k in PARAM_NAMES:
-            kept[k].append(block[k][take])
-        count += len(take)
-    return {k: np.concatenate(v) for k, v in kept.items()}
+    return draw_far_kernels(n, rng, held_out_parameters(simulation, prior.protected_seeds), simulation,
+                            prior.min_distance)
 
 
 def render_kernels(params: dict, supersample: int, progress: bool = True, chunk: int = 256) -> np.ndarray:

@@ -24,7 +24,9 @@ from .data import DatasetError, QPIDataset, load_dataset, save_dataset, simulate
 from .errors import QpiError
 from .files import DiskError, atomic_path
 from .models import ModelConfigError, ModelInfo, ObservationEncoder, autoencoder_config
+from .prior import check_extra_kernels
 from .runs import RunLayout, as_layout
+from .simulate import PARAM_NAMES
 from .splits import Splits, splits_for
 
 __all__ = ["CheckpointError", "SettingsMismatchError", "check_simulation_settings", "fingerprint", "digest", "save_blob", "load_blob", "check_fingerprint", "load_data",
@@ -62,7 +64,8 @@ def fingerprint(profile: Profile, step: str, ds: QPIDataset) -> dict:
                    ("split_seed", "ood_fraction", "id_test_fraction", "val_kernel_fraction", "val_fraction")
                    # a learning curve's smaller training set (absent at the full size: older models stay valid)
                    + tuple(k for k in ("train_kernel_fraction", "train_observation_fraction")
-                           if getattr(profile.simulation, k) != 1.0)},
+                           if getattr(profile.simulation, k) != 1.0)
+                   + (("extra_train_observations",) if profile.simulation.extra_train_observations else ())},
     }
 
 
@@ -151,7 +154,7 @@ class SettingsMismatchError(QpiError, ValueError):
 # simulation settings that only choose the splits (applied from the profile when the data are
 # read), not what the simulator made: they may differ from the dataset's record
 SPLIT_KEYS = ("ood_fraction", "id_test_fraction", "val_kernel_fraction", "val_fraction", "split_seed",
-              "train_kernel_fraction", "train_observation_fraction")
+              "train_kernel_fraction", "train_observation_fraction", "extra_train_observations")
 
 
 def check_simulation_settings(profile: Profile, ds: QPIDataset, path: Path | str) -> None:
@@ -180,7 +183,10 @@ def load_data(profile: Profile, run: RunLayout | str | Path) -> tuple[QPIDataset
     layout.require("data")
     ds = load_dataset(layout.data)
     check_simulation_settings(profile, ds, layout.display(layout.data))
-    return ds, splits_for(profile.simulation, ds.symmetry, ds.n_observations)
+    splits = splits_for(profile.simulation, ds.symmetry, ds.n_observations)
+    check_extra_kernels(profile.simulation, {k: ds.arrays[f"param_{k}"] for k in PARAM_NAMES},
+                        np.concatenate([splits.val_kernels, splits.ood_kernels]), layout.display(layout.data))
+    return ds, splits
 
 
 def realistic_simulation(cfg: SimulationConfig, tcfg: TrainConfig) -> SimulationConfig:

@@ -37,7 +37,10 @@ __all__ = [
     "resolve_init",
     "parse_override",
     "default_profile_name",
+    "KIT_PRIOR",
 ]
+
+KIT_PRIOR = "qpi-kit/"  # model.pretrained names of the kit's own priors (qpi_utils.prior), not Hugging Face ids
 
 
 class ProfileError(QpiError, ValueError):
@@ -76,6 +79,13 @@ class SimulationConfig:
     # and of each one's training observations; test and validation kernels unchanged
     train_kernel_fraction: float = 1.0
     train_observation_fraction: float = 1.0
+    # training-only kernels beyond the paper's n_kernels (qpi_utils.prior.draw_far_kernels): drawn by the
+    # same sampler, none within extra_min_distance of this dataset's validation or OOD kernels, all their
+    # observations training data (the first extra_train_observations of each; 0 = all); the test sets
+    # and validation kernels are those the n_kernels alone give
+    extra_train_kernels: int = 0
+    extra_train_observations: int = 0
+    extra_min_distance: float = 0.2
 
 
 @dataclass(frozen=True)
@@ -404,6 +414,10 @@ def _check(profile: Profile) -> Profile:
     need(0 < s.train_kernel_fraction <= 1 and 0 < s.train_observation_fraction <= 1,
          f"simulation.train_kernel_fraction and train_observation_fraction must be in (0, 1], got "
          f"{s.train_kernel_fraction}, {s.train_observation_fraction}")
+    need(s.extra_train_kernels >= 0 and 0 <= s.extra_train_observations <= s.n_observations,
+         f"simulation.extra_train_kernels must be >= 0 and extra_train_observations in [0, n_observations="
+         f"{s.n_observations}], got {s.extra_train_kernels}, {s.extra_train_observations}")
+    need(s.extra_min_distance >= 0, f"simulation.extra_min_distance must be >= 0, got {s.extra_min_distance}")
     need(0 < s.val_fraction < 1 - s.id_test_fraction,
          f"simulation.val_fraction must be in (0, 1 - id_test_fraction), got {s.val_fraction}")
     need(m.architecture in ("small", "sdxl"), f"model.architecture must be 'small' or 'sdxl', got {m.architecture!r}")

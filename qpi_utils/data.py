@@ -44,10 +44,11 @@ import numpy as np
 
 from . import __version__
 from .config import SimulationConfig
-from .errors import QpiError
+from .errors import DatasetError, QpiError
 from .files import OWNER_FILE, owner_record, pid_alive
 from .validate import check_memory
 from .imaging import minmax_normalise
+from .prior import extra_kernel_params
 from .simulate import (KERNEL_ORIGIN, PARAM_NAMES, SYMMETRY_ORDERS, activation_map, add_noise, draw_outside, draw_positions,
                        kernel_spectrum, model_constants, render_observations, sample_kernel_params)
 
@@ -75,10 +76,6 @@ ARRAY_NAMES = (
     "kernel_range", "observation_range",
     *(f"param_{name}" for name in PARAM_NAMES),
 )
-
-
-class DatasetError(QpiError, ValueError):
-    """A dataset file, array or request is not valid; the message names what and where."""
 
 
 def content_hash(arrays: dict[str, np.ndarray]) -> str:
@@ -407,24 +404,30 @@ def simulate_dataset(cfg: SimulationConfig, profile: str = "custom", progress: b
     :func:`~qpi_utils.simulate.sample_kernel_params` returns) uses given kernels instead of
     drawing them; K must equal ``cfg.n_kernels``. With ``cfg.position_error`` > 0 the stored
     positions (and M) are the true ones plus Gaussian errors of that std, while Y is rendered
-    from the true positions.
+    from the true positions. ``cfg.extra_train_kernels`` training-only kernels follow the
+    ``n_kernels`` (:func:`qpi_utils.prior.extra_kernel_params`); the first ``n_kernels`` and
+    their observations are those the dataset without them holds, bit for bit.
     """
     from tqdm.auto import tqdm
 
-    size, k_total, o_total, s_max = cfg.image_size, cfg.n_kernels, cfg.n_observations, cfg.max_scatterers
+    size, o_total, s_max = cfg.image_size, cfg.n_observations, cfg.max_scatterers
+    k_total = cfg.n_kernels + cfg.extra_train_kernels
     # estimated before anything is allocated: observations, maps, positions, ranges (bytes)
     check_memory(k_total * (o_total * (size * size * 5 + s_max * 8 + 18) + size * size * 4 + 16),
                  f"a dataset of {k_total} kernels x {o_total} observations (simulation.n_kernels, n_observations, "
                  f"max_scatterers {s_max})")
-    children = np.random.SeedSequence(cfg.seed).spawn(k_total + 1)
+    children = np.random.SeedSequence(cfg.seed).spawn(k_total + 1)  # child k + 1: kernel k's observations
     if params is None:
-        params = sample_kernel_params(k_total, np.random.default_rng(children[0]),
+        params = sample_kernel_params(cfg.n_kernels, np.random.default_rng(children[0]),
                                       cfg.frequency_range, cfg.decay_range)
     else:
         params = {k: np.asarray(params[k], dtype=np.int64 if k == "symmetry" else np.float64) for k in PARAM_NAMES}
-        if any(len(v) != k_total for v in params.values()):
-            raise ValueError(f"params must give {k_total} kernels (cfg.n_kernels), got "
+        if any(len(v) != cfg.n_kernels for v in params.values()):
+            raise ValueError(f"params must give {cfg.n_kernels} kernels (cfg.n_kernels), got "
                              f"{ {k: len(v) for k, v in params.items()} }")
+    if cfg.extra_train_kernels:
+        extra = extra_kernel_params(cfg, params)
+        params = {k: np.concatenate([params[k], extra[k]]) for k in PARAM_NAMES}
     kernels = np.empty((k_total, size, size), np.float32)
     kernel_range = np.empty((k_total, 2))
     observations = np.empty((k_total, o_total, size, size), np.float32)

@@ -9,7 +9,7 @@ subclasses it and the built-in error it stands for (``ValueError``, ``FileNotFou
 
 from __future__ import annotations
 
-__all__ = ["QpiError", "InputError"]
+__all__ = ["QpiError", "InputError", "DatasetError"]
 
 
 class QpiError(Exception):
@@ -18,3 +18,7 @@ class QpiError(Exception):
 
 class InputError(QpiError, ValueError):
     """An argument of the kit's API that it cannot use; the message names it (see :mod:`qpi_utils.validate`)."""
+
+
+class DatasetError(QpiError, ValueError):
+    """A dataset file, array or request is not valid; the message names what and where."""

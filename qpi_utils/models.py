@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .config import ModelConfig
+from .config import KIT_PRIOR, ModelConfig
 from .errors import QpiError
 from .files import FetchError
 from .runs import committed_file, project_root
@@ -62,7 +62,6 @@ __all__ = [
     "load_kit_prior",
 ]
 
-KIT_PRIOR = "qpi-kit/"  # model.pretrained names of the kit's own priors (qpi_utils.prior), not Hugging Face ids
 PRIOR_FREE_KEYS = ("pretrained", "allow_random_init")  # model settings a prior's weights do not depend on
 
 log = logging.getLogger(__name__)

@@ -16,17 +16,24 @@ and decay over the simulation's ranges); kernels of different symmetry are infin
 The corpus drops every kernel within ``min_distance`` of a validation or OOD test kernel of the
 datasets of ``protected_seeds``, and :func:`check_held_out` refuses the prior for a run whose
 held-out kernels come closer to the corpus (a dataset of another seed, say) than that.
+
+A dataset's training-only kernels (``simulation.extra_train_kernels``, more kernels for the
+networks that read observations) keep the same rule against that dataset's own validation and OOD
+kernels: :func:`extra_kernel_params` draws them, :func:`check_extra_kernels` refuses data read
+with other splits than they were drawn for.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .config import Profile, SimulationConfig
-from .errors import QpiError
-from .models import KIT_PRIOR
+from .config import KIT_PRIOR, Profile, SimulationConfig
+from .errors import DatasetError, QpiError
+from .simulate import PARAM_NAMES, sample_kernel_params
+from .splits import make_splits
 
-__all__ = ["PriorLeakError", "normalised_parameters", "parameter_distance", "check_held_out", "variant_prior"]
+__all__ = ["PriorLeakError", "normalised_parameters", "parameter_distance", "draw_far_kernels", "check_held_out",
+           "extra_kernel_params", "check_extra_kernels", "variant_prior"]
 
 
 class PriorLeakError(QpiError, ValueError):
@@ -56,6 +63,23 @@ def parameter_distance(a: dict, b: dict, simulation: SimulationConfig) -> np.nda
     return np.where(same, dist, np.inf)
 
 
+def draw_far_kernels(n: int, rng: np.random.Generator, held: dict, simulation: SimulationConfig,
+                     min_distance: float) -> dict:
+    """``n`` kernels' parameters (dict of (n,) arrays) drawn by the simulator's sampler over
+    ``simulation``'s ranges, none within ``min_distance`` of a kernel of ``held`` (the rule of
+    the kit prior's corpus, and of a dataset's training-only kernels). Deterministic given ``rng``."""
+    kept = {k: [] for k in PARAM_NAMES}
+    count = 0
+    while count < n:  # draw in blocks; the classes stay balanced because the sampler cycles them
+        block = sample_kernel_params(max(2 * (n - count), 10), rng, simulation.frequency_range, simulation.decay_range)
+        far = parameter_distance(block, held, simulation).min(axis=1) >= min_distance
+        take = np.flatnonzero(far)[: n - count]
+        for k in PARAM_NAMES:
+            kept[k].append(block[k][take])
+        count += len(take)
+    return {k: np.concatenate(v) for k, v in kept.items()}
+
+
 def check_held_out(corpus: dict, ds_params: dict, held_out: np.ndarray, simulation: SimulationConfig,
                    min_distance: float, name: str) -> float:
     """Raise :class:`PriorLeakError` when a held-out kernel (indices ``held_out`` into the dataset's
@@ -71,6 +95,37 @@ def check_held_out(corpus: dict, ds_params: dict, held_out: np.ndarray, simulati
             "seeds' datasets. Make a prior for this one (`qpi pretrain --set prior.protected_seeds=[...]`) or set "
             "model.pretrained to null")
     return float(nearest[closest])
+
+
+def extra_kernel_params(cfg: SimulationConfig, params: dict) -> dict:
+    """The parameters of ``cfg.extra_train_kernels`` training-only kernels for a dataset whose
+    first ``cfg.n_kernels`` kernels have ``params``: drawn by the simulator's sampler from a stream
+    of their own (``[seed, 1]``), none within ``cfg.extra_min_distance``
+    (:func:`qpi_utils.prior.parameter_distance`) of a validation or OOD kernel of the splits those
+    kernels get, so the held-out kernels stay unseen (:func:`check_extra_kernels` checks it again
+    when the data are read)."""
+    splits = make_splits(params["symmetry"], cfg.n_observations, cfg.ood_fraction, cfg.id_test_fraction,
+                         cfg.split_seed, cfg.val_kernel_fraction, cfg.val_fraction)
+    held = np.concatenate([splits.val_kernels, splits.ood_kernels])
+    return draw_far_kernels(cfg.extra_train_kernels, np.random.default_rng([cfg.seed, 1]),
+                            {k: np.asarray(v)[held] for k, v in params.items()}, cfg, cfg.extra_min_distance)
+
+
+def check_extra_kernels(cfg: SimulationConfig, params: dict, held_out: np.ndarray, where: str) -> None:
+    """Raise :class:`DatasetError` when a training-only kernel (the last ``cfg.extra_train_kernels``
+    of ``params``) lies within ``cfg.extra_min_distance`` of a held-out kernel (indices
+    ``held_out``): the splits the data are read with are not the ones they were drawn for."""
+    n = cfg.extra_train_kernels
+    if not n:
+        return
+    extra = {k: np.asarray(v)[-n:] for k, v in params.items()}
+    held = {k: np.asarray(v)[held_out] for k, v in params.items()}
+    nearest = parameter_distance(held, extra, cfg).min(axis=1)
+    if nearest.min() < cfg.extra_min_distance:
+        i = int(np.argmin(nearest))
+        raise DatasetError(f"{where}: held-out kernel {int(held_out[i])} lies {nearest[i]:.3f} from a training-only "
+                           f"kernel (simulation.extra_min_distance {cfg.extra_min_distance}): the data were drawn for "
+                           "other splits (split_seed, ood_fraction or val_kernel_fraction changed); simulate them again")
 
 
 def variant_prior(profile: Profile, variant: str, loss_change: dict) -> dict:

@@ -21,7 +21,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .data import DatasetError
+from .errors import DatasetError
 from .simulate import SYMMETRY_ORDERS
 
 __all__ = ["Splits", "make_splits", "check_splits", "splits_for", "subsample_training"]
@@ -86,7 +86,7 @@ def _stratified(symmetry: np.ndarray, candidates: np.ndarray, n: int, rng: np.ra
 
 def make_splits(symmetry: Sequence[int], n_observations: int, ood_fraction: float = 0.2,
                 id_test_fraction: float = 0.2, seed: int = 0, val_kernel_fraction: float = 0.1,
-                val_fraction: float = 0.1) -> Splits:
+                val_fraction: float = 0.1, n_extra: int = 0, extra_observations: int = 0) -> Splits:
     """Deterministic stratified splits (see the module docstring).
 
     OOD kernels: round(ood_fraction * K), stratified by symmetry class. Validation kernels:
@@ -94,9 +94,18 @@ def make_splits(symmetry: Sequence[int], n_observations: int, ood_fraction: floa
     independent stream, so the OOD and ID test sets do not depend on it). ID test:
     round(id_test_fraction * O) observations of each training kernel (at least 1); validation:
     round(val_fraction * O) of the others (at least 1); the rest are training observations.
+    ``n_extra``: the last ``n_extra`` kernels are training-only (``simulation.extra_train_kernels``):
+    K counts the others, whose splits do not change, and each extra kernel adds its first
+    ``extra_observations`` observations (0: all) to the training pairs.
     """
     symmetry = np.asarray(symmetry)
-    k_total = len(symmetry)
+    if not 0 <= n_extra < len(symmetry) or not 0 <= extra_observations <= n_observations:
+        raise DatasetError(f"n_extra={n_extra} training-only kernels of {len(symmetry)}, extra_observations="
+                           f"{extra_observations} of {n_observations}: need 0 <= n_extra < kernels and "
+                           "0 <= extra_observations <= observations")
+    k_total = len(symmetry) - n_extra
+    extra = np.arange(k_total, len(symmetry), dtype=np.int64)
+    symmetry = symmetry[:k_total]
     n_ood = int(round(ood_fraction * k_total))
     n_val_k = max(1, int(round(val_kernel_fraction * k_total)))
     if not 1 <= n_ood or n_ood + n_val_k >= k_total:
@@ -125,16 +134,17 @@ def make_splits(symmetry: Sequence[int], n_observations: int, ood_fraction: floa
         train += [(k, o) for o in np.sort(rest[n_val:])]
     val_ood = [(k, o) for k in val_kernels for o in range(n_observations)]
     ood_test = [(k, o) for k in ood_kernels for o in range(n_observations)]
+    train += [(k, o) for k in extra for o in range(extra_observations or n_observations)]
     as_arr = lambda rows: np.array(rows, dtype=np.int64).reshape(-1, 2)
-    return Splits(train_kernels, val_kernels, ood_kernels, as_arr(train), as_arr(val_id), as_arr(val_ood),
-                  as_arr(id_test), as_arr(ood_test), seed)
+    return Splits(np.concatenate([train_kernels, extra]), val_kernels, ood_kernels, as_arr(train), as_arr(val_id),
+                  as_arr(val_ood), as_arr(id_test), as_arr(ood_test), seed)
 
 
 def splits_for(simulation, symmetry: Sequence[int], n_observations: int) -> Splits:
     """The splits a profile's :class:`~qpi_utils.config.SimulationConfig` asks for, checked."""
     s = simulation
     splits = make_splits(symmetry, n_observations, s.ood_fraction, s.id_test_fraction, s.split_seed,
-                         s.val_kernel_fraction, s.val_fraction)
+                         s.val_kernel_fraction, s.val_fraction, s.extra_train_kernels, s.extra_train_observations)
     splits = subsample_training(splits, symmetry, s.train_kernel_fraction, s.train_observation_fraction)
     check_splits(splits)
     return splits

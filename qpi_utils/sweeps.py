@@ -86,7 +86,7 @@ def ood_observations(models: TrainedModels, per_kernel: int, seed: int, kernels=
     ood = models.splits.ood_kernels if kernels is None else np.asarray(kernels)
     params = {name: np.asarray(models.ds.arrays[f"param_{name}"])[ood] for name in PARAM_NAMES}
     cfg = dataclasses.replace(models.profile.simulation, n_kernels=len(ood), n_observations=per_kernel, seed=seed,
-                              **change)
+                              extra_train_kernels=0, **change)
     test = simulate_dataset(cfg, progress=False, params=params)
     pairs = np.array([(k, o) for k in range(test.n_kernels) for o in range(test.n_observations)])
     return test, pairs, np.asarray(test.kernels)[pairs[:, 0]]

@@ -428,12 +428,15 @@ def reconstruct(vae, x: torch.Tensor) -> torch.Tensor:
 def train_kernel_vae(profile: Profile, run: RunLayout | str | Path, progress: bool = True, restart: bool = False,
                      stop_after: int | None = None) -> dict:
     """Step 1: fine-tune the kernel VAE on the training kernels only (MSE + alpha sym + beta KL),
-    keeping the epoch that reconstructs the validation kernels best."""
+    keeping the epoch that reconstructs the validation kernels best. The training-only kernels
+    (``simulation.extra_train_kernels``) are left to the networks that read observations: the
+    prior already reconstructs kernels it never saw, and step 1 stays the paper's."""
     layout, ds, splits = _prepare(profile, run)
     vae, info = build_kernel_vae(profile.model)
     tcfg = profile.kernel_vae
     validation = Validation(reconstruct, *_kernel_validation(ds, splits.val_kernels), "validation kernels")
-    return fit(step="kernel_vae", model=vae, train_set=KernelDataset(ds, splits.train_kernels), validation=validation,
+    kernels = splits.train_kernels[splits.train_kernels < profile.simulation.n_kernels]
+    return fit(step="kernel_vae", model=vae, train_set=KernelDataset(ds, kernels), validation=validation,
                 loss_fn=kernel_vae_loss(tcfg, ds.kernel_origin), tcfg=tcfg, layout=layout,
                 fingerprint=step_fingerprint(profile, "kernel_vae", ds), info=info, progress=progress,
                 restart=restart, stop_after=stop_after)

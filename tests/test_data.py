@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from qpi_utils.data import (DatasetError, KernelDataset, ObservationDataset, QPIDataset, load_dataset, save_dataset,
                             simulate_dataset, stack_pairs)
-from qpi_utils.simulate import SYMMETRY_ORDERS, KernelParams, kernel_image, kernel_spectrum, render_observations
+from qpi_utils.simulate import PARAM_NAMES, SYMMETRY_ORDERS, KernelParams, kernel_image, kernel_spectrum, render_observations
 from qpi_utils.splits import make_splits
 import os
 from pathlib import Path
@@ -177,6 +177,43 @@ def test_given_kernels_and_position_errors(smoke_profile):
     assert 1.0 < shift < 3.0  # mean of a 2-D Gaussian error with std 1.5 px is about 1.9 px
     with pytest.raises(ValueError, match="params must give 2 kernels"):
         simulate_dataset(cfg, progress=False, params={k: v[:1] for k, v in params.items()})
+
+
+def test_training_only_kernels_keep_the_dataset_and_stay_away_from_held_out_ones(smoke_profile, tmp_path):
+    """simulation.extra_train_kernels: the first n_kernels kernels and their observations are the
+    dataset without them, bit for bit; every extra kernel lies at least extra_min_distance from
+    each validation and OOD kernel; data read with other splits than they were drawn for are refused."""
+    from qpi_utils.checkpoints import load_data
+    from qpi_utils.config import get_profile
+    from qpi_utils.prior import parameter_distance
+    from qpi_utils.splits import splits_for
+
+    cfg = dataclasses.replace(smoke_profile.simulation, n_kernels=20, n_observations=4)
+    base = simulate_dataset(cfg, progress=False)
+    more_cfg = dataclasses.replace(cfg, extra_train_kernels=15, extra_min_distance=0.3)
+    more = simulate_dataset(more_cfg, progress=False)
+    assert more.n_kernels == 35 and more.meta["simulation"]["extra_train_kernels"] == 15
+    for name in ("kernels", "observations", "positions", "param_frequency"):
+        np.testing.assert_array_equal(np.asarray(more.arrays[name])[:20], np.asarray(base.arrays[name]))
+    splits = splits_for(more_cfg, more.symmetry, more.n_observations)
+    held = np.concatenate([splits.val_kernels, splits.ood_kernels])
+    params = lambda ids: {k: np.asarray(more.arrays[f"param_{k}"])[ids] for k in PARAM_NAMES}
+    assert parameter_distance(params(held), params(np.arange(20, 35)), more_cfg).min() >= 0.3
+    assert set(range(20, 35)) <= set(splits.train_kernels.tolist())
+    again = simulate_dataset(more_cfg, progress=False)
+    assert again.meta["content_hash"] == more.meta["content_hash"]  # seeded
+    save_dataset(more, tmp_path / "run" / "data")
+    overrides = {"simulation.n_kernels": 20, "simulation.n_observations": 4, "simulation.extra_train_kernels": 15,
+                 "simulation.extra_min_distance": 0.3}
+    load_data(get_profile("smoke", overrides), tmp_path / "run")  # the splits they were drawn for
+    for seed in range(1, 40):  # some other split seed puts an extra kernel near a held-out one
+        try:
+            load_data(get_profile("smoke", {**overrides, "simulation.split_seed": seed}), tmp_path / "run")
+        except DatasetError as exc:
+            assert "training-only" in str(exc) and "simulate them again" in str(exc) and "run" in str(exc)
+            break
+    else:
+        pytest.fail("no split seed brought a held-out kernel near an extra one")
 
 
 def test_stack_pairs_matches_the_observation_dataset(tiny_dataset):

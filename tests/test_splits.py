@@ -1,5 +1,7 @@
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from qpi_utils.data import DatasetError
 from qpi_utils.simulate import SYMMETRY_ORDERS
@@ -105,3 +107,32 @@ def test_a_smaller_training_set_keeps_test_and_validation_kernels_and_stays_stra
     assert np.array_equal(per_kernel, np.maximum(1, np.round(0.4 * full_per_kernel)).astype(int))
     again = subsample_training(full, symmetry, kernel_fraction=0.5, observation_fraction=0.4)
     assert np.array_equal(again.train, half.train)  # seeded: the same every time
+
+
+@settings(max_examples=40, deadline=None)
+@given(k=st.integers(10, 60), n_extra=st.integers(0, 30), n_obs=st.integers(5, 30), extra_obs=st.integers(0, 30),
+       seed=st.integers(0, 2**32 - 1))
+def test_training_only_kernels_change_no_test_or_validation_split(k, n_extra, n_obs, extra_obs, seed):
+    """The rule of ``n_extra``: the first kernels split exactly as without the extra kernels, and
+    the extra kernels are training kernels whose first ``extra_observations`` (0: all) observations
+    are training pairs and nothing else."""
+    extra_obs = min(extra_obs, n_obs)
+    symmetry = np.array([SYMMETRY_ORDERS[i % 5] for i in range(k + n_extra)])
+    base = make_splits(symmetry[:k], n_obs, seed=seed)
+    more = make_splits(symmetry, n_obs, seed=seed, n_extra=n_extra, extra_observations=extra_obs)
+    check_splits(more)
+    for name in ("val_id", "val_ood", "id_test", "ood_test"):
+        assert np.array_equal(base.pairs(name), more.pairs(name))
+    assert np.array_equal(base.ood_kernels, more.ood_kernels) and np.array_equal(base.val_kernels, more.val_kernels)
+    extra = np.arange(k, k + n_extra)
+    assert np.array_equal(more.train_kernels, np.concatenate([base.train_kernels, extra]))
+    added = more.train[len(base.train):]
+    assert np.array_equal(more.train[:len(base.train)], base.train)
+    assert np.array_equal(added, np.array([(e, o) for e in extra for o in range(extra_obs or n_obs)]).reshape(-1, 2))
+
+
+@pytest.mark.parametrize("n_extra, extra_obs", [(-1, 0), (10, 0), (2, 11)])
+def test_impossible_training_only_kernels_are_named(n_extra, extra_obs):
+    symmetry = np.array([SYMMETRY_ORDERS[k % 5] for k in range(10)])
+    with pytest.raises(DatasetError, match=f"n_extra={n_extra} training-only kernels of 10"):
+        make_splits(symmetry, 10, n_extra=n_extra, extra_observations=extra_obs)
