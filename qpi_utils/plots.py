@@ -339,7 +339,10 @@ def plot_learning_curves(rows: list[dict], methods=("two_step", "one_step_paper"
                 pts = [r for r in rows if r["setting"] == setting and r["axis"] == axis and r["method"] == method]
                 ax.errorbar([int(r[size]) for r in pts], [float(r["rmse_mean"]) for r in pts],
                             yerr=[float(r["rmse_ci95"]) for r in pts], marker="o", capsize=3, label=method)
+            sizes = sorted({int(r[size]) for r in rows if r["axis"] == axis})
             ax.set_xscale("log")
+            ax.set_xticks(sizes, [str(n) for n in sizes])  # the sizes trained, not log ticks such as 2x10^1
+            ax.minorticks_off()
             ax.set(xlabel=f"training {axis}", ylabel=f"{setting} RMSE [0, 1]", title=f"{setting}, fewer {axis}")
     axes[0, 0].legend()
     fig.tight_layout()

@@ -46,3 +46,6 @@ def test_learning_curves_draw_each_method_over_each_axis_and_setting():
                                                                   "OOD, fewer kernels", "OOD, fewer observations"]
     assert all(len(ax.containers) == 2 and ax.get_xscale() == "log" for ax in axes)  # one error bar per method
     assert [t.get_text() for t in axes[0].get_legend().get_texts()] == ["two_step", "one_step_paper"]
+    # the ticks are the sizes trained, written out (log ticks read like "2x10^1")
+    assert [t.get_text() for t in axes[0].get_xticklabels()] == ["17", "35", "70"]
+    assert [t.get_text() for t in axes[1].get_xticklabels()] == ["170", "350", "700"]

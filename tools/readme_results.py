@@ -10,7 +10,8 @@ networks trained (``provenance.json``), every ablation's rows with their paired 
 first variant (``ablations/<name>.csv``, ``<name>_paired.csv``), the robustness sweeps
 (``sweeps.csv``; bold = the lowest mean, ▲/▼ = ahead of / behind two-step by the paired rule), the
 real-map scores (``ablations/realistic_training_real_maps.csv``), the same-seed spread
-(``same_seed_spread.json``) and the learning curves (``learning_curves*.csv``).
+(``same_seed_spread.json``), the learning curves (``learning_curves*.csv``) and the data-design
+rule's candidates (``data_design.json``).
 ``tests/lab/test_readme_results.py`` checks that the README says what this renders: the number
 check of ``tests/lab/test_committed_results.py`` finds a number somewhere in the results, this
 finds it in the right cell. The other tables (benchmarks, printed notebook output) are written by
@@ -265,6 +266,23 @@ def curves_block(results: Path) -> list[str]:
     return out
 
 
+def design_block(results: Path) -> list[str]:
+    """The data-design rule's candidates (``data_design.json``, ``qpi data-design``): per number of
+    training-only kernels, two-step's best validation RMSE, its two halves, step 2's training time,
+    and which candidate the rule chose."""
+    record = json.loads((results / "data_design.json").read_text())
+    chosen = (record["chosen"]["extra_train_kernels"], record["chosen"]["extra_train_observations"])
+    out = ["| training-only kernels x observations | training kernels, observations | step-2 validation RMSE [0,1] "
+           "| of training kernels (val_id) | of validation kernels (val_ood) | step 2 (s) | chosen |",
+           "|---|---|---|---|---|---|---|"]
+    for r in record["candidates"]:
+        key = (r["extra_train_kernels"], r["extra_train_observations"])
+        out.append(f"| {key[0]} x {key[1]} | {r['train_kernels']}, {r['train_observations']} | "
+                   f"{r['best_val_rmse']:.4f} | {r['val_id']:.4f} | {r['val_ood']:.4f} | "
+                   f"{r['seconds']['alignment']:.0f} | {'yes' if key == chosen else ''} |")
+    return out
+
+
 def render(results: Path) -> dict[str, list[str]]:
     """{header row of a README table: the table's lines as the results files say}."""
     tables = {}
@@ -274,6 +292,9 @@ def render(results: Path) -> dict[str, list[str]]:
         tables[lines[0]] = lines
     if (results / "same_seed_spread.json").is_file():
         lines = spread_block(results)
+        tables[lines[0]] = lines
+    if (results / "data_design.json").is_file():
+        lines = design_block(results)
         tables[lines[0]] = lines
     if (results / "learning_curves_paired.csv").is_file():
         lines = curves_block(results)
