@@ -15,8 +15,9 @@ numbers of validation observations of training kernels and of validation kernels
 :data:`TIE` going to the one with fewer training observations (the cheaper for every network).
 Every candidate's error on the two halves of validation (``val_id``, ``val_ood``) is kept beside it.
 The choice is made with two-step only: the data are the problem's, not a method's, and every
-method then trains on them. ``qpi data-design --profile P`` writes ``results/<P>/data_design.json``;
-the profile names the chosen candidate, and a test keeps the two equal.
+method then trains on them. ``qpi data-design --profile P`` writes ``results/<P>/data_design.json``.
+A profile adopts the choice only together with every result made again with it: the extra kernels
+change what every network after step 1 trains on.
 """
 
 from __future__ import annotations
