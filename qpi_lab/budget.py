@@ -104,12 +104,15 @@ def chain_flops(profile: Profile, per_sample: dict[str, float] | None = None) ->
 
 def split_sizes(profile: Profile) -> dict[str, int]:
     """Sizes of the splits :func:`qpi_utils.splits.make_splits` makes for this profile (it is run
-    on the profile's class layout, so the counts cannot drift from the real splits)."""
+    on the profile's class layout, so the counts cannot drift from the real splits).
+    ``train_kernels`` counts the kernels step 1 trains on: the paper's, not the training-only
+    ones (``simulation.extra_train_kernels``), whose observations ``train`` counts."""
     s = profile.simulation
-    symmetry = sample_kernel_params(s.n_kernels, np.random.default_rng(0))["symmetry"]  # classes in turn
+    n_all = s.n_kernels + s.extra_train_kernels  # the extras' classes do not change any count
+    symmetry = sample_kernel_params(n_all, np.random.default_rng(0))["symmetry"]  # classes in turn
     sp = splits_for(s, symmetry, s.n_observations)
-    return {"train_kernels": len(sp.train_kernels), "val_kernels": len(sp.val_kernels), "ood_kernels": len(sp.ood_kernels),
-            **{name: len(sp.pairs(name)) for name in sp.NAMES}}
+    return {"train_kernels": int(np.sum(sp.train_kernels < s.n_kernels)), "val_kernels": len(sp.val_kernels),
+            "ood_kernels": len(sp.ood_kernels), **{name: len(sp.pairs(name)) for name in sp.NAMES}}
 
 
 def training_samples(profile: Profile) -> dict[str, int]:

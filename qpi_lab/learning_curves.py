@@ -3,8 +3,9 @@
 ``qpi learning-curves --profile quick --seeds 0 1 2 --base-run-dir runs/quick-seeds`` trains
 two-step and the paper's one-step baseline on less of each seed's data, along two axes:
 
-* ``kernels``: a fraction of the training kernels (stratified by symmetry), with all their
-  training observations;
+* ``kernels``: a fraction of the training kernels (stratified by symmetry; the paper's kernels,
+  step 1's, and the training-only ones of ``simulation.extra_train_kernels`` each cut by it), with
+  all their training observations;
 * ``observations``: every training kernel, with a fraction of its training observations.
 
 Everything else is the profile's: the same schedules, learning rates and validation split, the

@@ -145,7 +145,7 @@ def splits_for(simulation, symmetry: Sequence[int], n_observations: int) -> Spli
     s = simulation
     splits = make_splits(symmetry, n_observations, s.ood_fraction, s.id_test_fraction, s.split_seed,
                          s.val_kernel_fraction, s.val_fraction, s.extra_train_kernels, s.extra_train_observations)
-    splits = subsample_training(splits, symmetry, s.train_kernel_fraction, s.train_observation_fraction)
+    splits = subsample_training(splits, symmetry, s.train_kernel_fraction, s.train_observation_fraction, s.n_kernels)
     check_splits(splits)
     return splits
 
@@ -176,18 +176,26 @@ def check_splits(splits: Splits) -> None:
 
 
 def subsample_training(splits: Splits, symmetry: Sequence[int], kernel_fraction: float = 1.0,
-                       observation_fraction: float = 1.0) -> Splits:
+                       observation_fraction: float = 1.0, n_kernels: int | None = None) -> Splits:
     """The same splits trained on less: ``kernel_fraction`` of the training kernels (stratified by
     symmetry, seeded by the splits' seed) and ``observation_fraction`` of each kept kernel's training
     observations (at least one). The ID test and in-domain validation keep only the kept kernels'
     observations (ID stays "kernels the networks were trained on"); validation kernels, OOD kernels
-    and their observations are unchanged. For learning curves (``qpi learning-curves``)."""
+    and their observations are unchanged. For learning curves (``qpi learning-curves``).
+    ``n_kernels``: kernels from this index on are training-only (``simulation.extra_train_kernels``);
+    they are subsampled apart, by the same fraction, so step 1 (the first ``n_kernels`` only) and
+    the networks that read observations both train on that fraction of what they would see."""
     if kernel_fraction >= 1 and observation_fraction >= 1:
         return splits
     symmetry = np.asarray(symmetry)
     rng = np.random.default_rng([splits.seed, 2])  # a stream of its own: the full splits do not move
-    n_keep = max(1, int(round(kernel_fraction * len(splits.train_kernels))))
-    kept = _stratified(symmetry, splits.train_kernels, n_keep, rng)
+    n_kernels = len(symmetry) if n_kernels is None else n_kernels
+    kept = []
+    paper = splits.train_kernels < n_kernels
+    for group in (splits.train_kernels[paper], splits.train_kernels[~paper]):
+        if group.size:  # without training-only kernels, the draws are those of the paper's kernels alone
+            kept.append(_stratified(symmetry, group, max(1, int(round(kernel_fraction * len(group)))), rng))
+    kept = np.concatenate(kept)
     keep_rows = lambda pairs: pairs[np.isin(pairs[:, 0], kept)]
     train = []
     for k in kept:

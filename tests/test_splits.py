@@ -131,6 +131,26 @@ def test_training_only_kernels_change_no_test_or_validation_split(k, n_extra, n_
     assert np.array_equal(added, np.array([(e, o) for e in extra for o in range(extra_obs or n_obs)]).reshape(-1, 2))
 
 
+@settings(max_examples=40, deadline=None)
+@given(k=st.integers(10, 40), n_extra=st.integers(0, 40), fraction=st.floats(0.05, 0.95), seed=st.integers(0, 2**32 - 1))
+def test_a_smaller_training_set_takes_the_same_fraction_of_paper_and_training_only_kernels(k, n_extra, fraction, seed):
+    """Learning curves with training-only kernels: the paper's training kernels (step 1's) and the
+    training-only ones are each cut to ``fraction``, so a point of the curve trains both steps on
+    the same fraction of what they see at full size; without training-only kernels the cut is the
+    one the paper's kernels alone would get."""
+    from qpi_utils.splits import subsample_training
+
+    symmetry = np.array([SYMMETRY_ORDERS[i % 5] for i in range(k + n_extra)])
+    full = make_splits(symmetry, 10, seed=seed, n_extra=n_extra, extra_observations=4)
+    cut = subsample_training(full, symmetry, kernel_fraction=fraction, n_kernels=k)
+    check_splits(cut)
+    paper, extra = full.train_kernels[full.train_kernels < k], full.train_kernels[full.train_kernels >= k]
+    assert np.sum(cut.train_kernels < k) == max(1, round(fraction * len(paper)))
+    assert np.sum(cut.train_kernels >= k) == (max(1, round(fraction * len(extra))) if n_extra else 0)
+    alone = subsample_training(make_splits(symmetry[:k], 10, seed=seed), symmetry[:k], kernel_fraction=fraction)
+    assert np.array_equal(cut.train_kernels[cut.train_kernels < k], alone.train_kernels)
+
+
 @pytest.mark.parametrize("n_extra, extra_obs", [(-1, 0), (10, 0), (2, 11)])
 def test_impossible_training_only_kernels_are_named(n_extra, extra_obs):
     symmetry = np.array([SYMMETRY_ORDERS[k % 5] for k in range(10)])

@@ -85,3 +85,23 @@ def test_split_sizes_are_those_of_the_real_splits(tiny_dataset, smoke_profile):
     sizes = split_sizes(smoke_profile)
     assert sizes["ood_kernels"] == len(real.ood_kernels) and sizes["train"] == len(real.train)
     assert sizes["id_test"] == len(real.id_test) and sizes["ood_test"] == len(real.ood_test)
+
+
+@pytest.mark.parametrize("fraction", [1.0, 0.5])
+def test_split_sizes_count_training_only_kernels_for_step_2_not_step_1(smoke_profile, fraction):
+    """With ``simulation.extra_train_kernels``, step 1 still trains on the paper's kernels and the
+    networks that read observations on every training pair, as the real splits of such data are."""
+    from qpi_lab.budget import split_sizes
+
+    base = split_sizes(get_profile("smoke", {"simulation.train_kernel_fraction": fraction}))
+    prof = get_profile("smoke", {"simulation.extra_train_kernels": 7, "simulation.extra_train_observations": 3,
+                                 "simulation.train_kernel_fraction": fraction})
+    sizes = split_sizes(prof)
+    n_extra = 7 if fraction == 1 else round(fraction * 7)
+    assert sizes["train_kernels"] == base["train_kernels"]
+    assert sizes["train"] == base["train"] + 3 * n_extra
+    assert {k: sizes[k] for k in ("val_id", "val_ood", "id_test", "ood_test")} == \
+        {k: base[k] for k in ("val_id", "val_ood", "id_test", "ood_test")}
+    samples = training_samples(prof)
+    assert samples["kernel_vae"] == base["train_kernels"] * prof.kernel_vae.epochs
+    assert samples["alignment"] == sizes["train"] * prof.alignment.epochs
