@@ -7,6 +7,7 @@
 #   make book        the README, docs/ and the notebooks as a website in _build/book/_build/html (offline,
 #                    from the committed outputs; fails on a broken link or a missing figure)
 # Variables: PROFILE (quick), RUN_DIR (runs/$(PROFILE)), PYTHON (python3), TEST_WORKERS (cores, at most 4),
+#            INSTALLER (uv, or pip),
 #            TORCH_SPEC (torch==2.13.0: a CPU build here; on a CUDA machine use e.g. TORCH_SPEC=torch)
 PYTHON ?= python3
 VENV ?= .venv
@@ -28,16 +29,27 @@ SHELL := /bin/bash
 
 .PHONY: reproduce test seeds ablations figures book benchmark clean-venv
 
-# pip byte-compiles what it installs one file at a time (about 70 s of a 2-core install, torch
-# alone 25 s); compileall does the same on every core. As with pip, a file that does not compile
-# (a package's Python 2 test data) is skipped, not an error. Compiling nothing at install is slower:
-# the suite's processes then compile what they import, and a fresh clone's make test took 531 s
-# instead of 463 s (results/benchmarks/install_compile.json).
+# INSTALLER=uv (the default) installs with uv, which pip puts in the venv first: it fetches and
+# unpacks in parallel and byte-compiles on every core, so a fresh 2-core install takes about half
+# pip's time, with the same package versions (benchmarks/bench_install.py, twice each with empty
+# caches: results/benchmarks/install.json). uv reads no
+# pip.conf: a find-links folder given to pip by PIP_FIND_LINKS (where a machine keeps its CPU torch
+# wheel, as CI does) is passed on. INSTALLER=pip is pip alone; pip compiles one file at a time, so
+# compileall does it on every core (compiling nothing at install was slower still:
+# results/benchmarks/install_compile.json); a file that does not compile (a package's Python 2
+# test data) is skipped, as pip skips it.
+INSTALLER ?= uv
+FIND_LINKS := $(foreach d,$(PIP_FIND_LINKS),--find-links $(d))
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
+ifeq ($(INSTALLER),uv)
+	$(BIN)/python -m pip install --quiet uv
+	$(BIN)/python -m uv pip install --quiet --python $(BIN)/python --compile-bytecode $(FIND_LINKS) "$(TORCH_SPEC)" -e ".[dev]"
+else
 	$(BIN)/python -m pip install --quiet --no-compile --upgrade pip
 	$(BIN)/python -m pip install --quiet --no-compile "$(TORCH_SPEC)" -e ".[dev]"
 	$(BIN)/python -m compileall -qq -j 0 "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')" || true
+endif
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
 

@@ -7,11 +7,13 @@ checkout; its ``__main__`` in the test's interpreter, see :func:`_run`), at the 
 the smallest sizes its arguments allow; a refusal is checked for its message, and in a process of its
 own where its exit code and the absence of a traceback are what matters. Not run here:
 ``bench_threads.py``, which starts eight worker processes and waits for them to settle (minutes
-whatever the size).
+whatever the size), and ``bench_install.py``, two fresh installs of every dependency (its rule is
+tested on stand-in installs).
 """
 
 import contextlib
 import io
+import json
 import os
 import re
 import runpy
@@ -150,3 +152,20 @@ def test_time_to_accuracy_counts_seconds_to_the_before_runs_best(tmp_path):
                           str(tmp_path / "old"), "--after", str(tmp_path / "new")], cwd=ROOT, capture_output=True,
                          text=True, timeout=60)
     assert bad.returncode != 0 and "different datasets" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_the_install_benchmark_compares_like_with_like(monkeypatch, tmp_path, capsys):
+    """benchmarks/bench_install.py: the ratio is uv's time over pip's, written with the machine;
+    two installs that do not hold the same package versions are a failure, not a speed-up."""
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import bench_install
+
+    times = {"pip": 50.0, "uv": 30.0}
+    monkeypatch.setattr(bench_install, "install", lambda name, folder: (times[name], {"torch": "2.13.0+cpu"}))
+    assert bench_install.main(["--out", str(tmp_path / "install.json")]) == 0
+    record = json.loads((tmp_path / "install.json").read_text())
+    assert record["uv_over_pip"] == 0.6 and record["seconds"] == {"pip": [50.0], "uv": [30.0]}
+    assert record["machine"]["logical_cores"] >= 1 and "bench_install.py" in record["command"]
+    monkeypatch.setattr(bench_install, "install", lambda name, folder: (times[name], {"torch": name}))
+    assert bench_install.main([]) == 1
+    assert "the two installs differ: torch pip pip uv uv" in capsys.readouterr().out
