@@ -177,26 +177,55 @@ def test_results_come_from_the_committed_code(path):
                          f"({', '.join(changed[:8])}): regenerate the results with the current code")
 
 
+def profile_differences(made: dict) -> list[str]:
+    """The settings of a result's recorded profile ``made`` that differ from today's profile of that
+    name (seeds aside: ``qpi seeds`` sets them per seed). A setting added since (absent from the
+    record) was made with the behaviour its default keeps (that is how a setting is added), so it
+    counts as its default: a profile that moves it away makes the result stale."""
+    from qpi_lab.seeds import SEED_KEYS
+    from qpi_utils.config import get_profile, profile_from_dict
+
+    today = json.loads(json.dumps(get_profile(made["name"]).to_dict()))  # tuples as JSON lists
+    defaults = json.loads(json.dumps(profile_from_dict({"name": made["name"]}).to_dict()))
+    seeds = {tuple(k.split(".")) for k in SEED_KEYS}
+    recorded = lambda section, key: (made.get(section) or {}).get(key, (defaults.get(section) or {}).get(key))
+    return [f"{section}.{key}: made with {recorded(section, key)!r}, today {value!r}"
+            for section, values in today.items() if isinstance(values, dict)
+            for key, value in values.items()
+            if (section, key) not in seeds and recorded(section, key) != value]
+
+
 @pytest.mark.parametrize("path", _provenance_files(), ids=lambda p: str(p.relative_to(ROOT)))
 def test_results_were_made_with_todays_profile(path):
-    """Every setting a result's provenance records equals today's profile of that name (seeds
-    aside: ``qpi seeds`` sets them per seed). The equivalence records compare smoke chains, so
-    they cannot see a change to another profile: a quick-profile result made before the quick
-    profile changed would otherwise be carried as current. Settings added since (absent from the
-    record) are left to the equivalence records."""
-    from qpi_lab.seeds import SEED_KEYS
-    from qpi_utils.config import get_profile
-
+    """Every setting a result's provenance records equals today's profile of that name
+    (:func:`profile_differences`). The equivalence records compare smoke chains, so they cannot see
+    a change to another profile: a quick-profile result made before the quick profile changed
+    would otherwise be carried as current."""
     made = json.loads(path.read_text()).get("profile")
     if not isinstance(made, dict):
         pytest.skip(f"{path.name} records no profile")
-    today = json.loads(json.dumps(get_profile(made["name"]).to_dict()))  # tuples as JSON lists
-    seeds = {tuple(k.split(".")) for k in SEED_KEYS}
-    differ = [f"{section}.{key}: made with {made[section][key]!r}, today {value!r}"
-              for section, values in today.items() if isinstance(values, dict)
-              for key, value in values.items()
-              if (section, key) not in seeds and key in (made.get(section) or {}) and made[section][key] != value]
+    differ = profile_differences(made)
     assert not differ, f"{path.relative_to(ROOT)} was made with another {made['name']} profile: " + "; ".join(differ[:5])
+
+
+def test_a_setting_the_record_lacks_counts_as_its_default():
+    """A result made before a setting existed is stale once the profile moves that setting off its
+    default, and current while the profile keeps it."""
+    from qpi_utils.config import get_profile, profile_from_dict
+
+    made = json.loads(json.dumps(get_profile("quick").to_dict()))
+    assert profile_differences(made) == []
+    made["alignment"]["lr"] = made["alignment"]["lr"] * 2
+    assert [d.split(":")[0] for d in profile_differences(made)] == ["alignment.lr"]
+    made = json.loads(json.dumps(get_profile("quick").to_dict()))
+    added = next(k for k, v in made["simulation"].items() if v == 0)  # a setting at its default
+    del made["simulation"][added]
+    assert profile_differences(made) == []
+    made = json.loads(json.dumps(get_profile("smoke").to_dict()))
+    defaults = json.loads(json.dumps(profile_from_dict({"name": "smoke"}).to_dict()))
+    moved = next(k for k, v in made["simulation"].items() if v != defaults["simulation"][k])  # smoke's n_kernels
+    del made["simulation"][moved]  # as if made before the setting existed: then it was the default
+    assert [d.split(":")[0] for d in profile_differences(made)] == [f"simulation.{moved}"]
 
 
 def _same_code(a: str, b: str) -> bool:
