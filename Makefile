@@ -32,14 +32,14 @@ SHELL := /bin/bash
 # INSTALLER=uv (the default) installs with uv, which pip puts in the venv first: it fetches and
 # unpacks in parallel and byte-compiles on every core, so a fresh 2-core install takes about half
 # pip's time, with the same package versions (benchmarks/bench_install.py, twice each with empty
-# caches: results/benchmarks/install.json). uv reads no
-# pip.conf: a find-links folder given to pip by PIP_FIND_LINKS (where a machine keeps its CPU torch
-# wheel, as CI does) is passed on. INSTALLER=pip is pip alone; pip compiles one file at a time, so
-# compileall does it on every core (compiling nothing at install was slower still:
-# results/benchmarks/install_compile.json); a file that does not compile (a package's Python 2
-# test data) is skipped, as pip skips it.
+# caches: results/benchmarks/install.json). uv reads no pip.conf: the find-links folders pip is
+# given (PIP_FIND_LINKS or pip's global.find-links: where a machine keeps its CPU torch wheel, as
+# CI does) are passed on, so uv picks the same torch as pip. INSTALLER=pip is pip alone; pip
+# compiles one file at a time, so compileall does it on every core (compiling nothing at install
+# was slower still: results/benchmarks/install_compile.json); a file that does not compile (a
+# package's Python 2 test data) is skipped, as pip skips it.
 INSTALLER ?= uv
-FIND_LINKS := $(foreach d,$(PIP_FIND_LINKS),--find-links $(d))
+FIND_LINKS = $(foreach d,$(sort $(PIP_FIND_LINKS) $(shell $(PYTHON) -m pip config get global.find-links 2>/dev/null)),--find-links $(d))
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 ifeq ($(INSTALLER),uv)
