@@ -30,9 +30,9 @@ SHELL := /bin/bash
 .PHONY: reproduce test seeds ablations figures book benchmark clean-venv
 
 # INSTALLER=uv (the default) installs with uv, which pip puts in the venv first: it fetches and
-# unpacks in parallel and byte-compiles on every core, so a fresh 2-core install takes about half
-# pip's time, with the same package versions (benchmarks/bench_install.py, twice each with empty
-# caches: results/benchmarks/install.json). uv reads no pip.conf: the find-links folders pip is
+# unpacks in parallel and byte-compiles on every core: a fresh 2-core install with the same package
+# versions took 42 s against pip's 56 s (the faster of two each, empty caches; pip's other took
+# 76 s: benchmarks/bench_install.py, results/benchmarks/install.json). uv reads no pip.conf: the find-links folders pip is
 # given (PIP_FIND_LINKS or pip's global.find-links: where a machine keeps its CPU torch wheel, as
 # CI does) are passed on, so uv picks the same torch as pip. INSTALLER=pip is pip alone; pip
 # compiles one file at a time, so compileall does it on every core (compiling nothing at install
