@@ -17,7 +17,7 @@ from pathlib import Path
 from .budget import SUSTAINED_TFLOPS, chain_flops, estimate_seconds, measure_training, training_samples
 from .chain import ChainError, run_chain
 from qpi_utils import __version__
-from qpi_utils.config import PROFILE_NAMES, parse_override, default_profile_name, get_profile
+from qpi_utils.config import KIT_PRIOR, PROFILE_NAMES, parse_override, default_profile_name, get_profile
 from qpi_utils.checkpoints import LOADERS, check_simulation_settings, check_weights, load_blob, step_fingerprint
 from qpi_utils.errors import QpiError
 from qpi_utils.data import check_dataset_target, load_dataset, save_dataset, simulate_dataset
@@ -26,7 +26,7 @@ from qpi_utils.evaluate import markdown_table
 from .evaluate import evaluate
 from .provenance import provenance
 from qpi_utils.files import stale_temporaries, write_csv, write_text
-from qpi_utils.models import load_pretrained_rgb
+from qpi_utils.models import PretrainedWeightsError, load_kit_prior, load_pretrained_rgb
 from qpi_utils.paper import TABLE1_RMSE
 from qpi_utils.plots import plot_history, save_figure
 from qpi_utils.runs import STEPS, RunLayout, project_root
@@ -209,11 +209,14 @@ def cmd_doctor(args) -> int:
                              "per network; use --profile quick on a CPU")
         print(f"warning: {report['warning']}")
     if prof.model.pretrained:
-        try:
-            load_pretrained_rgb(prof.model.pretrained)
+        try:  # the kit's own priors are files of the kit, not Hugging Face ids
+            if prof.model.pretrained.startswith(KIT_PRIOR):
+                load_kit_prior(prof.model)
+            else:
+                load_pretrained_rgb(prof.model.pretrained)
             report["pretrained_weights"] = "load"
-        except OSError as exc:
-            report["pretrained_weights"] = f"do not load ({str(exc).strip().splitlines()[0][:120]})"
+        except (OSError, PretrainedWeightsError) as exc:
+            report["pretrained_weights"] = f"do not load ({str(exc).strip().splitlines()[0]})"
         print(f"pretrained weights {prof.model.pretrained}: {report['pretrained_weights']}")
     article = lambda gpu: "an" if gpu[0] in "AEIOU" else "a"
     hours = ", ".join((f"{h:.2g} h" if h >= 1 else f"{h * 60:.0f} min") + f" on {article(gpu)} {gpu}"

@@ -132,6 +132,20 @@ def test_doctor_offline_names_the_missing_network_and_the_missing_gpu(capsys, mo
     assert "sized for a GPU and this machine has none" in out
 
 
+def test_doctor_loads_the_kit_prior_from_the_kit_and_names_a_missing_one(capsys, monkeypatch, tmp_path):
+    """`qpi doctor --profile quick`: its prior is a file of the kit, not a hub id, so no hub is
+    needed to load it; a prior that is not there is named with how to make it."""
+    import qpi_utils.models as models
+
+    monkeypatch.setattr(models, "_hub_reachable", lambda host="huggingface.co": False)
+    assert main(["doctor", "--profile", "quick", "--no-measure"]) == 0
+    assert "pretrained weights qpi-kit/kernel-prior-small: load" in capsys.readouterr().out
+    monkeypatch.setenv("QPI_PRIORS_DIR", str(tmp_path))
+    assert main(["doctor", "--profile", "quick", "--no-measure", "--set", "model.pretrained=qpi-kit/no-such-prior"]) == 0
+    out = capsys.readouterr().out
+    assert "qpi-kit/no-such-prior: do not load" in out and "qpi pretrain" in out
+
+
 def test_figures_prints_its_plan_with_every_stage(capsys):
     """`qpi figures --dry-run`: the three commands it will run, in order, each with what it makes and
     what its last recorded run took."""
