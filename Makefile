@@ -30,14 +30,14 @@ SHELL := /bin/bash
 .PHONY: reproduce test seeds ablations figures book benchmark clean-venv
 
 # INSTALLER=uv (the default) installs with uv, which pip puts in the venv first: it fetches and
-# unpacks in parallel and byte-compiles on every core: a fresh 2-core install with the same package
+# unpacks in parallel and byte-compiles on every core. A fresh 2-core install with the same package
 # versions took 42 s against pip's 56 s (the faster of two each, empty caches; pip's other took
-# 76 s: benchmarks/bench_install.py, results/benchmarks/install.json). uv reads no pip.conf: the find-links folders pip is
-# given (PIP_FIND_LINKS or pip's global.find-links: where a machine keeps its CPU torch wheel, as
-# CI does) are passed on, so uv picks the same torch as pip. INSTALLER=pip is pip alone; pip
-# compiles one file at a time, so compileall does it on every core (compiling nothing at install
-# was slower still: results/benchmarks/install_compile.json); a file that does not compile (a
-# package's Python 2 test data) is skipped, as pip skips it.
+# 76 s: benchmarks/bench_install.py, results/benchmarks/install.json). uv reads no pip.conf: the
+# find-links folders pip is given (PIP_FIND_LINKS or pip's global.find-links: where a machine keeps
+# its CPU torch wheel, as CI does) are passed on, so uv picks the same torch as pip. INSTALLER=pip
+# is pip alone; pip compiles one file at a time, so compileall does it on every core (compiling
+# nothing at install was slower still: results/benchmarks/install_compile.json); a file that does
+# not compile (a package's Python 2 test data) is skipped, as pip skips it.
 INSTALLER ?= uv
 FIND_LINKS = $(foreach d,$(sort $(PIP_FIND_LINKS) $(shell $(PYTHON) -m pip config get global.find-links 2>/dev/null)),--find-links $(d))
 $(STAMP): pyproject.toml
