@@ -59,7 +59,8 @@ def run_learning_curves(profile_name: str, seeds, root: str | Path, base_root: s
                     mean, _, ci = _interval(per_seed)
                     rows.append({"axis": axis, "fraction": fraction, "setting": setting, "method": method,
                                  "seeds": len(seeds), "train_kernels": sizes[seeds[0]][0],
-                                 "train_observations": sizes[seeds[0]][1], "rmse_mean": mean, "rmse_ci95": ci})
+                                 "step1_kernels": sizes[seeds[0]][1], "train_observations": sizes[seeds[0]][2],
+                                 "rmse_mean": mean, "rmse_ci95": ci})
                 of = lambda m: [r for r in samples if r["setting"] == setting and r["method"] == m]
                 d = paired_difference(of("two_step"), of("one_step_paper"))
                 paired.append({"axis": axis, "fraction": fraction, "setting": setting,
@@ -68,8 +69,11 @@ def run_learning_curves(profile_name: str, seeds, root: str | Path, base_root: s
     return rows, paired
 
 
-def _sizes(profile, run: Path) -> tuple[int, int]:
-    """(training kernels, training observations) the point trained on."""
+def _sizes(profile, run: Path) -> tuple[int, int, int]:
+    """(training kernels, those of them step 1 trains on, training observations) the point trained
+    on: the training-only kernels (``simulation.extra_train_kernels``) feed only the networks that
+    read observations."""
     from qpi_utils.checkpoints import load_data
     _, splits = load_data(profile, run)
-    return len(splits.train_kernels), len(splits.train)
+    step1 = int((splits.train_kernels < profile.simulation.n_kernels).sum())
+    return len(splits.train_kernels), step1, len(splits.train)

@@ -259,7 +259,9 @@ def curves_block(results: Path) -> list[str]:
            "|---|---|---|---|---|---|---|---|"]
     for r in rows(results / "learning_curves_paired.csv"):
         two, one = (scores[(r["axis"], r["fraction"], r["setting"], m)] for m in ("two_step", "one_step_paper"))
-        out.append(f"| {r['axis']} | {float(r['fraction']):g} | {two['train_kernels']}, {two['train_observations']} "
+        step1 = two.get("step1_kernels") or two["train_kernels"]  # older files: every kernel was step 1's
+        kernels = two["train_kernels"] if step1 == two["train_kernels"] else f"{two['train_kernels']} ({step1} for step 1)"
+        out.append(f"| {r['axis']} | {float(r['fraction']):g} | {kernels}, {two['train_observations']} "
                    f"| {r['setting']} | {pm(two['rmse_mean'], two['rmse_ci95'])} "
                    f"| {pm(one['rmse_mean'], one['rmse_ci95'])} | {float(r['two_step_minus_one_step_paper']):+.4f} "
                    f"[{float(r['ci_low']):+.4f}, {float(r['ci_high']):+.4f}] | {VERDICT[r['verdict']]} |")

@@ -21,6 +21,8 @@ def test_learning_curves_train_smaller_runs_and_pair_the_two_methods(tmp_path, c
         (a, f, s, m) for a in AXES for f in FRACTIONS for s in ("ID", "OOD") for m in METHODS}
     kernels = {float(r["fraction"]): int(r["train_kernels"]) for r in rows if r["axis"] == "kernels"}
     assert kernels[0.25] < kernels[1.0]  # fewer kernels trained on
+    step1 = {float(r["fraction"]): int(r["step1_kernels"]) for r in rows if r["axis"] == "kernels"}
+    assert step1 == kernels  # smoke has no training-only kernels: step 1 trains on every training kernel
     paired = read_csv(out / "learning_curves_paired.csv")
     assert len(paired) == len(AXES) * len(FRACTIONS) * 2
     assert all(float(r["ci_low"]) <= float(r["two_step_minus_one_step_paper"]) <= float(r["ci_high"]) for r in paired)

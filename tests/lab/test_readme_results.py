@@ -121,3 +121,28 @@ def test_the_same_seed_spread_table_reads_its_record(tmp_path):
     assert lines[2] == "| OOD | two_step | 0.0666 | 0.0671 | +0.0005 | 0.0030 |"
     assert not any("least_squares" in ln for ln in lines)  # the paper's two networks only
     assert lines[-1].startswith("| weights | 2 networks |") and "1 bit for bit the same" in lines[-1]
+
+
+def test_the_learning_curve_rows_say_which_kernels_step_1_trained_on(tmp_path):
+    """With training-only kernels, a point's kernel count is every kernel the networks that read
+    observations saw, with step 1's share beside it; files made before the column have none."""
+    import csv
+
+    for step1, shown in ((17, "| 157 (17 for step 1), 2000 |"), (None, "| 157, 2000 |")):
+        cols = ["axis", "fraction", "setting", "method", "train_kernels", "train_observations", "rmse_mean",
+                "rmse_ci95"] + (["step1_kernels"] if step1 else [])
+        with open(tmp_path / "learning_curves.csv", "w", newline="") as f:
+            w = csv.DictWriter(f, cols)
+            w.writeheader()
+            for method in ("two_step", "one_step_paper"):
+                w.writerow({"axis": "kernels", "fraction": 0.25, "setting": "OOD", "method": method,
+                            "train_kernels": 157, "train_observations": 2000, "rmse_mean": 0.05, "rmse_ci95": 0.01,
+                            **({"step1_kernels": step1} if step1 else {})})
+        with open(tmp_path / "learning_curves_paired.csv", "w", newline="") as f:
+            w = csv.DictWriter(f, ["axis", "fraction", "setting", "two_step_minus_one_step_paper", "ci_low", "ci_high",
+                                   "verdict"])
+            w.writeheader()
+            w.writerow({"axis": "kernels", "fraction": 0.25, "setting": "OOD", "two_step_minus_one_step_paper": -0.01,
+                        "ci_low": -0.02, "ci_high": 0.0, "verdict": "tie"})
+        (row,) = readme_results.curves_block(tmp_path)[2:]
+        assert shown in row
