@@ -1,29 +1,6 @@
-"""Physics baselines and the physics-consistent hybrid.
-
-With the defect positions known, Y = M (*) A is *linear* in the kernel A, so a physicist's
-first tools are:
-
-* :func:`defect_average` -- what experimentalists do by hand: cut the window around every
-  labelled defect and average them (the other defects' ripples average out, slowly).
-* :func:`least_squares` -- regularised least-squares deconvolution with the known activation
-  map: min_B ||crop(M (*) B) + c - Y||^2 + lam ||B||^2 over the kernel B on its 64x64 support
-  and an offset c, by conjugate gradients on the normal equations, batched over images;
-  :func:`least_squares_path` solves a whole grid of lambdas at the cost of one (multi-shift CG).
-  The unknown scale and offset of the per-image min-max normalisation of Y are absorbed by
-  B's scale (the estimate is min-max scaled like every kernel) and by c.
-* :func:`least_squares_discrepancy` -- the same with lambda chosen per observation without
-  ground truth (the discrepancy principle, noise level from :func:`estimate_noise_std`).
-* :func:`hybrid` -- start from the two-step prediction z0 = observation_encoder(Y, M) and
-  refine the latent z so that the decoded kernel, pushed through the same forward model with a
-  fitted scale and offset, explains Y, with a penalty mu ||z - z0||^2; the decoder is frozen.
-  Given the labelled sub-pixel positions it goes on to least squares centred on that kernel
-  (the sub-pixel hybrid); :func:`choose_hybrid_settings` is the validation rule for its
-  step size, prior weight and step count.
-
-All of them use the forward model of :class:`qpi_utils.physics.ConvolutionOperator`. Conventions
-as in :mod:`qpi_utils.simulate`: images 64x64, the kernel's scatterer on pixel (32, 32),
-activation maps count labelled defects per pixel.
-"""
+"""Physics baselines (defect average, least squares with the known M) and the physics-consistent
+hybrid, all on :class:`qpi_utils.physics.ConvolutionOperator`; images 64x64, the scatterer on
+pixel (32, 32). What each one does: ``docs/library.md``."""
 
 from __future__ import annotations
 
@@ -122,26 +99,11 @@ def _data_mask(edge: int) -> np.ndarray:
 
 def _solve_path(y: np.ndarray, m: np.ndarray, lams, iterations: int, positions,
                 prior: np.ndarray | None = None, edge: int = 0):
-    """The least-squares solve of :func:`least_squares` on checked inputs, for every lambda of
-    ``lams`` ((K,) values > 0) at once: (B (N, K, 64, 64) unscaled, offsets c (N, K), the operator H,
-    the fits H B + c (N, K, 64, 64)), numpy float64.
-
-    The offset c is eliminated exactly (its optimum is the mean of Y - H B), leaving
-    (H^T P H + lam' I) B = H^T P Y with P removing an image's mean and lam' = lam * (number of
-    defects). A change of lambda only shifts that operator, and the Krylov spaces of CG do not
-    change with a shift, so one sequence of ``iterations`` operator applications gives, for every
-    lambda, the iterate plain CG from zero would reach after as many steps (multi-shift CG,
-    Jegerlehner 1996, hep-lat/9612014; the shifts' coefficients follow from the base system's):
-    the cost of one solve instead of K. The base system is the smallest lambda's.
-    ``prior`` ((N, 64, 64), in Y's units): the Tikhonov term becomes lam ||B - prior||^2 (B = prior
-    + D, D solved on the residual Y - H prior), so regularising pulls towards the prior instead of
-    towards zero. ``edge`` > 0: the data term (and the offset) uses only the pixels at least that
-    far from the image edge (P then removes the interior's mean and zeroes the band), for data whose
-    edges carry ripples of defects outside the view that the model cannot place.
-
-    The iterations run in torch, float64: its FFTs and in-place updates use every core, where
-    numpy's run on one (``benchmarks/bench_least_squares.py`` measures it against the numpy
-    solver this replaced)."""
+    """The solve of :func:`least_squares` on checked inputs for every lambda of ``lams`` ((K,) > 0) at
+    once, by multi-shift CG (``docs/library.md``): (B (N, K, 64, 64) unscaled, offsets c (N, K), the
+    operator H, the fits H B + c (N, K, 64, 64)), numpy float64. ``prior`` ((N, 64, 64), Y's units):
+    regularise towards it instead of zero. ``edge`` > 0: the data term uses only pixels at least that
+    far from the image edge. Runs in torch float64 (every core; ``benchmarks/bench_least_squares.py``)."""
     lams = _check_lambdas(lams)
     mask_np = _data_mask(edge)
     if isinstance(iterations, bool) or not isinstance(iterations, (int, np.integer)) or iterations < 1:
@@ -196,19 +158,11 @@ def _solve_path(y: np.ndarray, m: np.ndarray, lams, iterations: int, positions,
 
 def least_squares(observations: np.ndarray, maps: np.ndarray, lam: float = 1e-3, iterations: int = 60,
                   return_raw: bool = False, positions: np.ndarray | None = None) -> np.ndarray:
-    """Tikhonov-regularised least squares for the kernel, batched conjugate gradients.
-
-    Minimises ||H B + c - Y||^2 + lam' ||B||^2 over the kernel B and an offset c, where
-    H = crop(M (*) .) and lam' = lam * (number of labelled defects), so that one ``lam`` suits
-    images with 1 or 100 defects (||H||^2 grows with their number); c is eliminated exactly and B
-    found by CG on the normal equations (:func:`_solve_path`). CG starts from zero and stops after
-    ``iterations``, which regularises too (early stopping keeps B in the range of H^T).
-    ``positions`` ((N, S, 2) continuous (x, y) in pixels, NaN = unused slot): H places the kernel
-    at those sub-pixel positions (:meth:`ConvolutionOperator.from_positions`) instead of at the
-    pixels of M; binning a defect to its pixel moves it by up to half a pixel, which for ripples of
-    a few pixels' period is most of the binned solution's error.
-    Returns (N, 64, 64) kernels min-max scaled to [0, 1] (``return_raw``: the unscaled B).
-    """
+    """Tikhonov least squares for the kernel: min ||H B + c - Y||^2 + lam * (defects) * ||B||^2 over B
+    and an offset c, H = crop(M (*) .), by ``iterations`` CG steps from zero (``docs/library.md``).
+    observations, maps: (N, 64, 64). ``positions`` ((N, S, 2) (x, y) px, NaN = unused): place the
+    kernel at those sub-pixel positions instead of M's pixels. Returns (N, 64, 64) kernels on [0, 1]
+    (``return_raw``: the unscaled B)."""
     y, m = _check_pair(observations, maps)
     if np.ndim(lam) != 0:
         raise InputError(f"lam must be one number (least_squares_path solves a grid), got shape {np.shape(lam)}")
@@ -218,13 +172,9 @@ def least_squares(observations: np.ndarray, maps: np.ndarray, lam: float = 1e-3,
 
 def least_squares_path(observations: np.ndarray, maps: np.ndarray, grid=(1e-4, 1e-3, 1e-2, 1e-1, 1.0),
                        iterations: int = 60, positions: np.ndarray | None = None) -> np.ndarray:
-    """:func:`least_squares` for every lambda of ``grid`` at the cost of one solve (multi-shift CG,
-    :func:`_solve_path`): (N, K, 64, 64) kernels min-max scaled to [0, 1], K = len(grid), in the
-    grid's order. ``[:, j]`` is, in exact arithmetic, ``least_squares(..., lam=grid[j])``; in
-    float64 the two recurrences drift apart over the iterations: at most 5e-3 on [0, 1] after 60 on
-    the quick profile's 64 images (``benchmarks/bench_least_squares.py``), the order by which plain
-    CG itself moves when Y changes by one part in 1e14 (up to 3.5e-3 there): CG's own rounding
-    sensitivity, not an error of the path."""
+    """:func:`least_squares` for every lambda of ``grid`` at the cost of one solve: (N, K, 64, 64)
+    kernels on [0, 1] in the grid's order; ``[:, j]`` equals ``least_squares(..., lam=grid[j])`` up to
+    CG's rounding (at most 5e-3, ``benchmarks/bench_least_squares.py``)."""
     y, m = _check_pair(observations, maps)
     b = _solve_path(y, m, grid, iterations, positions)[0]
     return minmax_normalise(b.reshape(-1, IMAGE_SIZE, IMAGE_SIZE))[0].reshape(b.shape)
@@ -245,12 +195,8 @@ def choose_regularisation(observations: np.ndarray, maps: np.ndarray, kernels: n
 
 
 def estimate_noise_std(observations: np.ndarray, fmin: float = 0.35) -> np.ndarray:
-    """(N,) standard deviation of white noise in each (IMAGE_SIZE, IMAGE_SIZE) observation, from its power at
-    spatial frequencies above ``fmin`` cycles/px (along either axis), where the ripples of the
-    kernels the kit handles carry no power (they are band-limited below it: the profiles'
-    frequencies reach 0.18, and real maps are rescaled to 0.12). A Hann window keeps the image's
-    edges (a window of a larger map is not periodic) from leaking power to high frequencies; for
-    white noise of std s, E|FFT(w y)(f)|^2 = s^2 sum(w^2) at every frequency."""
+    """(N,) std of white noise in each (N, 64, 64) observation, from its Hann-windowed power above
+    ``fmin`` cycles/px (either axis), where the kit's band-limited kernels carry none."""
     y = _check_batch("observations", observations)
     f = np.abs(np.fft.fftfreq(y.shape[-1]))
     high = (f[:, None] > fmin) | (f[None, :] > fmin)
@@ -279,20 +225,11 @@ def least_squares_discrepancy(observations: np.ndarray, maps: np.ndarray, grid=(
                               iterations: int = 60, positions: np.ndarray | None = None, tau: float = 1.1,
                               noise_std: np.ndarray | None = None,
                               prior: np.ndarray | None = None, return_met: bool = False, edge: int = 0):
-    """Least squares with lambda chosen per observation without ground truth (Morozov's
-    discrepancy principle): the largest lambda of ``grid`` whose residual RMS
-    ||H B + c - Y|| / 64 is at most ``tau`` times the noise level (``noise_std``, default
-    :func:`estimate_noise_std`); the smallest lambda when none is. Regularising more than the
-    noise demands throws signal away; less fits the noise. It sees only noise: where the model
-    itself is wrong (defects binned to pixels, unlabelled defects) the residual stays above the
-    noise level and the rule falls back to the smallest lambda, so use it with ``positions``.
-    ``prior`` ((N, 64, 64) kernels in Y's units, e.g. the hybrid's decoded kernel times its fitted
-    scale): regularise towards it instead of towards zero (:func:`_solve_path`). Every lambda
-    of the grid costs one solve together (multi-shift CG). ``edge``: fit, and measure the
-    residual, only at least that many px from the image edge (:func:`_solve_path`).
-    Returns (kernels (N, 64, 64) min-max scaled, chosen lambda (N,)), and with ``return_met``
-    also (N,) bool: the bound was met (False: even the smallest lambda left a residual above it,
-    a sign that the forward model, not the noise, limits the fit)."""
+    """Least squares with lambda chosen per observation without ground truth (Morozov's discrepancy
+    principle, ``docs/library.md``): the largest lambda of ``grid`` whose residual RMS is at most
+    ``tau`` times the noise level (``noise_std``, default :func:`estimate_noise_std`), else the
+    smallest. ``positions``, ``prior``, ``edge`` as in :func:`_solve_path`. Returns (kernels (N, 64, 64)
+    on [0, 1], chosen lambda (N,)), and with ``return_met`` (N,) bool: the bound was met."""
     y, m = _check_pair(observations, maps)
     grid = np.sort(_check_lambdas(grid))[::-1]
     _data_mask(edge)  # checked before any work
@@ -308,21 +245,11 @@ def least_squares_discrepancy(observations: np.ndarray, maps: np.ndarray, grid=(
 
 @dataclass(frozen=True)
 class EdgeCheck:
-    """The sub-pixel hybrid's check for unlabelled defects just outside the view.
-
-    Their ripples are strongest at the image edge and, under noise, the discrepancy rule takes
-    them for noise (``benchmarks/hybrid_realistic.py``). Where the prior-centred fit explains the
-    interior to the noise level but leaves more than ``ratio`` times as much residual RMS in the
-    ``band`` px at the image edge (:func:`edge_ratio`), and that band residual exceeds
-    ``noise_fraction`` times the noise level (on noise-free data tiny residuals have any ratio),
-    and the observation's estimated SNR is at most ``max_snr_db`` (:func:`estimate_snr_db`), the
-    fit is redone on the interior alone. The SNR gate is there because the check is needed only
-    under noise: without it the discrepancy bound itself fails on hidden defects' ripples and the
-    hybrid keeps the decoded kernel, while on some clean data a fit's edge residual is large for
-    other reasons and the interior alone, with a tiny noise level, fits much worse (the first
-    version, without the gate, lost 0.0083 -> 0.0138 on the clean OOD test set).
-    :data:`EDGE_CHECK` holds the values the rule :func:`qpi_lab.calibrate.choose_edge_check` chose on validation
-    observations."""
+    """The sub-pixel hybrid's check for unlabelled defects just outside the view (``docs/library.md``):
+    a fit that explains the interior to the noise level but leaves more than ``ratio`` times the
+    residual RMS in the ``band`` px at the edge, above ``noise_fraction`` of the noise level, on an
+    observation of estimated SNR at most ``max_snr_db``, is redone on the interior alone.
+    :data:`EDGE_CHECK`: the values :func:`qpi_lab.calibrate.choose_edge_check` chose on validation."""
 
     band: int = 8
     ratio: float = 1.3
@@ -361,12 +288,9 @@ TAU = 1.1  # the discrepancy bound: residual RMS at most TAU times the noise lev
 
 
 def estimate_snr_db(observations: np.ndarray, noise_std: np.ndarray | None = None) -> np.ndarray:
-    """(N,) signal-to-noise ratio in dB of each (IMAGE_SIZE, IMAGE_SIZE) observation: 10 log10 of the signal's
-    variance (the image's variance less the noise's) over the noise's, the noise level from
-    ``noise_std`` or :func:`estimate_noise_std`. Accurate (within 1.5 dB) where the noise
-    dominates the high frequencies, up to about 20 dB; above that the kernel's own power above
-    ``fmin`` counts as noise and it reads low: noise-free maps read from about 20 dB up, by their
-    ripple frequency (``tests/test_baselines.py`` checks they read at least 20)."""
+    """(N,) SNR in dB of each (N, 64, 64) observation: 10 log10 (variance - noise variance) / noise
+    variance, the noise from ``noise_std`` or :func:`estimate_noise_std`. Within 1.5 dB up to about
+    20 dB; noise-free maps read 20 dB or more (the kernel's own high frequencies count as noise)."""
     y = _check_batch("observations", observations)
     sigma = estimate_noise_std(y) if noise_std is None else np.asarray(noise_std, np.float64)
     noise = np.maximum(sigma ** 2, 1e-30)
@@ -394,33 +318,15 @@ def _fit_scale_offset(f: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, t
 def hybrid(observation_encoder, kernel_vae, observations: torch.Tensor, cfg: PhysicsConfig = PhysicsConfig(),
            positions: np.ndarray | None = None, return_history: bool = False,
            edge_check: EdgeCheck | None = EDGE_CHECK, decoder_autocast: bool = DECODER_AUTOCAST):
-    """Refine the two-step latent so the decoded kernel explains Y through Y = s M (*) A + c.
+    """Refine the two-step latent so the decoded kernel explains Y = s M (*) A + c (``docs/library.md``).
 
-    observations: (B, 2, 64, 64) (Y, M) on [0, 1]. ``cfg``: the profile's physics section
-    (``hybrid_steps`` Adam steps at ``hybrid_lr`` with prior weight ``hybrid_mu``). The kernel's
-    zero level is the mean of the decoded kernel's border (kernels decay to zero at their window
-    edge; min-max scaling moved that zero). Returns (B, 1, 64, 64) kernels on [0, 1]
-    (``return_history``: and the mean data misfit after each step of the first stage).
-
-    ``positions`` ((B, S, 2) labelled defect positions (x, y) in px, NaN = unused slot) makes it
-    the sub-pixel hybrid: the forward model places the kernel at the positions (sub-pixel
-    exact), and with ``hybrid_residual`` the decoded kernel (times its fitted scale) becomes the
-    centre of a least-squares fit, lambda chosen per observation by the discrepancy principle
-    (:func:`least_squares_discrepancy`): where the VAE cannot draw the kernel (an unseen one) the
-    data pull it off the VAE's manifold; where the data are noisy the prior keeps what the noise
-    cannot decide. Unlabelled defects just outside the view put ripples at the image edge that,
-    under noise, the discrepancy rule takes for noise: where the fit leaves clearly more residual
-    in a band at the edge than inside (``edge_check``, an :class:`EdgeCheck`; None = off), it is
-    redone on the interior alone. Where even the smallest lambda leaves a residual above the noise,
-    the forward model is wrong (a defect finder is off by a fraction of a pixel, unlabelled defects): those
-    observations are refined again with the positions free (``hybrid_position_lr`` px per Adam
-    step, jointly with the latent), and if the bound is still not met they get the decoded
-    kernel alone (fitting a wrong model harder would fit its error).
-
-    ``decoder_autocast``: the decoder passes of the refinement steps run in reduced precision where
-    that is fast (:func:`decoder_precision`); the decoding of the final latent, the forward model
-    and the least squares stay in float32/float64.
-    """
+    observations: (B, 2, 64, 64) (Y, M) on [0, 1]; ``cfg``: the physics section (``hybrid_steps``
+    Adam steps at ``hybrid_lr``, prior weight ``hybrid_mu``). ``positions`` ((B, S, 2) (x, y) px, NaN
+    = unused) makes it the sub-pixel hybrid: then, with ``hybrid_residual``, least squares centred on
+    the decoded kernel (discrepancy rule, ``edge_check``), positions refined where the bound fails
+    (``hybrid_position_lr``), the decoded kernel kept where it still fails. ``decoder_autocast``: the
+    refinement's decoder passes in :func:`decoder_precision`. Returns (B, 1, 64, 64) kernels on [0, 1]
+    (``return_history``: and the mean misfit after each step)."""
     device = observations.device
     n = len(observations)
     if positions is None:

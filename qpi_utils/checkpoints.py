@@ -1,12 +1,5 @@
-"""Loading what a run made: the dataset with its splits, and the trained networks.
-
-Every "load the trained X from a run directory" goes through this module. Each trained network
-is stored as ``models/<step>.pt`` (weights, summary, history) with a *fingerprint* of what made
-it (profile, model and training configuration, dataset hash, split seed); loading with another
-configuration is refused with an error that says what differs. A missing artefact raises
-:class:`qpi_utils.runs.MissingArtefactError` naming it and what makes it, in the caller's
-words (the :class:`~qpi_utils.runs.RunLayout`'s context: a CLI command or a notebook).
-"""
+"""Loading what a run made: the dataset with its splits and the trained networks, each checked
+against the fingerprint of what made it. See ``docs/library.md``."""
 
 from __future__ import annotations
 

@@ -1,16 +1,5 @@
-"""Profiles: every size and hyperparameter of the kit, defined once.
-
-Four profiles share one schema:
-
-* ``smoke`` -- CI and the test suite: the whole chain in seconds, numbers meaningless.
-* ``quick`` -- a 2-core CPU laptop (the chain's measured time: ``results/quick/chain_times.json``).
-* ``colab`` -- a free Colab T4: the paper's pretrained architecture, about 40 min of compute.
-* ``paper`` -- a large GPU: the paper's data sizes, architecture and hyperparameters.
-
-Notebooks, the ``qpi`` CLI and the tests all call :func:`get_profile`; nothing else defines a
-size. Overrides are given as dotted keys (``{"simulation.n_kernels": 20}``) and validated like
-the profiles themselves: an unknown key or a bad value raises :class:`ProfileError` naming it.
-"""
+"""Profiles (``smoke``, ``quick``, ``colab``, ``paper``): every size and hyperparameter, defined once
+and validated; dotted-key overrides. See ``docs/library.md``."""
 
 from __future__ import annotations
 

@@ -1,33 +1,5 @@
-"""Datasets: the on-disk format, making a simulated dataset, and torch views of it.
-
-Splits live in :mod:`qpi_utils.splits`.
-
-On-disk format (``FORMAT_VERSION`` 1)
--------------------------------------
-A dataset is a directory of plain ``.npy`` files (memory-mappable with ``np.load(mmap_mode="r")``)
-plus ``meta.json``:
-
-=====================  ======================  =======  =============================================
-file                   shape                   dtype    meaning
-=====================  ======================  =======  =============================================
-kernels.npy            (K, 64, 64)             float32  kernel images A, min-max scaled to [0, 1]
-observations.npy       (K, O, 64, 64)          float32  observations Y, min-max scaled to [0, 1]
-activation_maps.npy    (K, O, 64, 64)          uint8    M: scatterers per pixel (labelled ones only)
-positions.npy          (K, O, S, 2)            float32  scatterer (x, y) in px; NaN = unused slot
-n_scatterers.npy       (K, O)                  int16    labelled scatterers per observation
-outside_positions.npy  (K, O, S_out, 2)        float32  unlabelled scatterers outside the view (NaN pad)
-kernel_range.npy       (K, 2)                  float64  (min, max) of each raw kernel: undoes scaling
-observation_range.npy  (K, O, 2)               float64  (min, max) of each raw observation
-param_<name>.npy       (K,)                    various  symmetry (0 = isotropic, 2, 3, 4, 6),
-                                                        orientation (rad), frequency (cycles/px),
-                                                        phase (rad), decay (px); NaN if unknown
-=====================  ======================  =======  =============================================
-
-``meta.json`` holds the format version, the kit version, source, profile, seed, the simulation
-settings, the kernel origin (pixel of the scatterer in a kernel image) and ``content_hash``
-(SHA-256 of all arrays). It is written last, inside a temporary directory that is renamed into
-place only when complete, so an interrupted write never leaves a dataset that loads.
-"""
+"""Datasets: the on-disk format (``.npy`` arrays plus ``meta.json``, written atomically; the table
+of arrays is in ``docs/library.md``), making a simulated dataset, and torch views of it."""
 
 from __future__ import annotations
 
@@ -102,7 +74,7 @@ def sample_hash(arrays: dict[str, np.ndarray], n: int = 4096) -> str:
 
 @dataclass
 class QPIDataset:
-    """K kernels with O observations each (arrays as in the module docstring)."""
+    """K kernels with O observations each (arrays as in ``docs/library.md``)."""
 
     arrays: dict[str, np.ndarray]
     meta: dict

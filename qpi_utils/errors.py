@@ -1,11 +1,5 @@
-"""The kit's one error family.
-
-Every error the kit raises on purpose is a :class:`QpiError`, and its message names what is at
-fault: the file, the argument, the header field or the setting, with the value found and what was
-expected. Each module's error (``ProfileError``, ``DatasetError``, ``CheckpointError``, ...)
-subclasses it and the built-in error it stands for (``ValueError``, ``FileNotFoundError``, ...), so
-``except QpiError`` catches every one of them and older ``except ValueError`` code still works.
-"""
+"""The kit's one error family: every deliberate error is a :class:`QpiError` (and the built-in error
+it stands for), its message naming the file, argument or setting, the value and what was expected."""
 
 from __future__ import annotations
 

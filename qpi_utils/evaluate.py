@@ -1,11 +1,5 @@
-"""Scoring: every method of :mod:`qpi_utils.methods` on the ID and OOD test sets.
-
-:func:`score` runs the methods (the slow ones, :attr:`Method.subset`, on a seeded subset of each
-test set when ``physics.hybrid_test_observations`` is set: the ``n`` column says how many) and
-returns the table rows (metrics of :mod:`qpi_utils.metrics`: means over the test set), the
-per-sample errors and a record of what was chosen on validation; :func:`write_scores` writes them
-under the run's ``results/``. (The ``qpi`` command adds provenance: :mod:`qpi_lab.evaluate`.)
-"""
+"""Scoring every method of :mod:`qpi_utils.methods` on the ID and OOD test sets, and writing the
+tables under the run's ``results/`` (the ``qpi`` command adds provenance: :mod:`qpi_lab.evaluate`)."""
 
 from __future__ import annotations
 

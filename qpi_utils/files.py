@@ -1,17 +1,5 @@
-"""Writing files safely: every artefact of the kit is written to a temporary name beside its
-target and renamed into place, so a reader (or a crash) never sees a half-written file.
-
-* :func:`atomic_path` -- a context manager yielding the temporary path to write; renamed to the
-  target on success, removed on error.
-* :func:`write_text`, :func:`write_csv` -- the common cases on top of it.
-
-Reading what the kit did not make: :func:`fetch_verified` returns a file checked against its
-SHA-256, downloading it (pooch) only when no verified copy is there.
-
-Ownership, one rule: a folder the kit writes into carries its record (:data:`OWNER_FILE`: what it
-wrote there, which kind of folder), and the kit replaces only files that record lists
-(datasets: :mod:`qpi_utils.data`; results tables: :func:`claim_results`).
-"""
+"""Writing files safely (temporary name, then rename), fetching files by checksum, and the one
+ownership rule: the kit replaces only what its record says it wrote. See ``docs/library.md``."""
 
 from __future__ import annotations
 

@@ -1,20 +1,5 @@
-"""Losses of the two-step method (all on the model's [-1, 1] image scale, batch-averaged).
-
-* :func:`reconstruction_loss` -- MSE between reconstruction and kernel.
-* :func:`kl_loss` -- KL(q(z|x) || N(0, I)), summed over the latent's 256 values (the kit's default)
-  or averaged over them (``reduction="mean"``, the authors' code: the same beta is then 256 times
-  weaker) (weight beta).
-* :func:`symmetric_loss` -- rotate the reconstruction about the scatterer by each symmetry angle
-  of its kernel's class and compare the central window with the kernel (weight alpha). Two
-  angle sets: ``"group"`` (the kit's default: every non-trivial rotation of the class, k 2pi/n,
-  and four generic angles for isotropic kernels) and ``"authors"`` (the angles of the authors'
-  code, each applied with both signs as their code does: +-120 for 3-fold and +-60/120/180 for
-  6-fold, the full group; +-90 for 4-fold, without 180; +-90/180 for isotropic; 180 for 2-fold).
-  Either way each sample's angles are averaged first, then the batch, so a 6-fold kernel weighs as
-  much as a 2-fold one (the authors' code instead sums, over the classes in a batch, each class's
-  mean; docs/paper.md).
-* :func:`alignment_loss` -- step 2: MSE of latent means + MSE of latent log-variances.
-"""
+"""Losses of the two-step method, on the model's [-1, 1] scale, batch-averaged: reconstruction MSE,
+KL, the symmetric loss (alpha) and the alignment loss. The angle sets: ``docs/library.md``."""
 
 from __future__ import annotations
 

@@ -1,31 +1,6 @@
-"""The methods a table compares, in one registry: every trained network, the physics baselines
-and the hybrids, each a function of the loaded run and a (B, 2, S, S) (Y, M) batch on [0, 1]
-returning (B, 1, S, S) kernels on [0, 1] (S = :data:`~qpi_utils.simulate.IMAGE_SIZE`).
-
-:data:`METHODS` is the one list that tables, sweeps, seeds and real maps read. A new baseline is
-one function plus one line there::
-
-    def _my_baseline(models, x, positions=None):        # (B, 2, S, S) -> (B, 1, S, S)
-        return numpy_method(lambda y, m: my_physics(y, m))(x)
-
-    Method("my_baseline", _my_baseline),                 # in METHODS below
-
-* ``mean_kernel`` -- the mean of the training kernels for every observation: the floor.
-* ``one_step`` -- the kit's baseline network, (Y, M) -> kernel, using the posterior mean, trained
-  from the step-1 VAE (it starts with the kernel prior step 2 gets).
-* ``one_step_paper`` -- the paper's baseline: the same network and training, started from the
-  model section's weights (the pretrained VAE, as the paper's baseline starts from the SDXL-VAE).
-* ``two_step`` -- (Y, M) -> observation encoder -> latent mean -> frozen kernel decoder.
-* ``defect_average``, ``least_squares`` -- the physics baselines of :mod:`qpi_utils.baselines`
-  (lambda chosen on validation observations), defects binned to the pixels of M.
-* ``least_squares_subpixel`` -- the same at the labelled continuous positions (reads positions).
-* ``least_squares_auto`` -- sub-pixel least squares, lambda per observation without ground truth
-  (the discrepancy principle, :func:`baselines.least_squares_discrepancy`).
-* ``hybrid`` -- two-step refined so the decoded kernel explains Y through the forward model
-  (its settings chosen on validation, :func:`baselines.choose_hybrid_settings`).
-* ``hybrid_subpixel`` -- the same at the labelled positions, then least squares centred on the
-  decoded kernel (:func:`baselines.hybrid` with positions).
-"""
+"""The one registry of methods (:data:`METHODS`) that tables, sweeps, seeds and real maps read: each
+maps the loaded run and a (B, 2, S, S) (Y, M) batch on [0, 1] to (B, 1, S, S) kernels on [0, 1].
+A new baseline is one function plus one line in :data:`METHODS` (``docs/library.md``)."""
 
 from __future__ import annotations
 

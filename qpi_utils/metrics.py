@@ -1,19 +1,5 @@
-"""Error metrics of a predicted kernel against the true one.
-
-Per sample, on the [0, 1] scale of the normalised kernels: MAE = mean |p - t|, MSE =
-mean (p - t)^2, RMSE = sqrt(MSE). The ``*_pm1`` values are the same errors on the [-1, 1] scale
-the authors' code reports (images mapped by 2x - 1: MAE and RMSE double, MSE quadruples).
-Predictions are not clipped.
-
-``rmse_affine`` is the RMSE after the best per-sample scale and offset (least squares, p -> s p
-+ c): it does not penalise a contrast or background level a method cannot know (min-max scaling
-of a kernel depends on its extremes), so methods are compared on their shape alone.
-
-Two methods scored on the same observations are compared *paired*, kernels as units
-(:func:`paired_difference`): each kernel's mean error difference over the observations both
-scored, averaged over kernels, with a bootstrap interval that resamples kernels. A difference is
-called a tie only when that interval covers zero.
-"""
+"""Errors of predicted kernels on [0, 1] (``*_pm1``: on [-1, 1]), the shape-only ``rmse_affine``,
+and paired comparisons with kernels as units. See ``docs/library.md``."""
 
 from __future__ import annotations
 
@@ -58,7 +44,7 @@ def errors(pred: np.ndarray, target: np.ndarray) -> dict[str, np.ndarray]:
 
 def paired_difference(rows_a: list[dict], rows_b: list[dict], metric: str = "rmse", n_boot: int = 10_000,
                       seed: int = 0) -> dict:
-    """Method a minus method b, paired (see the module docstring and :data:`PAIRED_RULE`).
+    """Method a minus method b, paired (``docs/library.md`` and :data:`PAIRED_RULE`).
 
     ``rows_a``, ``rows_b``: per-sample rows (``per_sample.csv`` of one setting) with ``kernel``,
     ``observation``, ``metric`` and optionally ``seed`` (kernels of different seeds are different

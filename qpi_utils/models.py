@@ -1,26 +1,6 @@
-"""Networks: diffusers ``AutoencoderKL`` throughout.
-
-* kernel VAE (step 1): ``AutoencoderKL`` with 1 channel in and out; latent 4x8x8 at 64x64.
-* observation encoder (step 2): the same encoder with 2 input channels (Y, M) and no decoder.
-* one-step baseline: an ``AutoencoderKL`` with 2 channels in, 1 out, trained (Y, M) -> A.
-
-Images enter the networks on the [-1, 1] scale (``to_model_scale``) as Stable Diffusion VAEs
-expect, and come out on it (``from_model_scale`` maps back to [0, 1]).
-
-``architecture="sdxl"`` builds the SDXL-VAE (83.7 M parameters) and initialises it from the
-pretrained ``madebyollin/sdxl-vae-fp16-fix`` when the weights can be loaded. Its RGB input and
-output convolutions are adapted by combining the pretrained filters: a grey image g fed as
-(g, g, g) gives sum_c W_c * g, so the 1-channel input filter is the sum over the RGB filters
-(both Y and M channels of the observation encoder get it, so (Y, M) is seen as the grey image
-Y + M); the 1-channel output is the mean of the three RGB outputs. When the weights cannot be
-had (no network: diffusers raises ``OSError``) the model is initialised at random, a warning
-says so, and ``pretrained`` is False in the :class:`ModelInfo` that every result records.
-
-``pretrained="qpi-kit/<name>"`` names one of the kit's own priors instead (:mod:`qpi_utils.prior`:
-the same small VAE pretrained on a corpus of simulated kernels, committed as
-``priors/<name>.safetensors``); its weights are loaded as they are, an extra input channel (M)
-starting at zero.
-"""
+"""Networks, diffusers ``AutoencoderKL`` throughout: the kernel VAE (1 channel, latent 4x8x8 at
+64x64), the observation encoder (2 channels (Y, M)) and the one-step network (2 in, 1 out).
+Images enter and leave on [-1, 1]. Pretrained weights and the RGB adaptation: ``docs/library.md``."""
 
 from __future__ import annotations
 
@@ -125,7 +105,7 @@ def autoencoder_config(cfg: ModelConfig, in_channels: int, out_channels: int) ->
 def adapt_rgb_autoencoder(rgb_vae, cfg: ModelConfig, in_channels: int, out_channels: int):
     """A new ``AutoencoderKL`` with ``in_channels``/``out_channels`` whose weights are those of
     the 3-channel ``rgb_vae``, with the first and last convolutions combined from the RGB
-    filters (see the module docstring) rather than re-initialised."""
+    filters (``docs/library.md``) rather than re-initialised."""
     from diffusers import AutoencoderKL
 
     if rgb_vae.config.in_channels != 3 or rgb_vae.config.out_channels != 3:

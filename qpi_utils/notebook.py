@@ -1,12 +1,5 @@
-"""The one set-up call of every notebook, and what makes a notebook stand alone.
-
-``profile, run = qpi.setup(PROFILE, RUN_DIR, requires=(...))`` chooses the profile and its run
-directory and makes sure what the notebook needs is there. A notebook opened on its own (a fresh
-Colab runtime, say) finds missing earlier artefacts and makes them, saying so, exactly as the
-earlier notebooks would: the dataset regenerates bit-identically from the profile's seed and
-training resumes from any checkpoint. With ``make_missing=False`` it names the notebook to run
-first instead.
-"""
+"""The notebooks' one set-up call, :func:`setup`, which makes what an opened notebook needs, and
+the exercises' self-check. See ``docs/library.md``."""
 
 from __future__ import annotations
 

@@ -1,12 +1,5 @@
-"""What the reproduced paper reports, with where each number comes from.
-
-arXiv:2506.05325. Version 1 (5 June 2025) is titled "Quasiparticle Interference Kernel Extraction
-with Variational Autoencoders via Latent Alignment"; a later version, retitled "Seeing the
-Invisible: Machine learning-Based QPI Kernel Extraction via Latent Alignment", adds the
-pretrained-vs-scratch comparison (its Table III) and noise augmentation. Errors are on the
-[-1, 1] image scale the authors use (the kit's ``*_pm1`` columns). Every entry names its source:
-a table, the text, or the authors' code.
-"""
+"""What the reproduced paper (arXiv:2506.05325, v1 and the later version) reports, on [-1, 1], each
+number with its source. See ``docs/paper.md``."""
 
 from __future__ import annotations
 

@@ -1,21 +1,5 @@
-"""The physics forward model Y = M (*) A as one linear operator, deepinv-style.
-
-An observation is the kernel A placed at every labelled defect: ``Y = crop(M (*) A)``, with the
-kernel's scatterer on pixel (32, 32) of its 64x64 image and the activation map M on the 64x64
-field of view. :class:`ConvolutionOperator` holds the defects of a batch of images (as the
-spectrum of M on a 128x128 grid, large enough that the linear convolution of two 64x64 images
-never wraps) and applies
-
-* :meth:`~ConvolutionOperator.forward` (``A``): kernels (N, 64, 64) -> images (N, 64, 64), and
-* :meth:`~ConvolutionOperator.adjoint` (``A_adjoint``): images -> kernels, its exact adjoint,
-
-to numpy arrays (float64, scipy.fft) or torch tensors (torch.fft, differentiable, on their
-device) alike. It is built from binned activation maps (:meth:`~ConvolutionOperator.from_maps`,
-counts per pixel) or from continuous defect positions
-(:meth:`~ConvolutionOperator.from_positions`: Fourier phase ramps, the band-limited sub-pixel
-shift the simulator renders with). The least-squares baseline, the hybrid and the real-data
-scores all use it.
-"""
+"""The forward model Y = crop(M (*) A) as one linear operator (forward and exact adjoint, numpy or
+torch), built from activation maps or continuous positions. See ``docs/library.md``."""
 
 from __future__ import annotations
 
@@ -48,7 +32,7 @@ def _fft(x, inverse: bool = False):
 
 
 class ConvolutionOperator:
-    """``A(B) = crop(M (*) B)`` for a batch of N images; see the module docstring.
+    """``A(B) = crop(M (*) B)`` for a batch of N images; see ``docs/library.md``.
 
     ``spectrum``: (N, 128, 65) complex, the rfft2 of the defect distribution on the 128 grid
     (numpy or torch). Inputs of :meth:`forward` and :meth:`adjoint` are (N, 64, 64) and may be of

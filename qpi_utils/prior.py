@@ -1,27 +1,5 @@
-"""A kernel prior the CPU can afford: the rule that keeps it honest.
-
-The paper fine-tunes the SDXL-VAE, pretrained on millions of natural images, on 80 kernels; that
-prior is what lets step 1 generalise to unseen kernels. The quick profile's small VAE, trained on
-70 kernels from random weights, has no such prior. The simulator makes kernels of the family for
-free, so the kit pretrains the small VAE on a large corpus of them once (``qpi pretrain``; the
-weights are committed as ``priors/<name>.safetensors``, as the paper downloads the SDXL-VAE; the
-corpus and the pretraining are the lab's, :mod:`qpi_lab.prior`), and a profile starts from it with
-``model.pretrained = "qpi-kit/<name>"`` (:func:`qpi_utils.models.load_kit_prior`).
-
-What keeps the OOD test out of domain (:class:`qpi_utils.config.PriorConfig` states the rule):
-the corpus holds no kernel near a held-out one. The distance between two kernels of the same
-symmetry is the Euclidean distance of their four continuous parameters, each scaled to [0, 1]
-over its range (orientation over its period 2 pi / n, phase over 2 pi, both circular; frequency
-and decay over the simulation's ranges); kernels of different symmetry are infinitely far apart.
-The corpus drops every kernel within ``min_distance`` of a validation or OOD test kernel of the
-datasets of ``protected_seeds``, and :func:`check_held_out` refuses the prior for a run whose
-held-out kernels come closer to the corpus (a dataset of another seed, say) than that.
-
-A dataset's training-only kernels (``simulation.extra_train_kernels``, more kernels for the
-networks that read observations) keep the same rule against that dataset's own validation and OOD
-kernels: :func:`extra_kernel_params` draws them, :func:`check_extra_kernels` refuses data read
-with other splits than they were drawn for.
-"""
+"""The kit's kernel prior (the SDXL-VAE's role on a CPU) and the rule that keeps OOD kernels out of
+its corpus and out of a dataset's training-only kernels. See ``docs/library.md``."""
 
 from __future__ import annotations
 
@@ -53,7 +31,7 @@ def normalised_parameters(params: dict, simulation: SimulationConfig) -> np.ndar
 
 
 def parameter_distance(a: dict, b: dict, simulation: SimulationConfig) -> np.ndarray:
-    """(len(a), len(b)) distances between two sets of kernels (module docstring): circular in
+    """(len(a), len(b)) distances between two sets of kernels (``docs/library.md``): circular in
     orientation and phase, infinite between different symmetries."""
     x, y = normalised_parameters(a, simulation), normalised_parameters(b, simulation)
     d = np.abs(x[:, None, :] - y[None, :, :])

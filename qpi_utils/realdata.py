@@ -1,26 +1,6 @@
-"""Real STM data: download with a checksum, read Nanonis and Createc files, level, find defects,
-cut windows at the training scale, and extract kernels with every method of the kit.
-
-Files
------
-:data:`DATA_FILES` lists the public files the kit uses (URL, SHA-256). :func:`fetch` downloads
-one with pooch into ``$QPI_DATA_DIR`` (default: pooch's user cache) and checks its checksum; a
-file already there with the right checksum is used without any network access (tests and CI
-point ``QPI_DATA_DIR`` at ``../shared/data``).
-
-Orientation: :func:`read_sxm` returns ``data[row, col]`` with row 0 at the *bottom* of the scan
-frame (y = 0) and column 0 at its left (x = 0): draw with ``origin="lower"``. Nanonis ``down``
-scans and backward channels are flipped into this frame by xarray-nanonis (checked against a raw
-decode in the tests). :func:`read_createc` keeps rows and columns in stored order.
-
-Scale
------
-The networks were trained on 64x64 images whose ripple frequency lies in the profile's
-``frequency_range`` (cycles/px). A real map has its own pixel size and ripple period, so
-:func:`resample_to_frequency` rescales it so that its dominant ripple frequency (the peak of the
-radially averaged power spectrum, :func:`dominant_frequency`) lands in the middle of that range;
-windows of 64x64 pixels of the rescaled map are then what the networks know how to read.
-"""
+"""Real STM data: fetch with a checksum, read Nanonis and Createc files, level, find defects, cut
+64x64 windows at the training scale, and extract and score kernels with every method. Row 0 of
+:func:`read_sxm` is the bottom of the frame. See ``docs/library.md``."""
 
 from __future__ import annotations
 

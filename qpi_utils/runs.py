@@ -1,21 +1,5 @@
-"""The run directory: one place that knows where every artefact of a run lives.
-
-A run directory holds everything one profile's chain makes::
-
-    <run>/data/            the simulated dataset (qpi_utils.data format)
-    <run>/data-realistic/  its realistic copy, when a training asks for one
-    <run>/checkpoints/     <step>.pt, the last epoch of an unfinished training
-    <run>/models/          <step>.pt, trained networks
-    <run>/logs/            <step>.csv, per-epoch losses
-    <run>/figures/         PNG figures (collected into figures/<profile> by the chain)
-    <run>/results/         tables and provenance (collected into results/<profile>)
-    <run>/notebooks/       executed copies of the notebooks (the chain)
-
-:class:`RunLayout` owns these paths; the CLI, the chain, training, evaluation and the notebooks
-all go through it. When an artefact is missing, :meth:`RunLayout.require` says what makes it,
-in the words of whoever asked: a CLI command (``context="cli"``) or a notebook
-(``context="notebook"``). The notebooks' set-up call is :func:`qpi_utils.notebook.setup`.
-"""
+"""The run directory: :class:`RunLayout` knows where every artefact of a run lives and says what
+makes a missing one. See ``docs/library.md``."""
 
 from __future__ import annotations
 

@@ -1,55 +1,6 @@
-r"""The kit's physics model: QPI kernels and multi-scatterer observations.
-
-Physics only: datasets are made from it by :func:`qpi_utils.data.simulate_dataset`, and the
-forward operator Y = M (*) A used by the solvers is :class:`qpi_utils.physics.ConvolutionOperator`.
-
-The kernel model
-----------------
-A point defect at the origin scatters the surface electrons; the interference of incoming and
-scattered waves modulates the local density of states around it (Friedel oscillations). For a
-band structure with n-fold rotational symmetry the ripples and their wavefronts inherit that
-symmetry. The paper describes its kernels by five parameters but not by a formula, so the kit
-uses this phenomenological model (all lengths in pixels, frequencies in cycles per pixel):
-
-.. math::
-
-    A(r, \theta) = \bigl[1 + a\,g\bigr]\,
-                   \cos\!\bigl(2\pi f\, r\,[1 + \varepsilon\, g] + \phi\bigr)\,
-                   e^{-r/\xi}\, w(r),
-    \qquad g = \cos\bigl(n(\theta - \theta_0)\bigr)\,\frac{r^2}{r^2 + r_c^2}
-
-with the five parameters
-
-* ``symmetry`` n in {0 (isotropic), 2, 3, 4, 6}: the rotational symmetry (g = 0 when n = 0);
-* ``orientation`` theta_0 (rad, in [0, 2 pi / n)): the angle of the crystal axes;
-* ``frequency`` f: the scattering wavevector |q| / 2 pi, i.e. the inverse ripple period;
-* ``phase`` phi: the scattering phase shift of the defect;
-* ``decay`` xi: the decay length (quasiparticle lifetime and 2-D spreading);
-
-and fixed model constants: the angular amplitude modulation ``a`` (:data:`ANGULAR_AMPLITUDE`),
-the wavefront anisotropy ``epsilon`` (:data:`WAVEFRONT_ANISOTROPY`: rings become ellipses,
-triangles, squares or hexagons), a core radius ``r_c`` (:data:`CORE_RADIUS`) that switches the
-angular terms on smoothly so the kernel is continuous at the defect, and a raised-cosine window
-``w`` that takes the kernel to exactly zero between :data:`TAPER_RADII` so that it is compact and
-fits its 64x64 window (the scatterer sits on pixel (32, 32), :data:`KERNEL_ORIGIN`).
-
-Sampling without aliasing, at continuous positions
---------------------------------------------------
-An STM pixel records the field averaged over the pixel. The kit evaluates the analytic field on a
-grid ``supersample`` times finer than the pixels, takes its Fourier transform (the continuous
-spectrum of the kernel), multiplies by the pixel's box response (sinc x sinc) and keeps the band
-below the pixel Nyquist frequency. A scatterer at an arbitrary real position p then contributes
-exactly the band-limited, pixel-integrated kernel centred at p: its spectrum times the phase
-ramp exp(-2 pi i k.p). An observation is the exact superposition of those, computed for all
-scatterers at once as one small complex matrix product per image (the phase ramps factorise in
-x and y), then one inverse FFT on a 128x128 periodic grid large enough that nothing wraps into
-the 64x64 field of view. No pixel is ever shifted or rounded; :func:`observation_direct` is the
-plain per-scatterer loop that evaluates the analytic field pixel by pixel, used as a reference.
-
-Coordinates: pixel (row i, column j) has its centre at (y, x) = (i, j); positions are stored
-as (x, y) in pixels. The activation map has a 1 at the pixel that contains each scatterer
-(counts if several share a pixel), so for scatterers on pixel centres ``Y = M (*) A`` exactly.
-"""
+r"""The kit's physics model: QPI kernels (five parameters) and observations, the exact sum of
+kernels at continuous scatterer positions, pixel-integrated and band-limited. Lengths in px,
+frequencies in cycles/px; positions (x, y). The model and its sampling: ``docs/library.md``."""
 
 from __future__ import annotations
 

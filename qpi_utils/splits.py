@@ -1,18 +1,5 @@
-"""The paper's splits plus a validation split, checked for leakage.
-
-Kernels: 20 % are the out-of-domain (OOD) test kernels, never seen in training or in any
-choice; of the other 80 %, a stratified ``val_kernel_fraction`` of all kernels are validation
-kernels (unseen by training, so they stand in for OOD kernels when choosing epochs and
-hyperparameters) and the rest are training kernels. Each training kernel's observations: 20 %
-in-domain (ID) test, ``val_fraction`` validation, the rest training. Pairs are (kernel index,
-observation index) rows into a :class:`qpi_utils.data.QPIDataset`.
-
-Test sets are only ever read by :mod:`qpi_utils.evaluate` (and the analyses after it); every
-choice the kit makes (best epoch, least-squares lambda, hybrid settings) reads
-:meth:`Splits.validation_pairs` or the training pairs. The OOD kernels and ID test observations
-are the ones the paper's 80/20 split would give: the validation split is carved out of what
-was training data, so adding it leaves the test sets unchanged.
-"""
+"""The paper's ID/OOD test splits plus a validation split carved out of training, checked for
+leakage. Pairs are (kernel, observation) index rows. The rules: ``docs/library.md``."""
 
 from __future__ import annotations
 
@@ -87,7 +74,7 @@ def _stratified(symmetry: np.ndarray, candidates: np.ndarray, n: int, rng: np.ra
 def make_splits(symmetry: Sequence[int], n_observations: int, ood_fraction: float = 0.2,
                 id_test_fraction: float = 0.2, seed: int = 0, val_kernel_fraction: float = 0.1,
                 val_fraction: float = 0.1, n_extra: int = 0, extra_observations: int = 0) -> Splits:
-    """Deterministic stratified splits (see the module docstring).
+    """Deterministic stratified splits (rules in ``docs/library.md``).
 
     OOD kernels: round(ood_fraction * K), stratified by symmetry class. Validation kernels:
     round(val_kernel_fraction * K) of the rest, stratified the same way (drawn from an

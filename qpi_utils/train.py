@@ -1,20 +1,6 @@
-"""Training: step 1 (kernel VAE), step 2 (latent alignment), and the one-step baseline.
-
-All three share :func:`fit`: Adam + StepLR + gradient clipping, Hugging Face ``accelerate``
-for device placement, mixed precision on GPU (fp16 by default there; plain fp32 on CPU) and
-multi-GPU via ``accelerate launch``; a checkpoint after every epoch; per-epoch train and test
-loss in ``<run>/logs/<step>.csv``. Training draws nothing: each trainer returns its summary with
-the per-epoch ``history``, and the notebooks plot it (:func:`qpi_utils.plots.plot_history`).
-
-Resuming: an interrupted run continues from its last checkpoint and ends with the same weights
-as an uninterrupted one, because the data order and the VAE's sampling noise are re-seeded from
-(seed, epoch) at every epoch rather than carried over. A checkpoint made with another profile or
-configuration is refused before training starts.
-
-Artefacts under the run directory: ``models/<step>.pt`` (weights + configuration + ModelInfo),
-``checkpoints/<step>.pt``, ``logs/<step>.csv``. :data:`TRAINERS` is the one table of the three
-trainers (notebooks, the ``qpi`` command and the seeds runner read it).
-"""
+"""Training: step 1 (kernel VAE), step 2 (latent alignment) and the one-step baselines, all through
+:func:`fit` (checkpoints, exact resume, selection on validation); :data:`TRAINERS` is the one
+table of them. See ``docs/library.md``."""
 
 from __future__ import annotations
 

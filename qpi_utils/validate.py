@@ -1,13 +1,6 @@
-"""One validation layer at the public API: what a user passes is converted here or refused with an
-:class:`InputError` that names the argument, the value found and what was expected.
-
-Arrays: any array-like (numpy, torch, lists) of any real dtype is converted (float16/float64
-included); the wrong number of dimensions, the wrong image size, an empty batch, NaN or inf are
-refused. Tensors for a network are moved to that network's device and dtype. Numbers: finite, and
-in range where the physics needs it. Sizes: what a dataset or a network will take is estimated
-before anything is allocated and refused (:class:`SizeError`) when it exceeds the memory this
-machine has free (:func:`check_memory`).
-"""
+"""The one validation layer at the public API: inputs converted or refused with an
+:class:`InputError` naming the argument, the value and what was expected; sizes checked against
+free memory before allocating."""
 
 from __future__ import annotations
 

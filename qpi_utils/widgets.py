@@ -1,14 +1,5 @@
-"""The kernel explorer of notebook 01: sliders for the five kernel parameters, the number of
-scatterers and the noise, showing the kernel, a multi-scatterer observation and both their
-Fourier transforms.
-
-:class:`Explorer` draws the four panels once and then only replaces their data, so a redraw
-costs the physics and one canvas draw (``benchmarks/bench_widgets.py`` measures it, with the
-PNG encode each redraw pays to reach the browser); :func:`explorer_figure` draws one state and
-is what the tests call; :func:`kernel_explorer` binds the sliders (``continuous_update=False``:
-the figure follows when a slider is released). Where widgets are not live (papermill, a static
-page) the notebook shows ``explorer_figure()`` at the default values instead.
-"""
+"""The kernel explorer of notebook 01 (sliders for the kernel, scatterers and noise; four panels
+redrawn in place). See ``docs/library.md``."""
 
 from __future__ import annotations
 
