@@ -2,8 +2,10 @@
 the package hidden inside functions (each module says what it depends on at its top)."""
 
 import ast
+import io
 import json
 import re
+import tokenize
 from pathlib import Path
 
 import pytest
@@ -145,6 +147,51 @@ def test_qpi_utils_never_imports_the_lab():
                 [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
             bad += [f"{path.name}:{node.lineno} imports {n}" for n in names if n.split(".")[0] == "qpi_lab"]
     assert not bad, "qpi_utils imports the lab: " + ", ".join(bad)
+
+
+CODE_LINE_BUDGET = 4500  # issue 25: qpi_utils stays thin enough to read; documentation does not count against it
+
+
+def code_lines(source: str) -> int:
+    """Lines of ``source`` that hold code: not blank, not only a comment, not part of a docstring
+    (of the module, a class or a function). The explanations a reader needs cost nothing."""
+    lines = source.splitlines()
+    docs = set()
+    for node in ast.walk(ast.parse(source)):
+        body = getattr(node, "body", None)
+        if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and body
+                and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)):
+            docs.update(range(body[0].lineno, body[0].end_lineno + 1))
+    comments = {tok.start[0] for tok in tokenize.generate_tokens(io.StringIO(source).readline)
+                if tok.type == tokenize.COMMENT and lines[tok.start[0] - 1].lstrip().startswith("#")}
+    return sum(1 for i, line in enumerate(lines, 1) if line.strip() and i not in docs and i not in comments)
+
+
+def test_code_lines_counts_code_only():
+    source = '''"""A module.
+
+More."""
+
+import os  # why
+
+
+def f(x):
+    """Doc."""
+    # a comment
+    return """not a docstring
+    but code"""
+'''
+    assert code_lines(source) == 4  # import, def, and the two lines of the returned string
+
+
+def test_qpi_utils_stays_within_its_code_line_budget():
+    """What notebooks import stays thin: at most CODE_LINE_BUDGET lines of code over the package
+    (docstrings, comments and blank lines aside; ``docs/library.md`` holds the long explanations)."""
+    counts = {name: code_lines(path.read_text()) for name, path in MODULES.items()}
+    total = sum(counts.values())
+    largest = ", ".join(f"{n} {c}" for n, c in sorted(counts.items(), key=lambda kv: -kv[1])[:5])
+    assert total <= CODE_LINE_BUDGET, f"qpi_utils holds {total} lines of code, over {CODE_LINE_BUDGET} (largest: {largest})"
 
 
 def test_the_lab_check_sees_an_import_of_the_lab(tmp_path, monkeypatch):
