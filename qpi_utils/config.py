@@ -13,21 +13,9 @@ from typing import Any, Mapping
 from .errors import QpiError
 from .simulate import IMAGE_SIZE
 
-__all__ = [
-    "ProfileError",
-    "SimulationConfig",
-    "ModelConfig",
-    "TrainConfig",
-    "PhysicsConfig",
-    "Profile",
-    "PROFILE_NAMES",
-    "get_profile",
-    "profile_from_dict",
-    "resolve_init",
-    "parse_override",
-    "default_profile_name",
-    "KIT_PRIOR",
-]
+__all__ = ["ProfileError", "SimulationConfig", "ModelConfig", "TrainConfig", "PhysicsConfig", "Profile",
+           "PROFILE_NAMES", "get_profile", "profile_from_dict", "resolve_init", "parse_override",
+           "default_profile_name", "KIT_PRIOR"]
 
 KIT_PRIOR = "qpi-kit/"  # model.pretrained names of the kit's own priors (qpi_utils.prior), not Hugging Face ids
 

@@ -24,23 +24,9 @@ from .prior import extra_kernel_params
 from .simulate import (KERNEL_ORIGIN, PARAM_NAMES, SYMMETRY_ORDERS, activation_map, add_noise, draw_outside, draw_positions,
                        kernel_spectrum, model_constants, render_observations, sample_kernel_params)
 
-__all__ = [
-    "FORMAT_VERSION",
-    "ARRAY_NAMES",
-    "DatasetError",
-    "QPIDataset",
-    "content_hash",
-    "sample_hash",
-    "save_dataset",
-    "check_dataset_target",
-    "recover_dataset",
-    "OWNER_FILE",
-    "load_dataset",
-    "simulate_dataset",
-    "KernelDataset",
-    "ObservationDataset",
-    "stack_pairs",
-]
+__all__ = ["FORMAT_VERSION", "ARRAY_NAMES", "DatasetError", "QPIDataset", "content_hash", "sample_hash",
+           "save_dataset", "check_dataset_target", "recover_dataset", "OWNER_FILE", "load_dataset",
+           "simulate_dataset", "KernelDataset", "ObservationDataset", "stack_pairs"]
 
 FORMAT_VERSION = 1
 ARRAY_NAMES = (

@@ -22,25 +22,10 @@ from .runs import committed_file, project_root
 from .simulate import IMAGE_SIZE
 from .validate import check_memory
 
-__all__ = [
-    "ModelInfo",
-    "ModelConfigError",
-    "PretrainedWeightsError",
-    "load_pretrained_rgb",
-    "autoencoder_config",
-    "build_kernel_vae",
-    "build_one_step",
-    "ObservationEncoder",
-    "build_observation_encoder",
-    "adapt_rgb_autoencoder",
-    "latent_shape",
-    "to_model_scale",
-    "from_model_scale",
-    "count_parameters",
-    "kernel_latents",
-    "KIT_PRIOR",
-    "load_kit_prior",
-]
+__all__ = ["ModelInfo", "ModelConfigError", "PretrainedWeightsError", "load_pretrained_rgb",
+           "autoencoder_config", "build_kernel_vae", "build_one_step", "ObservationEncoder",
+           "build_observation_encoder", "adapt_rgb_autoencoder", "latent_shape", "to_model_scale",
+           "from_model_scale", "count_parameters", "kernel_latents", "KIT_PRIOR", "load_kit_prior"]
 
 PRIOR_FREE_KEYS = ("pretrained", "allow_random_init")  # model settings a prior's weights do not depend on
 

@@ -11,27 +11,10 @@ import numpy as np
 from .errors import InputError
 from threadpoolctl import threadpool_limits
 
-__all__ = [
-    "SYMMETRY_ORDERS",
-    "SYMMETRY_NAMES",
-    "PARAM_NAMES",
-    "KERNEL_ORIGIN",
-    "GRID",
-    "KernelParams",
-    "kernel_field",
-    "kernel_spectrum",
-    "kernel_image",
-    "scatterer_spectrum",
-    "render_observations",
-    "observation_direct",
-    "activation_map",
-    "sample_kernel_params",
-    "draw_positions",
-    "draw_outside",
-    "add_noise",
-    "symmetry_angles",
-    "model_constants",
-]
+__all__ = ["SYMMETRY_ORDERS", "SYMMETRY_NAMES", "PARAM_NAMES", "KERNEL_ORIGIN", "GRID", "KernelParams",
+           "kernel_field", "kernel_spectrum", "kernel_image", "scatterer_spectrum", "render_observations",
+           "observation_direct", "activation_map", "sample_kernel_params", "draw_positions", "draw_outside",
+           "add_noise", "symmetry_angles", "model_constants"]
 
 SYMMETRY_ORDERS: tuple[int, ...] = (0, 2, 3, 4, 6)  # 0 = isotropic
 SYMMETRY_NAMES = {0: "isotropic", 2: "2-fold", 3: "3-fold", 4: "4-fold", 6: "6-fold"}

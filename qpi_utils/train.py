@@ -27,26 +27,10 @@ from .prior import check_held_out
 from .runs import STEPS, RunLayout, as_layout
 from .simulate import KERNEL_ORIGIN
 
-__all__ = [
-    "STEPS",
-    "TrainingError",
-    "SELECTION_RULE",
-    "Validation",
-    "kernel_vae_loss",
-    "alignment_loss_fn",
-    "one_step_loss",
-    "augment_noise",
-    "reconstruct",
-    "cpu_has_native_bf16",
-    "train_kernel_vae",
-    "train_alignment",
-    "train_one_step",
-    "train_one_step_paper",
-    "resolve_mixed_precision",
-    "TRAINERS",
-    "train_step",
-    "fit",
-]
+__all__ = ["STEPS", "TrainingError", "SELECTION_RULE", "Validation", "kernel_vae_loss", "alignment_loss_fn",
+           "one_step_loss", "augment_noise", "reconstruct", "cpu_has_native_bf16", "train_kernel_vae",
+           "train_alignment", "train_one_step", "train_one_step_paper", "resolve_mixed_precision", "TRAINERS",
+           "train_step", "fit"]
 
 log = logging.getLogger(__name__)
 LOG_EVERY = 50  # steps between reading the running loss back from the device (and checking it)
