@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -491,17 +491,59 @@ def train_one_step(profile: Profile, run: RunLayout | str | Path, progress: bool
     (:func:`qpi_utils.config.resolve_init`)."""
     layout, ds, splits = _prepare(profile, run)
     tcfg = getattr(profile, TRAIN_SECTIONS[step])
-    if resolve_init(profile, step) == "kernel_vae":
-        vae, kernel_info = load_kernel_vae(profile, layout, ds)
-        model, info = build_one_step(profile.model, vae, kernel_info)
-    else:
-        model, info = build_one_step(profile.model)
+    model, info = _one_step_start(profile, layout, ds, step)
+    if not restart and not layout.model(step).is_file():
+        twin = _twin_training(profile, layout, ds, step, model, info)
+        if twin is not None:
+            return twin
     seen = _observation_data(profile, layout, ds, tcfg, progress)
     validation = Validation(reconstruct, *_observation_validation(seen, splits, tcfg.seed), "validation observations")
     return fit(step=step, model=model, train_set=ObservationDataset(seen, splits.train), validation=validation,
                 loss_fn=one_step_loss(tcfg), tcfg=tcfg, layout=layout,
                 fingerprint=step_fingerprint(profile, step, ds), info=info, progress=progress,
                 restart=restart, stop_after=stop_after)
+
+
+def _one_step_start(profile: Profile, layout: RunLayout, ds, step: str):
+    """(model, ModelInfo): where one-step baseline ``step`` starts, the step-1 VAE or the model
+    section's weights (:func:`qpi_utils.config.resolve_init`)."""
+    if resolve_init(profile, step) == "kernel_vae":
+        vae, kernel_info = load_kernel_vae(profile, layout, ds)
+        return build_one_step(profile.model, vae, kernel_info)
+    return build_one_step(profile.model)
+
+
+def _twin_training(profile: Profile, layout: RunLayout, ds, step: str, model, info: ModelInfo) -> dict | None:
+    """The other one-step baseline's finished training, written as ``step``'s, when training ``step``
+    would repeat it number for number: the same settings (all but where it starts), the same data
+    and bit for bit the same starting weights (``model``). Training is deterministic per seed and
+    epoch, so where step 1 kept the prior itself the kit's baseline and the paper's are one network,
+    and training it twice costs a one-step training for nothing. The summary says
+    ``same_training_as``. None when they differ in anything, or the other is not trained."""
+    other = "one_step_paper" if step == "one_step" else "one_step"
+    path = layout.model(other)
+    mine, theirs = getattr(profile, TRAIN_SECTIONS[step]), getattr(profile, TRAIN_SECTIONS[other])
+    if not path.is_file() or replace(mine, init=theirs.init) != theirs:
+        return None
+    blob = load_blob(path, other)
+    summary = blob.get("summary", {})
+    epochs = summary.get("epochs", 0)
+    finished = epochs == mine.epochs or (summary.get("stopped_early") and epochs < mine.epochs)
+    if blob.get("fingerprint") != step_fingerprint(profile, other, ds) or not finished:
+        return None
+    start, _ = _one_step_start(profile, layout, ds, other)
+    a, b = model.state_dict(), start.state_dict()
+    if a.keys() != b.keys() or not all(torch.equal(a[k], b[k]) for k in a):
+        return None
+    check_weights(blob["state_dict"], model, path)
+    summary = {**summary, "step": step, "model_info": info.to_dict(), "same_training_as": other}
+    save_blob({"step": step, "fingerprint": step_fingerprint(profile, step, ds), "summary": summary,
+               "state_dict": blob["state_dict"], "history": blob["history"]}, layout.model(step))
+    write_csv(layout.log(step), blob["history"])
+    model.load_state_dict(blob["state_dict"])
+    print(f"{step}: the same training as {other} (the same settings, data and starting weights, bit for bit): "
+          f"its weights are kept as {layout.display(layout.model(step))}")
+    return {**summary, "history": blob["history"]}
 
 
 def train_one_step_paper(profile: Profile, run: RunLayout | str | Path, progress: bool = True, restart: bool = False,

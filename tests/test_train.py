@@ -6,7 +6,7 @@ from qpi_utils.config import get_profile
 from qpi_utils.data import save_dataset
 from qpi_utils.models import ModelConfigError
 from qpi_utils.runs import MissingArtefactError
-from qpi_utils.train import train_alignment, train_kernel_vae, train_one_step
+from qpi_utils.train import train_alignment, train_kernel_vae, train_one_step, train_one_step_paper
 from qpi_utils.checkpoints import CheckpointError, load_blob
 from qpi_utils.train import TrainingError
 
@@ -61,6 +61,37 @@ def test_interrupted_training_resumes_to_the_same_weights(run_dir, tmp_path_fact
     hist_a = load_blob(straight / "models" / "one_step.pt")["history"]
     hist_b = load_blob(run_dir / "models" / "one_step.pt")["history"]
     assert [r["train_loss"] for r in hist_a] == [r["train_loss"] for r in hist_b]
+
+
+def test_a_one_step_baseline_that_would_repeat_the_other_is_not_trained_twice(run_dir, tmp_path_factory,
+                                                                               tiny_dataset, capsys):
+    # the kit's baseline started where the paper's starts (as when step 1 keeps the prior itself):
+    # the same start, settings and data
+    prof = get_profile("smoke", {"one_step.init": "model"})
+    train_one_step(prof, run_dir, progress=False)
+    capsys.readouterr()
+    copied = train_one_step_paper(prof, run_dir, progress=False)
+    assert "the same training as one_step" in capsys.readouterr().out
+    assert copied["same_training_as"] == "one_step" and copied["step"] == "one_step_paper"
+    # what training it would have given: the paper's baseline trained alone
+    alone = tmp_path_factory.mktemp("alone")
+    save_dataset(tiny_dataset, alone / "data")
+    trained = train_one_step_paper(prof, alone, progress=False)
+    assert "same_training_as" not in trained
+    a, b = _state(run_dir / "models" / "one_step_paper.pt"), _state(alone / "models" / "one_step_paper.pt")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert [r["val_rmse"] for r in copied["history"]] == [r["val_rmse"] for r in trained["history"]]
+    assert (run_dir / "logs" / "one_step_paper.csv").read_text().count("\n") == prof.one_step.epochs + 1
+    assert train_one_step_paper(prof, run_dir, progress=False)["same_training_as"] == "one_step"  # a model as any
+    # one setting apart, or another start (the kit's default: from step 1): trained, not copied
+    for overrides in ({"one_step.init": "model", "one_step_paper.lr": 2e-3}, {}):
+        other = tmp_path_factory.mktemp("other")
+        save_dataset(tiny_dataset, other / "data")
+        prof = get_profile("smoke", overrides)
+        if not overrides:
+            train_kernel_vae(prof, other, progress=False)
+        train_one_step(prof, other, progress=False)
+        assert "same_training_as" not in train_one_step_paper(prof, other, progress=False)
 
 
 def test_checkpoint_from_another_profile_is_refused(run_dir, smoke_profile):
