@@ -2,7 +2,7 @@
 
 :func:`evaluate` loads a run, scores it (:mod:`qpi_utils.evaluate`) and writes the table, the
 per-sample errors, the two-step diagnostics and ``provenance.json``; with ``reuse`` it returns the
-rows already written for this very evaluation (same clean commit, profile, data, networks).
+rows already written for this very evaluation (same code, profile, data, networks, test sets).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from qpi_utils.files import check_results, read_csv, write_text
 from qpi_utils.methods import METHODS, TrainedModels, load_models
 from qpi_utils.runs import STEPS, RunLayout, as_layout
 
-from .provenance import git_commit, provenance
+from .provenance import provenance, same_code
 
 __all__ = ["evaluate", "previous_rows", "write_provenance"]
 
@@ -27,27 +27,32 @@ def _training_summaries(layout: RunLayout) -> dict:
     return {step: load_blob(layout.model(step), step)["summary"] for step in STEPS if layout.model(step).is_file()}
 
 
-def previous_rows(profile: Profile, run: RunLayout | str | Path, methods: tuple[str, ...] = tuple(METHODS)) -> list[dict] | None:
-    """The rows of ``<run>/results/table.csv`` if :func:`evaluate` wrote them for exactly this
-    evaluation: the same committed code (a clean git commit, :func:`qpi_lab.provenance.git_commit`),
-    profile, dataset, trained networks (their training summaries) and methods, on the clean test
-    sets; otherwise None. ``qpi seeds`` evaluates seed 0 before the chain's notebook 05 would again."""
+def previous_rows(profile: Profile, run: RunLayout | str | Path, methods: tuple[str, ...] = tuple(METHODS),
+                  results_dir: str | Path | None = None, noise_snr_db: float | None = None,
+                  test_data: QPIDataset | None = None) -> list[dict] | None:
+    """The rows of ``table.csv`` in ``results_dir`` (default ``<run>/results``) if :func:`evaluate`
+    wrote them for exactly this evaluation: the same code (:func:`qpi_lab.provenance.same_code`: a
+    clean commit, or a later one that changed no code), profile, dataset, trained networks (their
+    training summaries), methods and test sets (noise, realistic copy); otherwise None. ``qpi seeds``
+    and ``qpi ablation``, run again after an interruption, read back what they scored before."""
     layout = as_layout(run, profile)
-    paths = [layout.result(name) for name in ("provenance.json", "table.csv", "per_sample.csv")]
+    folder = Path(results_dir) if results_dir else layout.results
+    paths = [folder / name for name in ("provenance.json", "table.csv", "per_sample.csv")]
     if not all(p.is_file() for p in paths) or not layout.data.joinpath("meta.json").is_file():
         return None
     try:
         prov = json.loads(paths[0].read_text())
     except (OSError, ValueError):
         return None
-    commit = git_commit()
+    tests = "the run's dataset" if test_data is None else json.loads(json.dumps(
+        {"simulation": test_data.meta.get("simulation"), "content_hash": test_data.meta.get("content_hash")}, default=str))
     same = {
-        "code": commit is not None and "+dirty" not in commit and prov.get("git_commit") == commit,
+        "code": same_code(prov.get("git_commit")),
         "profile": prov.get("profile") == json.loads(json.dumps(profile.to_dict(), default=str)),
         "dataset": (prov.get("dataset") or {}).get("content_hash") == load_dataset(layout.data).meta.get("content_hash"),
         "networks": prov.get("training") == json.loads(json.dumps(_training_summaries(layout), default=str)),
         "methods": prov.get("methods") == [m for m in METHODS if m in methods],
-        "clean test sets": prov.get("test_noise_snr_db") is None and prov.get("test_data") == "the run's dataset",
+        "test sets": prov.get("test_noise_snr_db") == noise_snr_db and prov.get("test_data") == tests,
     }
     if not all(same.values()):
         return None
@@ -74,11 +79,12 @@ def evaluate(profile: Profile, run: RunLayout | str | Path, results_dir: str | P
     dataset with the run's kernels and defect counts whose observations (Y, M, positions) replace
     the run's at the same test pairs, e.g. its realistic copy
     (:func:`qpi_utils.checkpoints.load_realistic_data`). ``reuse``: return the rows already in
-    ``<run>/results`` when :func:`previous_rows` finds they are this very evaluation. Files in
+    ``results_dir`` when :func:`previous_rows` finds they are this very evaluation. Files in
     ``results_dir`` the kit did not write are refused, unless ``force``. Returns the rows."""
     layout = as_layout(run, profile)
-    if reuse and results_dir is None and noise_snr_db is None and test_data is None:
-        rows = previous_rows(profile, layout, methods if models is None else models.only)
+    if reuse:
+        rows = previous_rows(profile, layout, methods if models is None else models.only, results_dir,
+                             noise_snr_db, test_data)
         if rows is not None:
             return rows
     results_dir = Path(results_dir) if results_dir else layout.results

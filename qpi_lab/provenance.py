@@ -20,7 +20,7 @@ from qpi_utils.data import QPIDataset
 from qpi_utils.runs import STEPS
 from qpi_utils.train import cpu_has_native_bf16
 
-__all__ = ["git_commit", "provenance"]
+__all__ = ["git_commit", "same_code", "provenance"]
 
 
 # what makes results (notebooks, figures and results are made by it); the manifest of committed
@@ -44,6 +44,27 @@ def git_commit() -> str | None:
         return head.stdout.strip() + (f"+dirty-{hashlib.sha256(diff).hexdigest()[:12]}" if diff else "")
     except (OSError, subprocess.SubprocessError):
         return None
+
+
+def same_code(made_at: str | None) -> bool:
+    """Whether the checkout's code is the code that ran at ``made_at`` (a :func:`git_commit` value):
+    both clean, and the same commit or commits whose code (:data:`CODE_PATHS`) is the same, so that
+    a commit touching only pages or results in between does not count as a change. False outside
+    git, for uncommitted code, or for a commit this checkout does not have."""
+    now = git_commit()
+    if not made_at or not now or "+dirty" in made_at or "+dirty" in now:
+        return False
+    if made_at == now:
+        return True
+    try:
+        here = Path(__file__).resolve().parent
+        root = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=here, capture_output=True, text=True,
+                              timeout=10).stdout.strip()  # CODE_PATHS are relative to the top level
+        same = subprocess.run(["git", "diff", "--quiet", made_at, now, "--", *CODE_PATHS], cwd=root,
+                              capture_output=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return bool(root) and same.returncode == 0
 
 
 def cpu_name() -> str:

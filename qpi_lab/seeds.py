@@ -89,7 +89,8 @@ def run_table(profile: Profile, run_dir: str | Path, methods=TABLE_METHODS, base
                 _link(base.model(step), layout.model(step))
     for step in steps:
         TRAINERS[step](profile, layout, progress=progress)
-    return evaluate(profile, layout, progress=progress, methods=tuple(methods), noise_snr_db=noise_snr_db)
+    return evaluate(profile, layout, progress=progress, methods=tuple(methods), noise_snr_db=noise_snr_db,
+                    reuse=True)  # rerun after an interruption: what was scored is read back
 
 
 def _base_overrides(profile: Profile) -> dict:
@@ -433,11 +434,11 @@ def run_ablation(name: str, profile_name: str, seeds, root: str | Path, base_roo
                                                progress=progress)
                     results = run_dir / f"results-test-realistic-{snr:g}dB"
                     tables[seed] = evaluate(prof, run_dir, results, progress=progress, methods=ab.methods,
-                                            noise_snr_db=snr, test_data=copy)
+                                            noise_snr_db=snr, test_data=copy, reuse=True)
                 elif snr is not None:  # the same trained models, evaluated on noisy test data
                     results = run_dir / f"results-test-{snr:g}dB"
                     tables[seed] = evaluate(prof, run_dir, results, progress=progress, methods=ab.methods,
-                                            noise_snr_db=snr)
+                                            noise_snr_db=snr, reuse=True)
                 else:
                     results = run_dir / "results"
                     tables[seed] = run_table(prof, run_dir, ab.methods, base_dir=base, progress=progress)

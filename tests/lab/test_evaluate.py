@@ -5,6 +5,7 @@ import json
 import pytest
 
 from qpi_lab.evaluate import evaluate
+from tests.lab.test_provenance import commits_with_and_without_a_code_change
 from qpi_utils.evaluate import TABLE_COLUMNS
 from qpi_utils.methods import METHODS
 
@@ -52,16 +53,17 @@ def _copy_run(run, to):
 
 
 def test_evaluate_reuses_its_rows_only_for_this_very_evaluation(tmp_path, trained_run, smoke_profile, monkeypatch):
-    """``reuse=True`` (``qpi seeds`` run again) returns the rows already written when
-    code, profile, data, networks and methods are the same; any difference evaluates again."""
+    """``reuse=True`` (``qpi seeds`` or ``qpi ablation`` run again) returns the rows already written
+    when code, profile, data, networks, methods and test sets are the same; any difference
+    evaluates again. A later commit that changed no code is the same code."""
     import qpi_lab.evaluate as E
     import qpi_lab.provenance as P
     from qpi_utils.config import get_profile
 
+    made, pages_only, code_changed = commits_with_and_without_a_code_change()
     run = _copy_run(trained_run[0], tmp_path / "run")
-    commit = {"now": "a" * 40}
+    commit = {"now": made}
     monkeypatch.setattr(P, "git_commit", lambda: commit["now"])
-    monkeypatch.setattr(E, "git_commit", lambda: commit["now"])
     methods = ("two_step", "least_squares")
     rows = evaluate(smoke_profile, run, progress=False, methods=methods)
     stamp = (run / "results" / "table.csv").stat().st_mtime_ns
@@ -70,14 +72,24 @@ def test_evaluate_reuses_its_rows_only_for_this_very_evaluation(tmp_path, traine
     assert [(r["setting"], r["method"], r["n"]) for r in again] == [(r["setting"], r["method"], r["n"]) for r in rows]
     for a, b in zip(again, rows):
         assert a["rmse"] == pytest.approx(b["rmse"], rel=1e-5) and a["pretrained"] == b["pretrained"]
+    commit["now"] = pages_only
+    assert E.previous_rows(smoke_profile, run, methods) is not None  # a commit that changed pages only
     assert E.previous_rows(smoke_profile, run, ("two_step",)) is None  # other methods
     assert E.previous_rows(get_profile("smoke", {"physics.ls_iterations": 7}), run, methods) is None  # other profile
-    commit["now"] = "a" * 40 + "+dirty-0123456789ab"
+    assert E.previous_rows(smoke_profile, run, methods, noise_snr_db=10.0) is None  # other test sets
+    commit["now"] = made + "+dirty-0123456789ab"
     assert E.previous_rows(smoke_profile, run, methods) is None  # uncommitted code
-    commit["now"] = "b" * 40
+    commit["now"] = code_changed
     assert E.previous_rows(smoke_profile, run, methods) is None  # other code
     evaluate(smoke_profile, run, progress=False, methods=methods, reuse=True)
     assert (run / "results" / "table.csv").stat().st_mtime_ns != stamp  # evaluated again
+    # a noisy test set in its own folder is read back the same way
+    noisy = tmp_path / "noisy"
+    first = evaluate(smoke_profile, run, noisy, progress=False, methods=methods, noise_snr_db=10.0)
+    stamp = (noisy / "table.csv").stat().st_mtime_ns
+    second = evaluate(smoke_profile, run, noisy, progress=False, methods=methods, noise_snr_db=10.0, reuse=True)
+    assert (noisy / "table.csv").stat().st_mtime_ns == stamp
+    assert [r["rmse"] for r in second] == pytest.approx([r["rmse"] for r in first], rel=1e-5)
 
 
 def test_evaluate_on_the_realistic_copy_of_the_test_sets(tmp_path, trained_run, smoke_profile, tiny_dataset):
