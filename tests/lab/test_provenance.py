@@ -17,8 +17,9 @@ def commits_with_and_without_a_code_change():
     log = git("log", "--format=%H", "-n", "300").stdout.split()
     same = next(((log[i + 1], log[i]) for i in range(len(log) - 1)
                  if git("diff", "--quiet", log[i + 1], log[i], "--", *CODE_PATHS).returncode == 0), None)
+    assert same, "the history has no commit that changed no code"
     other = next((c for c in log if git("diff", "--quiet", same[0], c, "--", *CODE_PATHS).returncode == 1), None)
-    assert same and other, "the history has no commit without a code change, or none with one"
+    assert other, "the history has no commit that changed code"
     return same[0], same[1], other
 
 
